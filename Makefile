@@ -1,0 +1,58 @@
+# permit-ocr: every target installs what it needs into .venv on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# FC's runtime is python3.12: use it when the machine has it, else any python3 >= 3.10.
+PY_BOOT := $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null) python3; do \
+             $$p -c 'import sys; assert sys.version_info >= (3, 10)' 2>/dev/null && { echo $$p; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+REQS := pyproject.toml requirements/dev.txt requirements/engine.txt function/requirements.txt
+
+.PHONY: help install test lint typecheck run bench bench-engine chaos package fonts clean
+
+help:
+	@echo "make run | test | bench | bench-engine | chaos | package | lint"
+
+$(STAMP): $(REQS)
+	@test -n "$(PY_BOOT)" || { echo "no python3 >= 3.10 found" >&2; exit 1; }
+	test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e . -r requirements/dev.txt -r requirements/engine.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# fonts for the synthetic permit generator (Debian's Noto CJK); only targets that render permits need it
+fonts:
+	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK\|Noto Serif CJK" || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk) >/dev/null \
+	  || echo "warning: could not install fonts-noto-cjk; the generator falls back to committed samples" >&2; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check function local tests bench
+	$(VENV)/bin/mypy
+
+test: $(STAMP)
+	$(PY) -m permit_ocr_local.cli check-config s.yaml
+	$(VENV)/bin/ruff check function local tests bench
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -n 2 tests
+
+run: $(STAMP) fonts
+	$(PY) -m permit_ocr_local.cli run
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+bench-engine: $(STAMP) fonts
+	$(PY) bench/bench_engine.py
+
+chaos: $(STAMP)
+	$(PY) bench/chaos.py
+
+package: $(STAMP)
+	$(PY) bench/package.py
+
+clean:
+	rm -rf $(VENV) build dist var

@@ -1,0 +1,273 @@
+"""Typed configuration, read from environment variables once per instance.
+
+Every variable is listed in ``SPEC`` with its default and its rule; README.md's configuration table, s.yaml's
+``environmentVariables`` and ``permit-ocr stack``'s exports use exactly these names (a test keeps them in step).
+A bad value raises ``ConfigError`` naming each offending variable, so a misconfigured deployment fails at
+start-up (in ``initialize``) with one clear message instead of half-way through an upload.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+MAX_PRESIGN_SECONDS: Final = 7 * 24 * 3600  # OSS V4 rejects x-oss-expires above 7 days
+OCR_MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024  # the API's hard limit on the binary
+SINK_NAMES: Final = ("oss", "mns")
+IMAGE_SOURCES: Final = ("url", "body")
+DEFAULT_SUFFIXES: Final = ".jpg,.jpeg,.png,.bmp,.gif,.tif,.tiff,.webp"
+
+
+class ConfigError(ValueError):
+    """One or more environment variables are missing or invalid; ``problems`` maps name -> reason."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        lines = "; ".join(f"{name}: {why}" for name, why in sorted(problems.items()))
+        super().__init__(f"invalid configuration: {lines}")
+
+
+@dataclass(frozen=True)
+class Config:
+    region: str
+    source_buckets: tuple[str, ...]
+    oss_endpoint: str
+    oss_public_endpoint: str
+    image_source: str
+    signed_url_expires: int
+    ocr_endpoint: str
+    ocr_protocol: str
+    ocr_output_figure: bool
+    ocr_connect_timeout_ms: int
+    ocr_read_timeout_ms: int
+    ocr_max_attempts: int
+    ocr_qps: float
+    output_bucket: str
+    output_prefix: str
+    result_suffix: str
+    error_suffix: str
+    sinks: tuple[str, ...]
+    mns_endpoint: str
+    mns_topic: str
+    image_suffixes: tuple[str, ...]
+    max_image_bytes: int
+    workers: int
+    review_min_prob: int
+    log_level: str
+
+    def output_key(self, key: str, suffix: str) -> str:
+        """Where the result (or error record) of ``key`` goes: ``<prefix><key><suffix>``."""
+        return f"{self.output_prefix}{key}{suffix}"
+
+    def result_key(self, key: str) -> str:
+        return self.output_key(key, self.result_suffix)
+
+    def error_key(self, key: str) -> str:
+        return self.output_key(key, self.error_suffix)
+
+    def output_bucket_for(self, source_bucket: str) -> str:
+        return self.output_bucket or source_bucket
+
+
+# --- small parsers: each returns the value or raises ValueError with the reason -------------------------
+
+
+def _text(v: str) -> str:
+    return v.strip()
+
+
+def _required(v: str) -> str:
+    if not v.strip():
+        raise ValueError("is required")
+    return v.strip()
+
+
+def _int_in(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(v: str) -> int:
+        try:
+            n = int(v.strip())
+        except ValueError:
+            raise ValueError(f"must be an integer, got {v!r}") from None
+        if not lo <= n <= hi:
+            raise ValueError(f"must be between {lo} and {hi}, got {n}")
+        return n
+
+    return parse
+
+
+def _positive_float(v: str) -> float:
+    try:
+        x = float(v.strip())
+    except ValueError:
+        raise ValueError(f"must be a number, got {v!r}") from None
+    if not x > 0:
+        raise ValueError(f"must be > 0, got {x}")
+    return x
+
+
+def _bool(v: str) -> bool:
+    s = v.strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"must be true or false, got {v!r}")
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(v: str) -> str:
+        s = v.strip().lower()
+        if s not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {v!r}")
+        return s
+
+    return parse
+
+
+def _csv(v: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in v.split(",") if p.strip())
+
+
+def _sinks(v: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(s.lower() for s in _csv(v)))
+    if not names:
+        raise ValueError("must name at least one sink (oss, mns)")
+    bad = [n for n in names if n not in SINK_NAMES]
+    if bad:
+        raise ValueError(f"unknown sink(s) {', '.join(bad)}; use oss, mns or oss,mns")
+    return names
+
+
+def _suffixes(v: str) -> tuple[str, ...]:
+    items = tuple(s.lower() for s in _csv(v))
+    if not items or any(not s.startswith(".") for s in items):
+        raise ValueError(f"must be a comma list of suffixes starting with '.', got {v!r}")
+    return items
+
+
+def _output_suffix(v: str) -> str:
+    s = v.strip()
+    if not s or "/" in s:
+        raise ValueError(f"must be a non-empty suffix without '/', got {v!r}")
+    return s
+
+
+_PREFIX_RE = re.compile(r"^([^/\\][^\\]*/)?$")
+
+
+def _prefix(v: str) -> str:
+    s = v.strip()
+    if not _PREFIX_RE.match(s):
+        raise ValueError(f"must be empty or a folder ending in '/', not starting with '/', got {v!r}")
+    return s
+
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+def _buckets(v: str) -> tuple[str, ...]:
+    names = _csv(v)
+    if not names:
+        raise ValueError("is required: the bucket(s) whose uploads this function may read")
+    bad = [b for b in names if not _BUCKET_RE.match(b)]
+    if bad:
+        raise ValueError(f"invalid bucket name(s): {', '.join(bad)}")
+    return names
+
+
+def _bucket_or_empty(v: str) -> str:
+    s = v.strip()
+    if s and not _BUCKET_RE.match(s):
+        raise ValueError(f"invalid bucket name {s!r}")
+    return s
+
+
+def _endpoint(v: str) -> str:
+    s = v.strip().rstrip("/")
+    if not s or any(c.isspace() for c in s):
+        raise ValueError(f"must be a host or URL, got {v!r}")
+    return s
+
+
+def _level(v: str) -> str:
+    return _one_of("debug", "info", "warning", "error")(v).upper()
+
+
+# --- the table: name -> (default, parser, field) --------------------------------------------------------
+# A default of None means "derived from other values" (see _derive).
+
+SPEC: Final[dict[str, tuple[str | None, Callable[[str], Any], str, str]]] = {
+    "OSS_REGION": ("", _text, "region", "region of the bucket(s); defaults to FC_REGION, then cn-hangzhou"),
+    "SOURCE_BUCKETS": ("", _buckets, "source_buckets", "comma list of buckets whose events are accepted"),
+    "OSS_ENDPOINT": (None, _endpoint, "oss_endpoint", "OSS endpoint for reads/writes (default internal)"),
+    "OSS_PUBLIC_ENDPOINT": (None, _endpoint, "oss_public_endpoint", "OSS endpoint the signed URL points at"),
+    "IMAGE_SOURCE": ("url", _one_of(*IMAGE_SOURCES), "image_source", "url (signed URL) or body (bytes)"),
+    "SIGNED_URL_EXPIRES": ("300", _int_in(1, MAX_PRESIGN_SECONDS), "signed_url_expires", "seconds"),
+    "OCR_ENDPOINT": ("ocr-api.cn-hangzhou.aliyuncs.com", _endpoint, "ocr_endpoint", "OCR API host"),
+    "OCR_PROTOCOL": ("https", _one_of("https", "http"), "ocr_protocol", "https in the cloud"),
+    "OCR_OUTPUT_FIGURE": ("false", _bool, "ocr_output_figure", "ask OCR for the face box"),
+    "OCR_CONNECT_TIMEOUT_MS": ("5000", _int_in(100, 60000), "ocr_connect_timeout_ms", "milliseconds"),
+    "OCR_READ_TIMEOUT_MS": ("10000", _int_in(100, 120000), "ocr_read_timeout_ms", "milliseconds"),
+    "OCR_MAX_ATTEMPTS": ("4", _int_in(1, 10), "ocr_max_attempts", "attempts per image on transient errors"),
+    "OCR_QPS": ("10", _positive_float, "ocr_qps", "OCR calls per second this instance may make"),
+    "OUTPUT_BUCKET": ("", _bucket_or_empty, "output_bucket", "bucket for results; empty = source bucket"),
+    "OUTPUT_PREFIX": ("", _prefix, "output_prefix", "folder prepended to output keys"),
+    "RESULT_SUFFIX": (".json", _output_suffix, "result_suffix", "result object = <key><suffix>"),
+    "ERROR_SUFFIX": (".error.json", _output_suffix, "error_suffix", "error record = <key><suffix>"),
+    "SINKS": ("oss", _sinks, "sinks", "oss, mns or oss,mns"),
+    "MNS_ENDPOINT": ("", _text, "mns_endpoint", "http(s)://<uid>.mns.<region>.aliyuncs.com"),
+    "MNS_TOPIC": ("", _text, "mns_topic", "topic for results and failures"),
+    "IMAGE_SUFFIXES": (DEFAULT_SUFFIXES, _suffixes, "image_suffixes", "keys recognized (case-insensitive)"),
+    "MAX_IMAGE_BYTES": (str(OCR_MAX_IMAGE_BYTES), _int_in(1, OCR_MAX_IMAGE_BYTES), "max_image_bytes", "bytes"),
+    "WORKERS": ("4", _int_in(1, 32), "workers", "records processed at once in one event"),
+    "REVIEW_MIN_PROB": ("90", _int_in(0, 100), "review_min_prob", "valueProb below this flags review"),
+    "LOG_LEVEL": ("info", _level, "log_level", "debug, info, warning or error"),
+}
+
+
+def load_config(environ: Mapping[str, str]) -> Config:
+    """Parse and validate every variable; raise ConfigError naming all bad ones at once."""
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for name, (default, parse, field, _doc) in SPEC.items():
+        raw = environ.get(name)
+        if raw is None or (raw.strip() == "" and default is None):
+            if default is None:
+                values[field] = None
+                continue
+            raw = default
+        try:
+            values[field] = parse(raw)
+        except ValueError as exc:
+            problems[name] = str(exc)
+    _derive(values, environ, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(**values)
+
+
+def _derive(values: dict[str, Any], environ: Mapping[str, str], problems: dict[str, str]) -> None:
+    """Fill the derived defaults and check rules that span several variables."""
+    region = values.get("region") or environ.get("FC_REGION", "").strip() or "cn-hangzhou"
+    values["region"] = region
+    if values.get("oss_endpoint") is None:
+        values["oss_endpoint"] = f"https://oss-{region}-internal.aliyuncs.com"
+    if values.get("oss_public_endpoint") is None:
+        values["oss_public_endpoint"] = f"https://oss-{region}.aliyuncs.com"
+    public = values["oss_public_endpoint"]
+    if values.get("image_source") == "url" and "-internal." in str(public):
+        problems["OSS_PUBLIC_ENDPOINT"] = "is an internal endpoint; the OCR service cannot fetch from it"
+    sinks = values.get("sinks") or ()
+    if "mns" in sinks:
+        for name, field in (("MNS_ENDPOINT", "mns_endpoint"), ("MNS_TOPIC", "mns_topic")):
+            if not values.get(field):
+                problems[name] = "is required when SINKS includes mns"
+    rs, es = values.get("result_suffix"), values.get("error_suffix")
+    if rs and es and (rs == es):
+        problems["ERROR_SUFFIX"] = "must differ from RESULT_SUFFIX"
+    for name, field in (("RESULT_SUFFIX", "result_suffix"), ("ERROR_SUFFIX", "error_suffix")):
+        suffix = str(values.get(field) or "").lower()
+        if suffix and any(suffix.endswith(img) for img in values.get("image_suffixes") or ()):
+            problems[name] = "ends in an image suffix, so outputs would be recognized again (a loop)"

@@ -1,0 +1,1 @@
+"""One module per ``permit-ocr`` sub-command; each exposes ``register(subparsers)``."""

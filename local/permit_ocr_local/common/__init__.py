@@ -1,0 +1,1 @@
+"""What every stand-in shares: the HTTP layer, the credential keyring and fault injection."""
