@@ -56,6 +56,7 @@ class Config:
     workers: int
     review_min_prob: int
     log_level: str
+    log_object_keys: bool
 
     def output_key(self, key: str, suffix: str) -> str:
         """Where the result (or error record) of ``key`` goes: ``<prefix><key><suffix>``."""
@@ -224,6 +225,7 @@ SPEC: Final[dict[str, tuple[str | None, Callable[[str], Any], str, str]]] = {
     "WORKERS": ("4", _int_in(1, 32), "workers", "records processed at once in one event"),
     "REVIEW_MIN_PROB": ("90", _int_in(0, 100), "review_min_prob", "valueProb below this flags review"),
     "LOG_LEVEL": ("info", _level, "log_level", "debug, info, warning or error"),
+    "LOG_OBJECT_KEYS": ("false", _bool, "log_object_keys", "log object keys in clear (they may hold names)"),
 }
 
 

@@ -1,0 +1,73 @@
+"""Step 6: the versioned documents this function writes: the result (the decoded ``Data`` untouched, plus
+what we add beside it) and the error record. Their JSON Schemas are in schema/ at the repository root.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import orjson
+
+from . import OCR_ACTION, OCR_API_VERSION, SCHEMA_VERSION
+from .config import Config
+from .events import ObjectRef
+from .normalize import review
+from .recognize import OcrResult
+from .source import Prepared
+
+STAGES = ("event", "guard", "precheck", "source", "ocr", "sink", "fc")
+
+
+def rfc3339(ts: datetime.datetime) -> str:
+    return ts.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def source_block(ref: ObjectRef, prepared: Prepared | None = None) -> dict[str, Any]:
+    src = ref.as_source()
+    if prepared is not None:  # describe the object that was actually read
+        src.update(key=prepared.key, etag=prepared.etag or ref.etag, size=prepared.size or ref.size)
+    return src
+
+
+def result_document(ref: ObjectRef, prepared: Prepared, ocr: OcrResult, cfg: Config, *,
+                    function_request_id: str, now: datetime.datetime) -> dict[str, Any]:
+    data = ocr.data
+    fields = data.get("data")
+    prism = data.get("prism_keyValueInfo")
+    checked = review(fields if isinstance(fields, dict) else {}, prism if isinstance(prism, list) else None,
+                     today=now.date(), min_prob=cfg.review_min_prob)
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "type": "result",
+        "source": source_block(ref, prepared),
+        "image": {"format": prepared.info.format, "width": prepared.info.width, "height": prepared.info.height},
+        "ocr": {"action": OCR_ACTION, "apiVersion": OCR_API_VERSION, "requestId": ocr.request_id,
+                "imageSource": cfg.image_source, "outputFigure": cfg.ocr_output_figure,
+                "attempts": ocr.attempts, "latencyMs": ocr.latency_ms},
+        "processedAt": rfc3339(now),
+        "functionRequestId": function_request_id,
+        "data": data,
+        **checked,
+    }
+
+
+def error_document(ref: ObjectRef, *, code: str, message: str, stage: str, transient: bool,
+                   function_request_id: str, now: datetime.datetime, attempts: int = 0,
+                   http_status: int | None = None, ocr_request_id: str | None = None,
+                   prepared: Prepared | None = None) -> dict[str, Any]:
+    assert stage in STAGES, stage
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "type": "error",
+        "source": source_block(ref, prepared),
+        "error": {"code": code, "message": message, "stage": stage, "transient": transient,
+                  "httpStatus": http_status, "ocrRequestId": ocr_request_id},
+        "attempts": attempts,
+        "failedAt": rfc3339(now),
+        "functionRequestId": function_request_id,
+    }
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    return orjson.dumps(doc)

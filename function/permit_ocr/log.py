@@ -1,0 +1,99 @@
+"""JSON logs, one object per line, always with the FC request id.
+
+Personal data never reaches a log line: callers pass only codes, counts and timings, object keys are replaced
+by a short digest unless LOG_OBJECT_KEYS is on (keys often carry the holder's name), and ``scrub`` removes
+anything that looks like a signed URL, a credential, a permit number or a date before a message is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sys
+import threading
+import time
+from typing import Any
+
+import orjson
+
+_state = threading.local()
+_log_keys = False
+
+# signed-URL query strings, credentials and permit-shaped tokens; applied to free-text messages
+_SCRUB = [
+    (re.compile(r"(?i)(https?://\S+?)\?\S*"), r"\1?<redacted>"),
+    (re.compile(r"(?i)(signature|security-token|x-oss-[a-z-]+|accesskey[a-z]*|secret)=([^&\s]+)"), r"\1=<redacted>"),
+    (re.compile(r"\b[HM]\d{8}(\d{2})?\b"), "<permit-no>"),
+    (re.compile(r"\b\d{8,}\b"), "<number>"),
+    (re.compile(r"\b\d{4}[.\-/]\d{1,2}[.\-/]\d{1,2}\b"), "<date>"),
+]
+
+
+def scrub(text: str) -> str:
+    for pattern, repl in _SCRUB:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def key_ref(bucket: str, key: str) -> str:
+    """What logs show for an object: the key itself only when allowed, else a stable digest."""
+    if _log_keys:
+        return f"{bucket}/{key}"
+    return "k:" + hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:16]
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "requestId": getattr(_state, "request_id", None),
+            "msg": scrub(record.getMessage()),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            doc.update(fields)
+        if record.exc_info and record.exc_info[0] is not None:
+            doc["exception"] = record.exc_info[0].__name__
+        return orjson.dumps(doc, default=str).decode()
+
+
+_logger = logging.getLogger("permit_ocr")
+
+
+def configure(level: str, log_object_keys: bool) -> None:
+    global _log_keys
+    _log_keys = log_object_keys
+    if not any(getattr(h, "_permit_ocr", False) for h in _logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(_JsonFormatter())
+        handler._permit_ocr = True  # type: ignore[attr-defined]
+        _logger.addHandler(handler)
+        _logger.propagate = False  # FC's root handler would print every line twice
+    _logger.setLevel(level)
+
+
+def bind_request(request_id: str | None) -> None:
+    _state.request_id = request_id
+
+
+def current_request_id() -> str | None:
+    return getattr(_state, "request_id", None)
+
+
+def event(level: int, msg: str, **fields: Any) -> None:
+    """Log ``msg`` with structured ``fields`` (codes, counts, key refs; never values read from a permit)."""
+    _logger.log(level, msg, extra={"fields": fields})
+
+
+def info(msg: str, **fields: Any) -> None:
+    event(logging.INFO, msg, **fields)
+
+
+def warning(msg: str, **fields: Any) -> None:
+    event(logging.WARNING, msg, **fields)
+
+
+def error(msg: str, **fields: Any) -> None:
+    event(logging.ERROR, msg, **fields)

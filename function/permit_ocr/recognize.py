@@ -1,0 +1,167 @@
+"""Step 5: the paid call. One OCR client per instance; transient failures retried here with exponential
+backoff and full jitter, bounded by the time the invocation has left; permanent ones never retried.
+
+Errors are classified by the service's ``Code`` (the HTTP status is inconsistent across codes), and network
+failures (no code) count as transient. The SDK itself is kept at one attempt so every try is ours to count.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .config import Config
+from .credentials import Credentials
+
+TRANSIENT_CODES = frozenset({
+    "Throttling.User", "Throttling", "algorithmError", "AlgorithmTimeout", "ServiceUnavailable",
+    "ServiceTimeout", "InternalError", "imageTimeOut", "SignatureNonceUsed",
+})
+# retried, but only this many attempts: a bad signed URL is usually permanent, sometimes an OSS hiccup
+LIMITED_RETRY = {"IllegalImageUrl": 2}
+BASE_BACKOFF_S, MAX_BACKOFF_S = 0.2, 8.0
+
+
+class OcrFailure(Exception):
+    def __init__(self, code: str, message: str, *, transient: bool, status: int | None = None,
+                 request_id: str | None = None, attempts: int = 1, retry_after_s: float | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.transient = transient
+        self.status = status
+        self.request_id = request_id
+        self.attempts = attempts
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    request_id: str
+    data: dict[str, Any]
+    attempts: int
+    latency_ms: int
+
+
+def classify(exc: Exception) -> OcrFailure:
+    """Map whatever the SDK raised to an OcrFailure (works with tea-openapi 0.4.x and 0.3.x attributes)."""
+    data = getattr(exc, "data", None)
+    data = data if isinstance(data, dict) else {}
+    code = getattr(exc, "code", None)
+    code = None if code in (None, "None", "") else str(code)
+    status = data.get("statusCode") or getattr(exc, "status_code", None)
+    status = int(status) if isinstance(status, int | str) and str(status).isdigit() else None
+    rid = data.get("RequestId") or data.get("requestId")
+    message = str(data.get("Message") or data.get("message") or "")[:500]
+    retry_after = getattr(exc, "retry_after", None)
+    if code is None:  # connection refused, timeouts, unparseable bodies: nothing reached a verdict
+        inner = getattr(exc, "inner_exception", None)
+        return OcrFailure("NetworkError", str(inner or exc)[:300], transient=True)
+    transient = code in TRANSIENT_CODES or code in LIMITED_RETRY or (status is not None and status >= 500)
+    return OcrFailure(code, message or code, transient=transient, status=status, request_id=rid,
+                      retry_after_s=retry_after / 1000 if isinstance(retry_after, int) and retry_after > 0 else None)
+
+
+def backoff_s(attempt: int, rng: random.Random) -> float:
+    """Full jitter: uniform(0, min(cap, base * 2^attempt)) spreads retries of many instances apart."""
+    return rng.uniform(0, min(MAX_BACKOFF_S, BASE_BACKOFF_S * (2 ** attempt)))
+
+
+class RateLimiter:
+    """A token bucket shared by an instance's worker threads: at most ``qps`` calls per second."""
+
+    def __init__(self, qps: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = 1.0 / qps
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def reserve(self) -> float:
+        """Reserve the next slot; returns how long to wait for it."""
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+            return slot - now
+
+
+class Recognizer:
+    def __init__(self, cfg: Config, credentials: Callable[[], Credentials], seed: int | None = None) -> None:
+        self._cfg = cfg
+        self._credentials = credentials
+        self._client: Any = None
+        self._client_creds: Credentials | None = None
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self.limiter = RateLimiter(cfg.ocr_qps)
+
+    def _get_client(self) -> Any:
+        creds = self._credentials()
+        with self._lock:
+            if self._client is None or creds != self._client_creds:  # STS rotation: rebuild (about 50 µs)
+                from alibabacloud_ocr_api20210707.client import Client
+                from alibabacloud_tea_openapi.models import Config as ApiConfig
+
+                self._client = Client(ApiConfig(
+                    access_key_id=creds.access_key_id, access_key_secret=creds.access_key_secret,
+                    security_token=creds.security_token, endpoint=self._cfg.ocr_endpoint,
+                    protocol=self._cfg.ocr_protocol, connect_timeout=self._cfg.ocr_connect_timeout_ms,
+                    read_timeout=self._cfg.ocr_read_timeout_ms))
+                self._client_creds = creds
+            return self._client
+
+    def _call_once(self, url: str | None, body: bytes | None) -> tuple[str, str]:
+        from alibabacloud_ocr_api20210707 import models
+        from alibabacloud_tea_util.models import RuntimeOptions
+
+        request = models.RecognizeExitEntryPermitToMainlandRequest(
+            output_figure=self._cfg.ocr_output_figure, url=url, body=body)  # bytes, never a stream: see README
+        response = self._get_client().recognize_exit_entry_permit_to_mainland_with_options(
+            request, RuntimeOptions(read_timeout=self._cfg.ocr_read_timeout_ms,
+                                    connect_timeout=self._cfg.ocr_connect_timeout_ms))
+        return str(response.body.request_id or ""), response.body.data or ""
+
+    def recognize(self, *, url: str | None = None, body: bytes | None = None, deadline: float) -> OcrResult:
+        """Call OCR until success, a permanent error, the attempt cap, or the deadline (time.monotonic)."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            wait = self.limiter.reserve()
+            if wait:
+                time.sleep(wait)
+            try:
+                request_id, raw = self._call_once(url, body)
+            except Exception as exc:  # the SDK raises its own hierarchy; classify() reads it
+                failure = classify(exc)
+            else:
+                return OcrResult(request_id, decode_data(raw, request_id), attempt,
+                                 int((time.monotonic() - started) * 1000))
+            failure.attempts = attempt
+            cap = LIMITED_RETRY.get(failure.code, self._cfg.ocr_max_attempts)
+            if not failure.transient or attempt >= min(cap, self._cfg.ocr_max_attempts):
+                if failure.code in LIMITED_RETRY:
+                    failure.transient = False  # retried enough: treat as the image's fault
+                raise failure
+            pause = failure.retry_after_s or backoff_s(attempt, self._rng)
+            if time.monotonic() + pause + self._cfg.ocr_read_timeout_ms / 1000 > deadline:
+                raise failure  # still transient: the caller decides (raise so FC retries later)
+            time.sleep(pause)
+
+
+def decode_data(raw: str, request_id: str) -> dict[str, Any]:
+    """The API returns ``Data`` as a JSON string; a 200 without a usable one is the service's fault."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise OcrFailure("InvalidData", "OCR answered 200 with a Data string that is not JSON",
+                         transient=False, request_id=request_id) from None
+    if not isinstance(data, dict):
+        raise OcrFailure("InvalidData", "OCR Data is not a JSON object", transient=False, request_id=request_id)
+    return data

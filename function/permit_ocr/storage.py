@@ -1,0 +1,147 @@
+"""The OSS adapter (alibabacloud-oss-v2, V4 signing): reads and writes through the internal endpoint, and
+presigns on the public endpoint, because the OCR service fetches the URL from outside the function's network.
+
+Clients are built once per instance; credentials come through a provider that reads the current STS triple,
+so rotated credentials are picked up without rebuilding anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import alibabacloud_oss_v2 as oss
+from alibabacloud_oss_v2 import exceptions as oss_exc
+
+from .config import Config
+from .credentials import Credentials
+
+_TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling", "TooManyRequests"}
+
+
+class StorageError(Exception):
+    def __init__(self, code: str, message: str, status: int | None, request_id: str | None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+
+    @property
+    def transient(self) -> bool:
+        return self.status is None or self.status >= 500 or self.status == 429 or self.code in _TRANSIENT_CODES
+
+    @property
+    def not_found(self) -> bool:
+        return self.code in ("NoSuchKey", "NotFound") or (self.status == 404 and self.code != "NoSuchBucket")
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    etag: str | None
+    size: int | None
+    metadata: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    data: bytes
+    total_size: int | None
+    etag: str | None
+
+
+def _storage_error(exc: Exception) -> StorageError:
+    inner = exc.unwrap() if isinstance(exc, oss_exc.OperationError) else exc
+    if isinstance(inner, oss_exc.ServiceError):
+        return StorageError(str(inner.code or "ServiceError"), str(inner.message or ""), inner.status_code or None,
+                            inner.request_id)
+    # connection failures, timeouts, client-side errors: no status, worth another try
+    return StorageError(type(inner).__name__, str(inner)[:300], None, None)
+
+
+def _etag(raw: str | None) -> str | None:
+    return raw.strip('"').upper() if raw else None
+
+
+class _Provider(oss.credentials.CredentialsProvider):
+    def __init__(self, source: Callable[[], Credentials]) -> None:
+        self._source = source
+
+    def get_credentials(self) -> oss.credentials.Credentials:
+        c = self._source()
+        return oss.credentials.Credentials(c.access_key_id, c.access_key_secret, c.security_token)
+
+
+class Storage:
+    def __init__(self, cfg: Config, credentials: Callable[[], Credentials]) -> None:
+        provider = _Provider(credentials)
+        self._client = oss.Client(self._cfg(cfg.oss_endpoint, cfg.region, provider))
+        self._signer = oss.Client(self._cfg(cfg.oss_public_endpoint, cfg.region, provider))
+
+    @staticmethod
+    def _cfg(endpoint: str, region: str, provider: _Provider) -> Any:
+        c = oss.config.load_default()
+        c.credentials_provider = provider
+        c.region = region
+        c.endpoint = endpoint
+        c.retry_max_attempts = 3  # the SDK's own backoff for 5xx and network errors
+        c.connect_timeout = 5
+        c.readwrite_timeout = 20
+        return c
+
+    def read_range(self, bucket: str, key: str, length: int) -> Chunk:
+        """The first ``length`` bytes (fewer if the object is smaller)."""
+        try:
+            r = self._client.get_object(oss.GetObjectRequest(bucket=bucket, key=key,
+                                                             range_header=f"bytes=0-{length - 1}"))
+            data = r.body.content
+        except Exception as exc:
+            raise _storage_error(exc) from None
+        total = r.content_length
+        if r.content_range:  # "bytes 0-65535/123456": the real size is after the slash
+            tail = r.content_range.rpartition("/")[2]
+            total = int(tail) if tail.isdigit() else None
+        return Chunk(data, total, _etag(r.etag))
+
+    def read_all(self, bucket: str, key: str) -> Chunk:
+        try:
+            r = self._client.get_object(oss.GetObjectRequest(bucket=bucket, key=key))
+            data = r.body.content
+        except Exception as exc:
+            raise _storage_error(exc) from None
+        return Chunk(data, len(data), _etag(r.etag))
+
+    def head(self, bucket: str, key: str) -> ObjectHead | None:
+        try:
+            r = self._client.head_object(oss.HeadObjectRequest(bucket=bucket, key=key))
+        except Exception as exc:
+            err = _storage_error(exc)
+            if err.not_found:
+                return None
+            raise err from None
+        return ObjectHead(_etag(r.etag), r.content_length, dict(r.metadata or {}))
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str, metadata: Mapping[str, str],
+            forbid_overwrite: bool = False) -> str | None:
+        try:
+            r = self._client.put_object(oss.PutObjectRequest(
+                bucket=bucket, key=key, body=body, content_type=content_type, metadata=dict(metadata),
+                server_side_encryption="AES256", forbid_overwrite=forbid_overwrite or None, acl="private"))
+        except Exception as exc:
+            raise _storage_error(exc) from None
+        return _etag(r.etag)
+
+    def delete(self, bucket: str, key: str) -> None:
+        try:
+            self._client.delete_object(oss.DeleteObjectRequest(bucket=bucket, key=key))
+        except Exception as exc:
+            err = _storage_error(exc)
+            if not err.not_found:
+                raise err from None
+
+    def presign_get(self, bucket: str, key: str, expires_s: int) -> str:
+        r = self._signer.presign(oss.GetObjectRequest(bucket=bucket, key=key),
+                                 expires=datetime.timedelta(seconds=expires_s))
+        return str(r.url)

@@ -1,0 +1,38 @@
+"""Shared fixtures: a running local stack (real HTTP stand-ins), the function's environment pointing at it,
+and an App built from that environment. Helpers live in support.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from permit_ocr.config import load_config
+from permit_ocr.handler import App
+from permit_ocr_local.stack import LocalStack, StackOptions
+from support import Bucket
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[LocalStack]:
+    with LocalStack(StackOptions(root=tmp_path / "root")) as s:
+        yield s
+
+
+@pytest.fixture
+def env(stack: LocalStack) -> dict[str, str]:
+    return dict(stack.env())
+
+
+@pytest.fixture
+def make_app(env: dict[str, str]) -> Callable[..., App]:
+    def build(**overrides: str) -> App:
+        e = {**env, **overrides}
+        return App(load_config(e), environ=e)
+
+    return build
+
+
+@pytest.fixture
+def bucket(stack: LocalStack) -> Bucket:
+    return Bucket(stack)

@@ -1,0 +1,66 @@
+"""Test helpers: test permits carrying their truth, the bucket seen through the real OSS SDK, invoke."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import alibabacloud_oss_v2 as oss
+from permit_ocr.handler import App
+from permit_ocr_local.fcemu import FcContext, Upload, oss_event
+from permit_ocr_local.ocr.truthmark import embed_truth
+from permit_ocr_local.stack import DEFAULT_BUCKET, LocalStack
+from PIL import Image
+
+SAMPLE_TRUTH: dict[str, str] = {  # the API document's sample response
+    "permitType": "港澳居民来往内地通行证", "nameCn": "何郑", "nameEn": "HE,CHENG", "birthDate": "2000.01.01",
+    "sex": "男", "validPeriod": "2014.04.10-2019.04.09", "issueAuthority": "公安部出入境管理局", "issuePlace": "",
+    "permitNumber": "H10387877", "issueCount": "01",
+}
+
+
+def permit_image(truth: dict[str, Any] | None = None, size: tuple[int, int] = (928, 626), fmt: str = "PNG") -> bytes:
+    """A plain test picture carrying its truth (the OCR stand-in's truth backend reads it back)."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 210, 230)).save(buf, fmt)
+    data = buf.getvalue()
+    return embed_truth(data, truth if truth is not None else SAMPLE_TRUTH) if truth != {} else data
+
+
+
+
+
+class Bucket:
+    """The test's view of the stand-in bucket, through the real OSS SDK."""
+
+    def __init__(self, stack: LocalStack, name: str = DEFAULT_BUCKET) -> None:
+        e = stack.env()
+        cfg = oss.config.load_default()
+        cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(
+            e["ALIBABA_CLOUD_ACCESS_KEY_ID"], e["ALIBABA_CLOUD_ACCESS_KEY_SECRET"], e["ALIBABA_CLOUD_SECURITY_TOKEN"])
+        cfg.region = e["OSS_REGION"]
+        cfg.endpoint = e["OSS_ENDPOINT"]
+        cfg.retry_max_attempts = 1
+        self.client = oss.Client(cfg)
+        self.name = name
+        self.root = stack.options.root / name
+
+    def put(self, key: str, data: bytes) -> Upload:
+        r = self.client.put_object(oss.PutObjectRequest(bucket=self.name, key=key, body=data))
+        return Upload(self.name, key, str(r.etag).strip('"'), len(data))
+
+    def get(self, key: str) -> bytes:
+        return bytes(self.client.get_object(oss.GetObjectRequest(bucket=self.name, key=key)).body.content)
+
+    def head_meta(self, key: str) -> dict[str, str]:
+        return dict(self.client.head_object(oss.HeadObjectRequest(bucket=self.name, key=key)).metadata or {})
+
+    def exists(self, key: str) -> bool:
+        return bool(self.client.is_object_exist(self.name, key))
+
+
+
+def invoke(app: App, *uploads: Upload, timeout: int = 60) -> dict[str, Any]:
+    from permit_ocr_local.fcemu import FunctionMeta
+
+    return app.handle(oss_event(uploads), FcContext(function=FunctionMeta(timeout=timeout)))
