@@ -37,6 +37,10 @@ DEFAULT_TIMEOUT_S = 60.0
 class RetryLater(RuntimeError):
     """Raised after all records ran when some failed transiently: FC's async retry takes it from here."""
 
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -90,7 +94,7 @@ class App:
                    "elapsedMs": int((time.monotonic() - started) * 1000)}
         log.info("invocation done", counts=dict(counts), elapsedMs=summary["elapsedMs"])
         if counts.get("retrying"):
-            raise RetryLater(f"{counts['retrying']} record(s) failed transiently; FC will retry the event")
+            raise RetryLater(f"{counts['retrying']} record(s) failed transiently; FC will retry the event", summary)
         return summary
 
     def _run_all(self, refs: list[ObjectRef], request_id: str, deadline: float) -> list[Outcome]:

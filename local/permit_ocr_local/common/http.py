@@ -131,8 +131,9 @@ class StandinServer:
     def __init__(self, service: Service, *, port: int = 0, faults: FaultPlan | None = None,
                  service_error: Callable[[int, Request], Response] | None = None) -> None:
         self._httpd = _Server(service, faults, service_error or _plain_error, port)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"standin-{service.name}",
-                                        daemon=True)
+        # a short poll interval: stop() waits up to one interval, and test suites stop many servers
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"standin-{service.name}", daemon=True)
 
     @property
     def port(self) -> int:
