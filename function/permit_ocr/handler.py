@@ -24,9 +24,10 @@ from .config import Config, load_config
 from .credentials import Credentials, resolve
 from .document import error_document, result_document
 from .events import MalformedEvent, ObjectRef, parse_event
+from .idempotency import Claim, finished
 from .precheck import PrecheckError
 from .recognize import OcrFailure, Recognizer
-from .sinks import SinkError, Sinks, existing_outcome
+from .sinks import SinkError, Sinks
 from .source import Prepared, SourceError, prepare
 from .storage import Storage, StorageError
 
@@ -127,7 +128,7 @@ class App:
                 return self._fail(ref, request_id, verdict.code, verdict.message, "guard", transient=False)
             status = "skipped" if verdict.action is guards.Action.SKIP else "rejected"
             return Outcome(ref.bucket, ref.key, status, verdict.code)
-        if ref.etag and (done := self._already_done(ref.bucket, ref.key, ref.etag)) is not None:
+        if ref.etag and (done := self._finished(ref, ref.key, ref.etag)) is not None:
             return done
         try:
             prepared = prepare(ref, cfg, self.storage)
@@ -137,35 +138,35 @@ class App:
             if err.code == "Superseded":
                 return Outcome(ref.bucket, ref.key, "skipped", err.code)
             return self._fail(ref, request_id, err.code, err.message, "source", transient=err.transient)
-        if not ref.etag and prepared.etag and (done := self._already_done(ref.bucket, prepared.key,
-                                                                          prepared.etag)) is not None:
+        etag = prepared.etag or ref.etag or ""
+        if not ref.etag and etag and (done := self._finished(ref, prepared.key, etag)) is not None:
             return done
+        claim = Claim(cfg, self.storage, ref.bucket, prepared.key)
+        try:
+            if not claim.acquire(etag, request_id, ttl_s=deadline - time.monotonic() + SAFETY_MARGIN_S):
+                return Outcome(ref.bucket, prepared.key, "duplicate", "InProgress")
+        except StorageError as err:
+            return self._fail(ref, request_id, err.code, err.message, "source", transient=True, prepared=prepared)
+        try:
+            return self._recognize_and_deliver(ref, prepared, request_id, deadline)
+        finally:
+            claim.release()
+
+    def _recognize_and_deliver(self, ref: ObjectRef, prepared: Prepared, request_id: str,
+                               deadline: float) -> Outcome:
         try:
             ocr = self.recognizer.recognize(url=prepared.url, body=prepared.body, deadline=deadline)
         except OcrFailure as err:
             return self._fail(ref, request_id, err.code, err.message, "ocr", transient=err.transient,
                               attempts=err.attempts, status=err.status, ocr_request_id=err.request_id,
                               prepared=prepared)
-        doc = result_document(ref, prepared, ocr, cfg, function_request_id=request_id, now=_now())
+        doc = result_document(ref, prepared, ocr, self.cfg, function_request_id=request_id, now=_now())
         self.sinks.deliver_result(doc, ref.bucket, prepared.key, prepared.etag or ref.etag)
         return Outcome(ref.bucket, prepared.key, "result", "needsReview" if doc["needsReview"] else None)
 
-    def _already_done(self, bucket: str, key: str, etag: str) -> Outcome | None:
-        """Idempotency: a result (or a permanent error record) for this exact image version ends the work."""
-        out_bucket = self.cfg.output_bucket_for(bucket)
-        for out_key, final in ((self.cfg.result_key(key), True), (self.cfg.error_key(key), False)):
-            try:
-                head = self.storage.head(out_bucket, out_key)
-            except StorageError:
-                return None  # cannot tell: go on; the worst case is a repeated (idempotent) write
-            state = existing_outcome(head, etag)
-            if state is None or (not final and head is not None and head.metadata.get("permit-ocr") != "error"):
-                continue
-            if state == "pending":
-                self.sinks.redeliver(out_bucket, out_key, etag)
-                return Outcome(bucket, key, "redelivered")
-            return Outcome(bucket, key, "duplicate")
-        return None
+    def _finished(self, ref: ObjectRef, key: str, etag: str) -> Outcome | None:
+        done = finished(self.cfg, self.storage, self.sinks, ref.bucket, key, etag)
+        return Outcome(ref.bucket, key, done.status) if done else None
 
     def _fail(self, ref: ObjectRef, request_id: str, code: str, message: str, stage: str, *, transient: bool,
               attempts: int = 0, status: int | None = None, ocr_request_id: str | None = None,

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from support import SAMPLE_TRUTH, Bucket, permit_image
-
 from permit_ocr_local.cli import main
 from permit_ocr_local.runner import LocalFunction
+from support import SAMPLE_TRUTH, Bucket, permit_image
 
 REPO = Path(__file__).resolve().parents[2]
 
