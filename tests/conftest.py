@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from permit_ocr.config import load_config
 from permit_ocr.handler import App
 from permit_ocr_local.stack import LocalStack, StackOptions

@@ -6,11 +6,12 @@ import io
 from typing import Any
 
 import alibabacloud_oss_v2 as oss
+from PIL import Image
+
 from permit_ocr.handler import App
 from permit_ocr_local.fcemu import FcContext, Upload, oss_event
 from permit_ocr_local.ocr.truthmark import embed_truth
 from permit_ocr_local.stack import DEFAULT_BUCKET, LocalStack
-from PIL import Image
 
 SAMPLE_TRUTH: dict[str, str] = {  # the API document's sample response
     "permitType": "港澳居民来往内地通行证", "nameCn": "何郑", "nameEn": "HE,CHENG", "birthDate": "2000.01.01",

@@ -128,7 +128,7 @@ def _int_or_none(v: Any) -> int | None:
         return None
     if isinstance(v, int) and v >= 0:
         return v
-    if isinstance(v, str) and v.isdigit():
+    if isinstance(v, str) and v.isascii() and v.isdigit():  # str.isdigit alone accepts '²', which int() refuses
         return int(v)
     return None
 

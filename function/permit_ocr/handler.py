@@ -215,6 +215,7 @@ def reset_app() -> None:
 
 
 def initialize(context: Any) -> None:
+    log.bind_request(str(getattr(context, "request_id", "") or "") or None)
     get_app()
     log.info("instance initialized")
 

@@ -19,6 +19,7 @@ import orjson
 
 _state = threading.local()
 _log_keys = False
+_stream: Any = None  # None: stdout, which FC ships to the function's log store
 
 # signed-URL query strings, credentials and permit-shaped tokens; applied to free-text messages
 _SCRUB = [
@@ -66,12 +67,18 @@ def configure(level: str, log_object_keys: bool) -> None:
     global _log_keys
     _log_keys = log_object_keys
     if not any(getattr(h, "_permit_ocr", False) for h in _logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = logging.StreamHandler(_stream or sys.stdout)
         handler.setFormatter(_JsonFormatter())
         handler._permit_ocr = True  # type: ignore[attr-defined]
         _logger.addHandler(handler)
         _logger.propagate = False  # FC's root handler would print every line twice
     _logger.setLevel(level)
+
+
+def use_stream(stream: Any) -> None:
+    """Send log lines to ``stream`` instead of stdout (the CLI keeps stdout for its own output)."""
+    global _stream
+    _stream = stream
 
 
 def bind_request(request_id: str | None) -> None:

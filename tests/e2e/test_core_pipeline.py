@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import orjson
 import pytest
+
 from permit_ocr.handler import App
 from permit_ocr_local.common.faults import FaultPlan
 from permit_ocr_local.fcemu import Upload

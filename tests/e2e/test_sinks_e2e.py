@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from permit_ocr.handler import App, RetryLater
 from permit_ocr_local.common.faults import FaultPlan
 from permit_ocr_local.stack import LocalStack

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from permit_ocr_local.cli import main
 from permit_ocr_local.runner import LocalFunction
 from support import SAMPLE_TRUTH, Bucket, permit_image

@@ -20,11 +20,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from permit_ocr import log
     from permit_ocr.config import ConfigError
     from permit_ocr.handler import RetryLater, handler, initialize
-
     from permit_ocr_local.fcemu import FcContext, FunctionMeta
 
+    log.use_stream(sys.stderr)  # stdout carries the summary
     context = FcContext(request_id=args.request_id or str(uuid.uuid4()), function=FunctionMeta(timeout=args.timeout))
     try:
         initialize(context)
