@@ -17,6 +17,7 @@ from .recognize import OcrResult
 from .source import Prepared
 
 STAGES = ("event", "guard", "precheck", "source", "ocr", "sink", "fc")
+CHINA_TZ = datetime.timezone(datetime.timedelta(hours=8))  # permits are dated in China time
 
 
 def rfc3339(ts: datetime.datetime) -> str:
@@ -36,7 +37,7 @@ def result_document(ref: ObjectRef, prepared: Prepared, ocr: OcrResult, cfg: Con
     fields = data.get("data")
     prism = data.get("prism_keyValueInfo")
     checked = review(fields if isinstance(fields, dict) else {}, prism if isinstance(prism, list) else None,
-                     today=now.date(), min_prob=cfg.review_min_prob)
+                     today=now.astimezone(CHINA_TZ).date(), min_prob=cfg.review_min_prob)
     return {
         "schemaVersion": SCHEMA_VERSION,
         "type": "result",
