@@ -1,0 +1,54 @@
+"""``permit-ocr check-config [S_YAML] [--env KEY=VAL ...]``: check s.yaml offline; exit 1 on any error.
+
+``--print-policy`` prints the function role's RAM policy rendered from the same file instead
+(deploy/ram-policy.json is that output with ``--account-id '*'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from permit_ocr.config import ConfigError
+
+from .. import deploycheck
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return name, value
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("check-config", help="check s.yaml for trigger loops and config mistakes",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("s_yaml", nargs="?", default="s.yaml", metavar="S_YAML", help="default: ./s.yaml")
+    p.add_argument("--env", action="append", type=_key_value, default=[], metavar="KEY=VAL",
+                   help="override an environment variable of the function (repeatable)")
+    p.add_argument("--account-id", default=None, metavar="UID",
+                   help='value of ${config("AccountID")} (default: a placeholder; "*" in --print-policy)')
+    p.add_argument("--print-policy", action="store_true", help="print the function role's RAM policy JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = dict(args.env)
+    try:
+        doc = deploycheck.load_s_yaml(args.s_yaml)
+        if args.print_policy:
+            policy = deploycheck.render_policy(doc, args.account_id or deploycheck.POLICY_ACCOUNT_ID, overrides)
+            sys.stdout.write(deploycheck.policy_json(policy))
+            return 0
+    except deploycheck.DeployCheckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        print(f"error: {exc}; run `permit-ocr check-config {args.s_yaml}` for details", file=sys.stderr)
+        return 1
+    findings = deploycheck.check_deployment(doc, overrides, args.account_id or deploycheck.CHECK_ACCOUNT_ID)
+    print(f"check-config {args.s_yaml}")
+    print(deploycheck.format_findings(findings))
+    return 1 if deploycheck.failed(findings) else 0
