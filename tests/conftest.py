@@ -3,6 +3,7 @@ and an App built from that environment. Helpers live in support.py."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from permit_ocr.config import load_config
 from permit_ocr.handler import App
+from permit_ocr_local.schemas import validate_document
 from permit_ocr_local.stack import LocalStack, StackOptions
 from support import Bucket
 
@@ -18,6 +20,21 @@ from support import Bucket
 def stack(tmp_path: Path) -> Iterator[LocalStack]:
     with LocalStack(StackOptions(root=tmp_path / "root")) as s:
         yield s
+    assert_written_documents_are_valid(tmp_path / "root")
+
+
+def assert_written_documents_are_valid(root: Path) -> None:
+    """Every result and error record a test made the pipeline write must match the published JSON Schema."""
+    for path in root.glob("*/**/*.json"):
+        if path.name.endswith(".claim.json") or ".oss-meta" in path.parts or ".mns" in path.parts:
+            continue
+        try:
+            doc = json.loads(path.read_bytes())
+        except ValueError:
+            continue  # a test's own non-JSON object that happens to end in .json
+        if isinstance(doc, dict) and doc.get("type") in ("result", "error"):
+            problems = validate_document(doc)
+            assert not problems, f"{path.relative_to(root)}: {problems}"
 
 
 @pytest.fixture
