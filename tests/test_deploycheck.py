@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from permit_ocr.config import load_config
 from permit_ocr_local import cli, deploycheck
 from permit_ocr_local.deploycheck import Finding, Trigger
@@ -334,3 +335,13 @@ def test_trust_policy_is_function_compute_only() -> None:
     trust = json.loads((ROOT / "deploy" / "trust-policy.json").read_text(encoding="utf-8"))
     [st] = trust["Statement"]
     assert st == {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": ["fc.aliyuncs.com"]}}
+
+
+def test_ocr_quota_check_warns_when_instances_times_qps_exceed_the_quota() -> None:
+    from permit_ocr.config import load_config
+    from permit_ocr_local.deploycheck import check_ocr_quota
+
+    cfg = load_config({"SOURCE_BUCKETS": "permit-ocr-demo", "OCR_QPS": "4"})
+    assert check_ocr_quota({"concurrencyConfig": {"reservedConcurrency": 5}}, cfg)[0].level == "warn"
+    assert check_ocr_quota({"concurrencyConfig": {"reservedConcurrency": 2}}, cfg)[0].level == "ok"
+    assert check_ocr_quota({}, cfg)[0].level == "warn"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from permit_ocr import guards
 from permit_ocr.config import Config, load_config
 from permit_ocr.events import parse_event

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from permit_ocr.publish import (
     MAX_MESSAGE_BYTES,
     MnsPublisher,

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
 from permit_ocr.config import SPEC, load_config
 from permit_ocr_local import deploycheck
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
+
 from permit_ocr_local.schemas import SCHEMA_DIR, load_schema, validate_document
 
 ROOT = Path(__file__).resolve().parents[1]

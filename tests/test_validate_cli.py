@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from permit_ocr_local.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

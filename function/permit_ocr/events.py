@@ -106,7 +106,7 @@ def parse_record(index: int, rec: Any) -> ObjectRef | RecordProblem:
     return ObjectRef(
         bucket=bucket,
         key=key,
-        etag=etag.strip('"').upper() if isinstance(etag, str) and etag else None,
+        etag=(etag.strip('"').upper() or None) if isinstance(etag, str) else None,  # '""' is no eTag either
         size=_int_or_none(_dig(oss, "object", "size")),
         region=_str_or_none(rec.get("region")),
         event_name=name,

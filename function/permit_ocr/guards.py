@@ -12,6 +12,8 @@ from enum import Enum
 from .config import Config
 from .events import ObjectRef
 
+MAX_KEY_BYTES = 1023  # OSS object keys are at most 1023 bytes of UTF-8
+
 
 class Action(Enum):
     SKIP = "skip"
@@ -45,6 +47,10 @@ def check(ref: ObjectRef, cfg: Config) -> Verdict | None:
         return Verdict(Action.SKIP, "OwnOutput", "object is a result or error record written by this function")
     if not has_image_suffix(ref.key, cfg):
         return Verdict(Action.SKIP, "NotAnImage", "key does not end in one of IMAGE_SUFFIXES")
+    longest = max(len(k.encode()) for k in (cfg.error_key(ref.key), cfg.result_key(ref.key) + ".claim"))
+    if longest > MAX_KEY_BYTES:  # compared in bytes: the longer key in characters may be the shorter in bytes
+        return Verdict(Action.REJECT, "OutputKeyTooLong",
+                       f"no output key fits OSS's {MAX_KEY_BYTES}-byte limit; shorten the key or OUTPUT_PREFIX")
     if ref.size is not None and ref.size > cfg.max_image_bytes:
         return Verdict(Action.FAIL, "exceededImageContent",
                        f"image is {ref.size} bytes; the OCR API accepts at most {cfg.max_image_bytes}")

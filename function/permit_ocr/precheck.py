@@ -141,6 +141,8 @@ def _tiff(b: bytes) -> tuple[int, int]:
 
 
 def _webp(b: bytes) -> tuple[int, int]:
+    if len(b) < 30:  # every variant's size fields end by byte 30; int.from_bytes would read a short head as 1x1
+        raise ValueError("WebP header is truncated")
     chunk = b[12:16]
     if chunk == b"VP8 ":
         w, h = struct.unpack("<HH", b[26:30])

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import yaml
+
 from permit_ocr import guards
 from permit_ocr.config import MAX_PRESIGN_SECONDS, SPEC, Config, ConfigError, load_config
 from permit_ocr.recognize import BASE_BACKOFF_S, MAX_BACKOFF_S
@@ -529,6 +530,24 @@ def check_signed_url_lifetime(cfg: Config) -> list[Finding]:
     return []
 
 
+OCR_DEFAULT_QUOTA_QPS = 10  # RecognizeExitEntryPermitToMainland's default quota per account (ocr-api.md §13.1)
+
+
+def check_ocr_quota(props: Mapping[str, Any], cfg: Config, quota_qps: float = OCR_DEFAULT_QUOTA_QPS) -> list[Finding]:
+    """Every instance may start OCR_QPS calls per second; without a cap on instances, scale-out meets 429s."""
+    cap = (props.get("concurrencyConfig") or {}).get("reservedConcurrency")
+    if not isinstance(cap, int) or cap <= 0:
+        return [Finding("warn", "ocr-quota", "no concurrencyConfig.reservedConcurrency: an upload burst scales "
+                        f"past the OCR quota ({quota_qps:g} QPS) and is slowed by 429 retries",
+                        f"set reservedConcurrency so that it x OCR_QPS <= {quota_qps:g}")]
+    peak = cap * cfg.ocr_qps
+    if peak > quota_qps:
+        return [Finding("warn", "ocr-quota", f"{cap} instances x OCR_QPS {cfg.ocr_qps:g} = {peak:g} QPS exceeds the "
+                        f"default OCR quota of {quota_qps:g} QPS", "lower OCR_QPS or reservedConcurrency, or raise "
+                        "the quota")]
+    return [ok("ocr-quota", f"{cap} instances x OCR_QPS {cfg.ocr_qps:g} = {peak:g} QPS <= quota {quota_qps:g}")]
+
+
 def check_deployment(doc: Mapping[str, Any], env_overrides: Mapping[str, str] | None = None,
                      account_id: str = CHECK_ACCOUNT_ID) -> list[Finding]:
     """Every check, in report order. ``doc`` is the parsed (unresolved) s.yaml."""
@@ -559,7 +578,7 @@ def check_deployment(doc: Mapping[str, Any], env_overrides: Mapping[str, str] | 
         return findings
     findings += check_timeout(props, cfg) + check_signed_url_lifetime(cfg)
     findings += check_trigger_sources(triggers, props, cfg) + check_trigger_suffixes(triggers, cfg)
-    findings += check_output_loops(triggers, cfg)
+    findings += check_output_loops(triggers, cfg) + check_ocr_quota(props, cfg)
     return findings
 
 

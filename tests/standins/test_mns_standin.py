@@ -16,6 +16,7 @@ import pytest
 from mns.account import Account
 from mns.mns_exception import MNSServerException
 from mns.topic import TopicMessage
+
 from permit_ocr_local.common.faults import FaultPlan
 from permit_ocr_local.common.http import Request
 from permit_ocr_local.common.keyring import Keyring

@@ -9,6 +9,7 @@ import time
 from urllib.parse import quote, urlencode
 
 import pytest
+
 from permit_ocr_local.common.keyring import Keyring
 from permit_ocr_local.ocr import acs3
 from permit_ocr_local.ocr.errors import OcrError

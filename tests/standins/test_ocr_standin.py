@@ -24,6 +24,9 @@ from alibabacloud_ocr_api20210707 import models
 from alibabacloud_ocr_api20210707.client import Client
 from alibabacloud_tea_openapi.models import Config
 from alibabacloud_tea_util.models import RuntimeOptions
+from PIL import Image
+from Tea.exceptions import TeaException
+
 from permit_ocr_local.common.faults import FaultPlan
 from permit_ocr_local.common.http import Request
 from permit_ocr_local.common.keyring import Keyring
@@ -32,8 +35,6 @@ from permit_ocr_local.ocr.errors import service_error
 from permit_ocr_local.ocr.imageinfo import dimensions, sniff_format
 from permit_ocr_local.ocr.server import OcrStandin, start_ocr
 from permit_ocr_local.ocr.truthmark import embed_truth
-from PIL import Image
-from Tea.exceptions import TeaException
 
 # The Data string of the API document's sample response (928x626, OutputFigure on)
 SAMPLE_DATA = (

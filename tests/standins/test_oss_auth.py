@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import alibabacloud_oss_v2 as oss
 import oss2
 import pytest
+
 from permit_ocr_local.common.http import Request
 from permit_ocr_local.common.keyring import Keyring
 from permit_ocr_local.oss import auth

@@ -18,6 +18,7 @@ import oss2
 import pytest
 import requests
 from alibabacloud_oss_v2.crc import Crc64
+
 from permit_ocr_local.common.faults import FaultPlan
 from permit_ocr_local.common.keyring import Keyring
 from permit_ocr_local.oss import OssStandin, start_oss

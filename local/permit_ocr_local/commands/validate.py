@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from permit_ocr.normalize import review
-
 from permit_ocr_local.schemas import validate_document
 
 DEFAULT_MIN_PROB: Final = 90  # REVIEW_MIN_PROB's default in permit_ocr.config
