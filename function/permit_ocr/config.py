@@ -192,6 +192,23 @@ def _endpoint(v: str) -> str:
     return s
 
 
+_REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+
+
+def _region(v: str) -> str:
+    s = v.strip()
+    if s and not _REGION_RE.match(s):
+        raise ValueError(f"must be a region id like cn-hangzhou, got {v!r}")
+    return s
+
+
+def _url_or_empty(v: str) -> str:
+    s = v.strip().rstrip("/")
+    if s and not re.match(r"^https?://[^\s/]+$", s):
+        raise ValueError(f"must be http(s)://host[:port], got {v!r}")
+    return s
+
+
 def _level(v: str) -> str:
     return _one_of("debug", "info", "warning", "error")(v).upper()
 
@@ -200,7 +217,7 @@ def _level(v: str) -> str:
 # A default of None means "derived from other values" (see _derive).
 
 SPEC: Final[dict[str, tuple[str | None, Callable[[str], Any], str, str]]] = {
-    "OSS_REGION": ("", _text, "region", "region of the bucket(s); defaults to FC_REGION, then cn-hangzhou"),
+    "OSS_REGION": ("", _region, "region", "region of the bucket(s); defaults to FC_REGION, then cn-hangzhou"),
     "SOURCE_BUCKETS": ("", _buckets, "source_buckets", "comma list of buckets whose events are accepted"),
     "OSS_ENDPOINT": (None, _endpoint, "oss_endpoint", "OSS endpoint for reads/writes (default internal)"),
     "OSS_PUBLIC_ENDPOINT": (None, _endpoint, "oss_public_endpoint", "OSS endpoint the signed URL points at"),
@@ -218,7 +235,7 @@ SPEC: Final[dict[str, tuple[str | None, Callable[[str], Any], str, str]]] = {
     "RESULT_SUFFIX": (".json", _output_suffix, "result_suffix", "result object = <key><suffix>"),
     "ERROR_SUFFIX": (".error.json", _output_suffix, "error_suffix", "error record = <key><suffix>"),
     "SINKS": ("oss", _sinks, "sinks", "oss, mns or oss,mns"),
-    "MNS_ENDPOINT": ("", _text, "mns_endpoint", "http(s)://<uid>.mns.<region>.aliyuncs.com"),
+    "MNS_ENDPOINT": ("", _url_or_empty, "mns_endpoint", "http(s)://<uid>.mns.<region>.aliyuncs.com"),
     "MNS_TOPIC": ("", _text, "mns_topic", "topic for results and failures"),
     "IMAGE_SUFFIXES": (DEFAULT_SUFFIXES, _suffixes, "image_suffixes", "keys recognized (case-insensitive)"),
     "MAX_IMAGE_BYTES": (str(OCR_MAX_IMAGE_BYTES), _int_in(1, OCR_MAX_IMAGE_BYTES), "max_image_bytes", "bytes"),
@@ -271,5 +288,8 @@ def _derive(values: dict[str, Any], environ: Mapping[str, str], problems: dict[s
         problems["ERROR_SUFFIX"] = "must differ from RESULT_SUFFIX"
     for name, field in (("RESULT_SUFFIX", "result_suffix"), ("ERROR_SUFFIX", "error_suffix")):
         suffix = str(values.get(field) or "").lower()
-        if suffix and any(suffix.endswith(img) for img in values.get("image_suffixes") or ()):
+        images = values.get("image_suffixes") or ()
+        if suffix and any(suffix.endswith(img) for img in images):
             problems[name] = "ends in an image suffix, so outputs would be recognized again (a loop)"
+        elif suffix and any(img.endswith(suffix) for img in images):
+            problems[name] = "is the end of an image suffix, so those uploads would be skipped as outputs"

@@ -22,12 +22,15 @@ _log_keys = False
 _stream: Any = None  # None: stdout, which FC ships to the function's log store
 
 # signed-URL query strings, credentials and permit-shaped tokens; applied to free-text messages
+# signed-URL query strings, credentials and permit-shaped tokens. Lookarounds rather than \b, because \b does
+# not separate CJK characters or '_' from digits ("号码H10387877", "scan_H10387877.jpg").
 _SCRUB = [
     (re.compile(r"(?i)(https?://\S+?)\?\S*"), r"\1?<redacted>"),
-    (re.compile(r"(?i)(signature|security-token|x-oss-[a-z-]+|accesskey[a-z]*|secret)=([^&\s]+)"), r"\1=<redacted>"),
-    (re.compile(r"\b[HM]\d{8}(\d{2})?\b"), "<permit-no>"),
-    (re.compile(r"\b\d{8,}\b"), "<number>"),
-    (re.compile(r"\b\d{4}[.\-/]\d{1,2}[.\-/]\d{1,2}\b"), "<date>"),
+    (re.compile(r"(?i)(signature|security-token|x-oss-[a-z-]+|accesskey[a-z]*|secret)=([^&\s]+)"),
+     r"\1=<redacted>"),
+    (re.compile(r"(?<![A-Za-z0-9])[HMhm]\d{8}(\d{2})?(?!\d)"), "<permit-no>"),
+    (re.compile(r"(?<!\d)\d{8,}(?!\d)"), "<number>"),
+    (re.compile(r"(?<!\d)\d{4}[.\-/年]\d{1,2}[.\-/月]\d{1,2}(?!\d)"), "<date>"),
 ]
 
 
@@ -53,8 +56,10 @@ class _JsonFormatter(logging.Formatter):
             "msg": scrub(record.getMessage()),
         }
         fields = getattr(record, "fields", None)
-        if fields:
-            doc.update(fields)
+        if fields:  # structured values are scrubbed too, and never replace the envelope's own keys
+            for k, v in fields.items():
+                if k not in doc:
+                    doc[k] = scrub(v) if isinstance(v, str) else v
         if record.exc_info and record.exc_info[0] is not None:
             doc["exception"] = record.exc_info[0].__name__
         return orjson.dumps(doc, default=str).decode()
@@ -79,6 +84,9 @@ def use_stream(stream: Any) -> None:
     """Send log lines to ``stream`` instead of stdout (the CLI keeps stdout for its own output)."""
     global _stream
     _stream = stream
+    for h in _logger.handlers:
+        if getattr(h, "_permit_ocr", False) and isinstance(h, logging.StreamHandler):
+            h.setStream(stream)
 
 
 def bind_request(request_id: str | None) -> None:

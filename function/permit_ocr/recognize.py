@@ -60,6 +60,9 @@ def classify(exc: Exception) -> OcrFailure:
     rid = data.get("RequestId") or data.get("requestId")
     message = str(data.get("Message") or data.get("message") or "")[:500]
     retry_after = getattr(exc, "retry_after", None)
+    if code is None and status is not None:  # an HTTP error without a Code: judge by its status
+        return OcrFailure(f"HTTP{status}", message or f"HTTP {status} without an error code",
+                          transient=status >= 500 or status == 429, status=status, request_id=rid)
     if code is None:  # connection refused, timeouts, unparseable bodies: nothing reached a verdict
         inner = getattr(exc, "inner_exception", None)
         return OcrFailure("NetworkError", str(inner or exc)[:300], transient=True)

@@ -74,9 +74,15 @@ def prepare(ref: ObjectRef, cfg: Config, storage: Storage) -> Prepared:
             if whole or len(head) >= more.total:
                 raise SourceError("unsupportedImageFormat", "image header is corrupt or too long", False) from None
             try:
-                head = storage.read_range(ref.bucket, key, more.total).data
+                again = storage.read_range(ref.bucket, key, more.total)
             except StorageError as err:
                 raise SourceError(err.code, err.message, err.transient, err.request_id) from None
+            if again.etag != chunk.etag:
+                raise SourceError("Superseded", "the object was overwritten while it was read; its own event follows",
+                                  False) from None
+            if len(again.data) <= len(head):  # no progress: the header cannot be completed
+                raise SourceError("unsupportedImageFormat", "image header is truncated or corrupt", False) from None
+            head = again.data
     check_limits(info, chunk.total_size, cfg.max_image_bytes)
     if whole:
         return Prepared(key, info, chunk.total_size, chunk.etag, body=chunk.data)
