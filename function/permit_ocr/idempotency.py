@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import orjson
 
 from .config import Config
-from .sinks import JSON_TYPE, META_ETAG, META_KIND, Sinks, existing_outcome
+from .sinks import ERROR_FINAL, JSON_TYPE, META_ETAG, META_KIND, Sinks, existing_outcome
 from .storage import Storage, StorageError
 
 CLAIM_MARK = ".claim"
@@ -43,7 +43,7 @@ def finished(cfg: Config, storage: Storage, sinks: Sinks, bucket: str, key: str,
         state = existing_outcome(head, etag)
         if state is None or head is None:
             continue
-        if is_error and head.metadata.get(META_KIND) != "error":
+        if is_error and head.metadata.get(META_KIND) != ERROR_FINAL:
             continue  # a transient error record: this delivery is the retry it asked for
         if state == "pending":
             sinks.redeliver(out_bucket, out_key, etag)

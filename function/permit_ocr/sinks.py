@@ -22,6 +22,7 @@ from .storage import ObjectHead, Storage, StorageError
 
 JSON_TYPE = "application/json; charset=utf-8"
 META_ETAG, META_KIND, META_PENDING = "source-etag", "permit-ocr", "pending"
+ERROR_FINAL, ERROR_RETRYING = "error", "error-retrying"  # x-oss-meta-permit-ocr of error records
 PUBLISH_ATTEMPTS = 3
 
 
@@ -91,12 +92,14 @@ class Sinks:
         out_bucket = self._cfg.output_bucket_for(bucket)
         error_key = self._cfg.error_key(image_key)
         body = encode(doc)
-        notify = self.mns and not doc["error"]["transient"]
-        self._put(out_bucket, error_key, body, "error", etag, pending=notify)
+        transient = bool(doc["error"]["transient"])
+        kind = ERROR_RETRYING if transient else ERROR_FINAL  # only a final record ends the work for this ETag
+        notify = self.mns and not transient
+        self._put(out_bucket, error_key, body, kind, etag, pending=notify)
         message_id: str | None = None
         if notify:
             message_id = self._publish(doc, body, out_bucket, error_key, etag, "error")
-            self._put(out_bucket, error_key, body, "error", etag, pending=False)
+            self._put(out_bucket, error_key, body, kind, etag, pending=False)
         return Delivered(error_key, message_id)
 
     # -- redelivery of a stored document whose message is still owed ------------------------------------

@@ -79,11 +79,14 @@ class AsyncInvoker:
         for w in self._workers:
             w.start()
 
-    def submit(self, event: bytes) -> None:
+    def submit(self, event: bytes, request_id: str | None = None) -> str:
+        """Queue one async invocation; returns its request id (FC keeps it across retries)."""
+        job = _Job(event) if request_id is None else _Job(event, request_id=request_id)
         with self._cv:
             self._pending += 1
         self.stats["events"] += 1
-        self._queue.put(_Job(event))
+        self._queue.put(job)
+        return job.request_id
 
     def wait_idle(self, timeout_s: float) -> bool:
         end = time.monotonic() + timeout_s

@@ -101,3 +101,20 @@ def test_concurrent_duplicate_deliveries_make_one_paid_call(make_app: Callable[.
     assert statuses.count("result") == 1 and statuses.count("duplicate") == 3
     assert stack.ocr.service.stats["billed"] == 1
     assert not bucket.exists("uploads/twice.png.claim.json")  # released
+
+
+def test_a_transient_error_record_does_not_stop_the_retry_from_recognizing(make_app: Callable[..., App],
+                                                                           bucket: Bucket, stack: LocalStack) -> None:
+    assert stack.ocr is not None
+    up = bucket.put("uploads/outage.png", permit_image())
+    app = make_app(OCR_MAX_ATTEMPTS="1")
+    faults = FaultPlan(seed=9)
+    faults.set("ocr", server_error=1.0)
+    stack.ocr._httpd.faults = faults
+    with pytest.raises(RetryLater):
+        invoke(app, up)
+    err = orjson.loads(bucket.get("uploads/outage.png.error.json"))
+    assert err["error"]["transient"] is True  # an outcome exists even if FC gives up now
+    stack.ocr._httpd.faults = None
+    assert invoke(app, up)["counts"] == {"result": 1}  # FC's retry recognizes, and replaces the record
+    assert not bucket.exists("uploads/outage.png.error.json")
