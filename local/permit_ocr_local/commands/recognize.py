@@ -1,0 +1,63 @@
+"""``permit-ocr recognize``: read permits with the embedded engine and print the API's Data JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "read permits with the embedded engine and print the Data JSON"
+DESCRIPTION = """\
+Runs the offline recognizer on each IMAGE and prints its Data object (the JSON the cloud API returns in
+its Data field), one JSON document per line, in argument order. An image that cannot be read prints
+{"image": ..., "Code": ..., "Message": ...} on stderr instead, and the exit status is 1.
+
+--annotate OUT.png draws what was read and where: the card outline, the face box, and each field's box
+with its value. With one IMAGE it writes OUT.png; with several it writes OUT-1.png, OUT-2.png, ...
+(numbered in argument order)."""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("recognize", help=HELP, description=DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", type=Path, help="permit photo(s): JPG, PNG, ...")
+    p.add_argument("--figure", action="store_true", help="also detect the face photo (OutputFigure=true)")
+    p.add_argument("--annotate", metavar="OUT.png", type=Path,
+                   help="write an annotated copy of the image (OUT-<n>.png when several images)")
+    p.add_argument("--indent", type=int, default=None, help="pretty-print the JSON with this indent")
+    p.set_defaults(func=run)
+
+
+def annotated_path(out: Path, index: int, count: int) -> Path:
+    """OUT.png for a single image; OUT-<n>.png (1-based) when there are several."""
+    if count == 1:
+        return out
+    return out.with_name(f"{out.stem}-{index}{out.suffix or '.png'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from permit_ocr_local.engine import Engine, EngineError
+
+    engine = Engine()
+    status = 0
+    for i, path in enumerate(args.images, start=1):
+        try:
+            image = path.read_bytes()
+            data = engine.recognize(image, output_figure=bool(args.figure or args.annotate))
+        except (OSError, EngineError) as exc:
+            code = getattr(exc, "code", "fileNotReadable")
+            message = getattr(exc, "message", str(exc))
+            print(json.dumps({"image": str(path), "Code": code, "Message": message}, ensure_ascii=False),
+                  file=sys.stderr)
+            status = 1
+            continue
+        if args.annotate:
+            from permit_ocr_local.engine.annotate import annotate
+
+            annotate(image, data, annotated_path(args.annotate, i, len(args.images)))
+            if not args.figure:
+                data.pop("figure", None)
+        print(json.dumps(data, ensure_ascii=False, indent=args.indent), flush=True)
+    return status

@@ -1,0 +1,159 @@
+"""Decoding, card quad detection, perspective straightening and 0/180 orientation.
+
+The straightened card lives in a fixed frame (CARD_W x CARD_H, ID-1 ratio); every later stage works in
+that frame and ``to_original`` maps points back through the inverse homography.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .errors import EngineError
+
+Img = np.ndarray[Any, Any]
+Quad = np.ndarray[Any, Any]
+
+CARD_W, CARD_H = 848, 536
+CARD_RATIO = CARD_W / CARD_H
+_QUAD_SIDE = 640  # quad search resolution: the card outline needs no detail
+
+
+def f32(rows: Any) -> np.ndarray[Any, Any]:
+    """A float32 array (OpenCV's geometry functions want float32 points)."""
+    return np.asarray(rows, dtype=np.float32)
+
+
+def decode(image: bytes) -> Img:
+    """BGR uint8; OpenCV first, Pillow for what it lacks (GIF, some TIFF/WebP)."""
+    if not image:
+        raise EngineError("unsupportedImageFormat", "empty image")
+    img = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        try:
+            from PIL import Image
+
+            with Image.open(io.BytesIO(image)) as pil:
+                img = cv2.cvtColor(np.asarray(pil.convert("RGB")), cv2.COLOR_RGB2BGR)
+        except Exception as exc:  # Pillow raises several unrelated types for junk input
+            raise EngineError("unsupportedImageFormat", "the bytes are not a decodable image") from exc
+    h, w = img.shape[:2]
+    if min(h, w) <= 15 or max(h, w) >= 8192:
+        raise EngineError("unsupportedImageFormat", f"image size {w}x{h} is outside 16..8191 px")
+    return img
+
+
+def order_quad(pts: Quad) -> Quad:
+    """Order 4 points TL, TR, BR, BL as seen in the image."""
+    p = np.asarray(pts, np.float32).reshape(4, 2)
+    c = p.mean(axis=0)
+    ang = np.arctan2(p[:, 1] - c[1], p[:, 0] - c[0])
+    p = p[np.argsort(ang)]  # clockwise in image coords starting near -180 deg (left)
+    start = int(np.argmin(p.sum(axis=1)))
+    return np.roll(p, -start, axis=0)
+
+
+def _quad_score(q: Quad, area_img: float) -> float:
+    """Plausibility of a card quad: large, convex, roughly ID-1 shaped."""
+    if not cv2.isContourConvex(q.astype(np.float32).reshape(-1, 1, 2)):
+        return 0.0
+    area = cv2.contourArea(q.astype(np.float32))
+    frac = area / area_img
+    if not 0.15 <= frac <= 0.995:
+        return 0.0
+    w = (np.linalg.norm(q[0] - q[1]) + np.linalg.norm(q[3] - q[2])) / 2
+    h = (np.linalg.norm(q[0] - q[3]) + np.linalg.norm(q[1] - q[2])) / 2
+    ratio = max(w, h) / max(min(w, h), 1)
+    if not 1.25 <= ratio <= 2.0:
+        return 0.0
+    return float(frac * (1.0 - abs(ratio - CARD_RATIO) / CARD_RATIO))
+
+
+def _candidates(small: Img) -> list[Quad]:
+    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    gray = cv2.GaussianBlur(gray, (5, 5), 0)
+    masks = []
+    _, otsu = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    masks.append(otsu)
+    edges = cv2.Canny(gray, 30, 90)
+    masks.append(cv2.dilate(edges, np.ones((5, 5), np.uint8)))
+    out: list[Quad] = []
+    for mask in masks:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        for cnt in sorted(contours, key=cv2.contourArea, reverse=True)[:3]:
+            hull = cv2.convexHull(cnt)
+            peri = cv2.arcLength(hull, True)
+            for eps in (0.02, 0.035, 0.05):
+                approx = cv2.approxPolyDP(hull, eps * peri, True)
+                if len(approx) == 4:
+                    out.append(order_quad(approx.reshape(4, 2)))
+                    break
+            else:
+                out.append(order_quad(cv2.boxPoints(cv2.minAreaRect(hull))))
+    return out
+
+
+def find_card(img: Img) -> Quad | None:
+    """Card corners (TL, TR, BR, BL in the image) or None when no card-like outline stands out."""
+    h, w = img.shape[:2]
+    scale = _QUAD_SIDE / max(h, w)
+    small = cv2.resize(img, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+    area = float(small.shape[0] * small.shape[1])
+    best, best_score = None, 0.0
+    for q in _candidates(small):
+        s = _quad_score(q, area)
+        if s > best_score:
+            best, best_score = q, s
+    return None if best is None else (best / scale).astype(np.float32)
+
+
+def card_corners(img: Img) -> Quad:
+    """The card quad, or the whole image when the photo is a tight crop of the card."""
+    found = find_card(img)
+    h, w = img.shape[:2]
+    q = f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]) if found is None else found
+    # make the first edge a long edge: a card photographed at 90/270 has its top edge vertical
+    if np.linalg.norm(q[0] - q[1]) < np.linalg.norm(q[0] - q[3]):
+        q = np.roll(q, -1, axis=0)
+    return q
+
+
+def homography(quad: Quad) -> Img:
+    dst = f32([[0, 0], [CARD_W, 0], [CARD_W, CARD_H], [0, CARD_H]])
+    m: Img = cv2.getPerspectiveTransform(np.asarray(quad, np.float32), dst)
+    return m
+
+
+def warp(img: Img, m: Img) -> Img:
+    out: Img = cv2.warpPerspective(img, m, (CARD_W, CARD_H), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def rotate_quad_180(quad: Quad) -> Quad:
+    """Same card seen upside down: the corner that was BR becomes TL."""
+    return np.roll(np.asarray(quad, np.float32), 2, axis=0)
+
+
+def to_original(points: Quad, m_inv: Img) -> Quad:
+    pts = np.asarray(points, np.float64).reshape(-1, 1, 2)
+    return cv2.perspectiveTransform(pts, m_inv).reshape(-1, 2)
+
+
+def text_is_upright(boxes: list[Quad], height: int) -> bool:
+    """The title is the widest line and sits at the top of an upright card (at the bottom when flipped)."""
+    if not boxes:
+        return True
+    widest = max(boxes, key=lambda b: float(np.linalg.norm(b[0] - b[1])))
+    return float(widest[:, 1].mean()) < height / 2
+
+
+def is_photocopy(img: Img) -> bool:
+    """Copies are grey: little saturation anywhere on the card (the colour photo included)."""
+    hsv = cv2.cvtColor(cv2.resize(img, (212, 134), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
+    sat = hsv[..., 1].astype(np.float32)
+    return float(np.percentile(sat, 90)) < 22.0

@@ -1,0 +1,76 @@
+"""The engine reads the committed synthetic samples field by field, in the API's Data shape."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from permit_ocr_local.engine import Engine, EngineError
+
+from .conftest import sample
+
+FIELDS = ("permitType", "nameCn", "nameEn", "birthDate", "sex", "validPeriod", "issueAuthority", "issuePlace",
+          "permitNumber", "issueCount")
+NAMES = ("hk-clean", "taiwan-clean", "hk-rot90", "taiwan-rot180", "macao-perspective", "hk-photocopy")
+
+
+def _corners(d: dict[str, Any]) -> list[tuple[float, float]]:
+    r = d["sliceRect"]
+    return [(r[f"x{i}"], r[f"y{i}"]) for i in range(4)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reads_sample(engine: Engine, name: str) -> None:
+    image, truth = sample(name)
+    out = engine.recognize(image, output_figure=True)
+
+    for field in FIELDS:
+        assert out["data"][field] == truth["data"][field], field
+    assert [kv["key"] for kv in out["prism_keyValueInfo"]] == list(FIELDS)
+    for kv in out["prism_keyValueInfo"]:
+        assert kv["value"] == out["data"][kv["key"]]
+        assert isinstance(kv["keyProb"], int) and 0 <= kv["valueProb"] <= 100
+        assert ("valuePos" in kv) == bool(kv["value"])
+        for p in kv.get("valuePos", []):
+            assert -5 <= p["x"] <= truth["width"] + 5 and -5 <= p["y"] <= truth["height"] + 5
+
+    # the card corners come back in reading order (TL, TR, BR, BL of the card) in original pixels
+    diag = math.hypot(truth["width"], truth["height"])
+    for (x, y), want in zip(_corners(out), truth["card"], strict=True):
+        assert math.hypot(x - want["x"], y - want["y"]) < 0.03 * diag
+    assert out["ftype"] == truth["ftype"]
+    assert (out["orgWidth"], out["orgHeight"]) == (truth["width"], truth["height"])
+
+    (fig,) = out["figure"]
+    face = truth["face"]
+    ix = max(0, min(fig["x"] + fig["w"], face["x"] + face["w"]) - max(fig["x"], face["x"]))
+    iy = max(0, min(fig["y"] + fig["h"], face["y"] + face["h"]) - max(fig["y"], face["y"]))
+    inter = ix * iy
+    assert inter / (fig["w"] * fig["h"] + face["w"] * face["h"] - inter) > 0.7
+    assert len(fig["points"]) == 4 and set(fig["box"]) == {"x", "y", "w", "h", "angle"}
+
+
+def test_figure_only_on_request(engine: Engine) -> None:
+    image, _ = sample("macao-clean")
+    out = engine.recognize(image)
+    assert "figure" not in out
+    assert (out["width"], out["height"]) == (out["orgWidth"], out["orgHeight"])
+
+
+def test_undecodable_bytes(engine: Engine) -> None:
+    with pytest.raises(EngineError) as err:
+        engine.recognize(b"definitely not an image")
+    assert err.value.code == "unsupportedImageFormat"
+
+
+def test_no_permit(engine: Engine) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 420), (128, 140, 150)).save(buf, "PNG")
+    with pytest.raises(EngineError) as err:
+        engine.recognize(buf.getvalue())
+    assert err.value.code == "unmatchedImageType"
+    assert err.value.message
