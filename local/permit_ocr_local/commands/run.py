@@ -6,6 +6,7 @@ real handler, waits for every outcome and prints a table. Results lie beside the
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 import time
@@ -43,7 +44,8 @@ def upload_bytes(path: Path, backend: str) -> bytes:
     return data
 
 
-def outcome_row(root: Path, bucket: str, key: str, env: dict[str, str]) -> dict[str, str]:
+def outcome_row(root: Path, bucket: str, key: str, env: dict[str, str], since: str = "") -> dict[str, str]:
+    """One table row; ``since`` (RFC 3339) marks outcomes an earlier run wrote (the upload was a duplicate)."""
     base = root / bucket / key
     result = base.with_name(base.name + env.get("RESULT_SUFFIX", ".json"))
     error = base.with_name(base.name + env.get("ERROR_SUFFIX", ".error.json"))
@@ -56,7 +58,8 @@ def outcome_row(root: Path, bucket: str, key: str, env: dict[str, str]) -> dict[
         row.update(kind=str(norm.get("kind") or ""), name=f"{data.get('nameCn', '')} {data.get('nameEn', '')}",
                    number=f"{data.get('permitNumber', '')} {data.get('issueCount', '')}".strip(),
                    valid=str(data.get("validPeriod", "")),
-                   status="review" if doc.get("needsReview") else "ok",
+                   status=("review" if doc.get("needsReview") else "ok")
+                   + (" (earlier run)" if since and str(doc.get("processedAt", "")) < since else ""),
                    seconds=f"{doc['ocr']['latencyMs'] / 1000:.2f}")
     elif error.exists():
         doc = json.loads(error.read_text())
@@ -89,8 +92,14 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         print(f"permit-ocr: no images in {args.samples}", file=sys.stderr)
         return 1
+    from permit_ocr import log
+
+    args.root.mkdir(parents=True, exist_ok=True)
+    log_path = args.root / "function.log"
+    log_file = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - open while the function runs
+    log.use_stream(log_file)  # the function's JSON logs go to a file, the table to the terminal
     print(f"starting the local stack under {args.root} (OCR backend: {args.ocr_backend}) ...", flush=True)
-    with LocalFunction(args.s_yaml, args.root, ocr_backend=args.ocr_backend) as fn:
+    with log_file, LocalFunction(args.s_yaml, args.root, ocr_backend=args.ocr_backend) as fn:
         dep = fn.deployment
         from permit_ocr_local.oss.server import OssStandin
 
@@ -98,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         client = _oss_client(fn.env())
         keys = []
         t0 = time.monotonic()
+        since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
         for path in files:
             key = f"{dep.prefix}{path.name}"
             _put(client, dep.bucket, key, upload_bytes(path, args.ocr_backend))
@@ -105,11 +115,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"uploaded {len(keys)} image(s) to oss://{dep.bucket}/{dep.prefix} — waiting for the function ...",
               flush=True)
         idle = fn.wait_idle(args.timeout)
-        rows = [outcome_row(args.root, dep.bucket, k, fn.env()) for k in keys]
+        rows = [outcome_row(args.root, dep.bucket, k, fn.env(), since) for k in keys]
         print()
         print_table(rows)
         print(f"\n{len(rows)} image(s) in {time.monotonic() - t0:.1f} s; results beside the images in "
-              f"{args.root / dep.bucket / dep.prefix}")
+              f"{args.root / dep.bucket / dep.prefix}; function logs in {log_path}")
         if args.watch:
             _watch(fn, args.root / dep.bucket, dep.prefix)
     ok = idle and all(not r["status"].startswith(("error", "missing")) for r in rows)
