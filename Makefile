@@ -52,7 +52,7 @@ chaos: $(STAMP)
 	$(PY) bench/chaos.py
 
 package: $(STAMP)
-	$(PY) bench/package.py
+	$(PY) bench/package.py --zip --smoke
 
 clean:
 	rm -rf $(VENV) build dist var

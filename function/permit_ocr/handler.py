@@ -15,7 +15,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from .config import Config, load_config
 from .credentials import Credentials, resolve
 from .document import error_document, result_document
 from .events import MalformedEvent, ObjectRef, parse_event
-from .idempotency import Claim, finished
+from .idempotency import Claim, Seen, finished
 from .precheck import PrecheckError
 from .recognize import OcrFailure, Recognizer
 from .sinks import SinkError, Sinks
@@ -101,6 +100,8 @@ class App:
     def _run_all(self, refs: list[ObjectRef], request_id: str, deadline: float) -> list[Outcome]:
         if len(refs) <= 1 or self.cfg.workers == 1:
             return [self._process_safely(r, request_id, deadline) for r in refs]
+        from concurrent.futures import ThreadPoolExecutor  # only multi-record events (backfill) need a pool
+
         with ThreadPoolExecutor(max_workers=min(self.cfg.workers, len(refs))) as pool:
             return list(pool.map(lambda r: self._process_safely(r, request_id, deadline), refs))
 
@@ -128,7 +129,8 @@ class App:
                 return self._fail(ref, request_id, verdict.code, verdict.message, "guard", transient=False)
             status = "skipped" if verdict.action is guards.Action.SKIP else "rejected"
             return Outcome(ref.bucket, ref.key, status, verdict.code)
-        if ref.etag and (done := self._finished(ref, ref.key, ref.etag)) is not None:
+        seen = Seen()
+        if ref.etag and (done := self._finished(ref, ref.key, ref.etag, seen)) is not None:
             return done
         try:
             prepared = prepare(ref, cfg, self.storage)
@@ -139,7 +141,7 @@ class App:
                 return Outcome(ref.bucket, ref.key, "skipped", err.code)
             return self._fail(ref, request_id, err.code, err.message, "source", transient=err.transient)
         etag = prepared.etag or ref.etag or ""
-        if not ref.etag and etag and (done := self._finished(ref, prepared.key, etag)) is not None:
+        if not ref.etag and etag and (done := self._finished(ref, prepared.key, etag, seen)) is not None:
             return done
         claim = Claim(cfg, self.storage, ref.bucket, prepared.key)
         try:
@@ -148,12 +150,12 @@ class App:
         except StorageError as err:
             return self._fail(ref, request_id, err.code, err.message, "source", transient=True, prepared=prepared)
         try:
-            return self._recognize_and_deliver(ref, prepared, request_id, deadline)
+            return self._recognize_and_deliver(ref, prepared, request_id, deadline, seen)
         finally:
             claim.release()
 
-    def _recognize_and_deliver(self, ref: ObjectRef, prepared: Prepared, request_id: str,
-                               deadline: float) -> Outcome:
+    def _recognize_and_deliver(self, ref: ObjectRef, prepared: Prepared, request_id: str, deadline: float,
+                               seen: Seen) -> Outcome:
         try:
             ocr = self.recognizer.recognize(url=prepared.url, body=prepared.body, deadline=deadline)
         except OcrFailure as err:
@@ -161,11 +163,12 @@ class App:
                               attempts=err.attempts, status=err.status, ocr_request_id=err.request_id,
                               prepared=prepared)
         doc = result_document(ref, prepared, ocr, self.cfg, function_request_id=request_id, now=_now())
-        self.sinks.deliver_result(doc, ref.bucket, prepared.key, prepared.etag or ref.etag)
+        self.sinks.deliver_result(doc, ref.bucket, prepared.key, prepared.etag or ref.etag,
+                                  error_record_may_exist=seen.error_record is not False)
         return Outcome(ref.bucket, prepared.key, "result", "needsReview" if doc["needsReview"] else None)
 
-    def _finished(self, ref: ObjectRef, key: str, etag: str) -> Outcome | None:
-        done = finished(self.cfg, self.storage, self.sinks, ref.bucket, key, etag)
+    def _finished(self, ref: ObjectRef, key: str, etag: str, seen: Seen) -> Outcome | None:
+        done = finished(self.cfg, self.storage, self.sinks, ref.bucket, key, etag, seen)
         return Outcome(ref.bucket, key, done.status) if done else None
 
     def _fail(self, ref: ObjectRef, request_id: str, code: str, message: str, stage: str, *, transient: bool,
@@ -216,7 +219,7 @@ def reset_app() -> None:
 
 def initialize(context: Any) -> None:
     log.bind_request(str(getattr(context, "request_id", "") or "") or None)
-    get_app()
+    get_app().recognizer.preload()  # the OCR SDK's imports belong to the instance start, not the first upload
     log.info("instance initialized")
 
 

@@ -33,13 +33,23 @@ class Finished:
     status: str  # duplicate | redelivered
 
 
-def finished(cfg: Config, storage: Storage, sinks: Sinks, bucket: str, key: str, etag: str) -> Finished | None:
+@dataclass
+class Seen:
+    """What the check learned on the way, so later steps skip requests: False = known absent, None = unknown."""
+
+    error_record: bool | None = None
+
+
+def finished(cfg: Config, storage: Storage, sinks: Sinks, bucket: str, key: str, etag: str,
+             seen: Seen | None = None) -> Finished | None:
     out_bucket = cfg.output_bucket_for(bucket)
     for out_key, is_error in ((cfg.result_key(key), False), (cfg.error_key(key), True)):
         try:
             head = storage.head(out_bucket, out_key)
         except StorageError:
             return None  # cannot tell: go on; the claim still prevents a concurrent double call
+        if is_error and seen is not None:
+            seen.error_record = head is not None
         state = existing_outcome(head, etag)
         if state is None or head is None:
             continue

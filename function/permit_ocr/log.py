@@ -65,6 +65,16 @@ class _JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
+class _Handler(logging.StreamHandler):
+    """Writes to the current stdout (or the chosen stream) at each record: sys.stdout may be replaced later."""
+
+    _permit_ocr = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = _stream or sys.stdout
+        super().emit(record)
+
+
 _logger = logging.getLogger("permit_ocr")
 
 
@@ -72,9 +82,8 @@ def configure(level: str, log_object_keys: bool) -> None:
     global _log_keys
     _log_keys = log_object_keys
     if not any(getattr(h, "_permit_ocr", False) for h in _logger.handlers):
-        handler = logging.StreamHandler(_stream or sys.stdout)
+        handler = _Handler()
         handler.setFormatter(_JsonFormatter())
-        handler._permit_ocr = True  # type: ignore[attr-defined]
         _logger.addHandler(handler)
         _logger.propagate = False  # FC's root handler would print every line twice
     _logger.setLevel(level)
@@ -84,9 +93,6 @@ def use_stream(stream: Any) -> None:
     """Send log lines to ``stream`` instead of stdout (the CLI keeps stdout for its own output)."""
     global _stream
     _stream = stream
-    for h in _logger.handlers:
-        if getattr(h, "_permit_ocr", False) and isinstance(h, logging.StreamHandler):
-            h.setStream(stream)
 
 
 def bind_request(request_id: str | None) -> None:

@@ -104,6 +104,11 @@ class Recognizer:
         self._rng = random.Random(seed)
         self.limiter = RateLimiter(cfg.ocr_qps)
 
+    def preload(self) -> None:
+        """Import the OCR SDK now (in FC's initializer) rather than inside the first upload's time budget."""
+        from alibabacloud_ocr_api20210707 import client, models  # noqa: F401
+        from alibabacloud_tea_util import models as util_models  # noqa: F401
+
     def _get_client(self) -> Any:
         creds = self._credentials()
         with self._lock:

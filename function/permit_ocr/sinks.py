@@ -66,7 +66,8 @@ class Sinks:
 
     # -- results ---------------------------------------------------------------------------------------
 
-    def deliver_result(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str | None) -> Delivered:
+    def deliver_result(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str | None, *,
+                       error_record_may_exist: bool = True) -> Delivered:
         out_bucket = self._cfg.output_bucket_for(bucket)
         result_key = self._cfg.result_key(image_key)
         body = encode(doc)
@@ -75,10 +76,12 @@ class Sinks:
             receipt = {k: doc[k] for k in ("schemaVersion", "source", "needsReview")} | {
                 "type": "receipt", "ocrRequestId": doc["ocr"]["requestId"], "messageId": sent}
             self._put(out_bucket, result_key, orjson.dumps(receipt), "receipt", etag, pending=False)
-            self._storage.delete(out_bucket, self._cfg.error_key(image_key))
+            if error_record_may_exist:
+                self._storage.delete(out_bucket, self._cfg.error_key(image_key))
             return Delivered(result_key, sent)
         self._put(out_bucket, result_key, body, "result", etag, pending=self.mns)
-        self._storage.delete(out_bucket, self._cfg.error_key(image_key))  # a success replaces a stale error
+        if error_record_may_exist:  # a success replaces a stale error record
+            self._storage.delete(out_bucket, self._cfg.error_key(image_key))
         message_id: str | None = None
         if self.mns:
             message_id = self._publish(doc, body, out_bucket, result_key, etag, "result")

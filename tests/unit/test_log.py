@@ -21,14 +21,12 @@ def lines() -> Iterator[io.StringIO]:
     logger = logging.getLogger("permit_ocr")
     saved_level, saved_keys = logger.level, log._log_keys
     log.configure("DEBUG", False)
-    handler = next(h for h in logger.handlers if getattr(h, "_permit_ocr", False))
-    assert isinstance(handler, logging.StreamHandler)
     buf = io.StringIO()
-    old = handler.setStream(buf)
+    log.use_stream(buf)
     try:
         yield buf
     finally:
-        handler.setStream(old)
+        log.use_stream(None)
         logger.setLevel(saved_level)
         log._log_keys = saved_keys
         log.bind_request(None)

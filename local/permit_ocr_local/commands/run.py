@@ -86,18 +86,26 @@ def _pad(s: str, width: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from permit_ocr_local.runner import LocalFunction
+    from permit_ocr import log
 
-    files = sample_files(args.samples)
-    if not files:
+    if not sample_files(args.samples):
         print(f"permit-ocr: no images in {args.samples}", file=sys.stderr)
         return 1
-    from permit_ocr import log
 
     args.root.mkdir(parents=True, exist_ok=True)
     log_path = args.root / "function.log"
     log_file = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - open while the function runs
     log.use_stream(log_file)  # the function's JSON logs go to a file, the table to the terminal
+    try:
+        return _run(args, log_path, log_file)
+    finally:
+        log.use_stream(None)
+
+
+def _run(args: argparse.Namespace, log_path: Path, log_file: Any) -> int:
+    from permit_ocr_local.runner import LocalFunction
+
+    files = sample_files(args.samples)
     print(f"starting the local stack under {args.root} (OCR backend: {args.ocr_backend}) ...", flush=True)
     with log_file, LocalFunction(args.s_yaml, args.root, ocr_backend=args.ocr_backend) as fn:
         dep = fn.deployment
