@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from .stack import LocalStack, StackOptions
 from .trigger import AsyncInvoker, Deployment, OssTrigger, failure_payload, load_deployment
 
 FAILURE_TOPIC = "permit-ocr-failures"
+FUNCTION_NAME = "permit-ocr"
 
 
 def function_env(deployment: Deployment, stack: LocalStack) -> dict[str, str]:
@@ -33,6 +35,7 @@ class LocalFunction:
         self._instances = instances
         self._env_overrides = env_overrides or {}
         self.invoker: AsyncInvoker | None = None
+        self.fc: Any = None
 
     def start(self) -> LocalFunction:
         from permit_ocr.handler import handler, reset_app
@@ -46,6 +49,12 @@ class LocalFunction:
                                     on_failure=self._on_failure)
         trigger = OssTrigger(self.deployment.triggers, self.invoker, self.stack.options.region)
         self.stack.oss.service.state.subscribe(trigger.on_put)
+        # the FC API too, so backfill and replay can invoke the same function over HTTP
+        from .fc import start_fc
+
+        self.fc = start_fc(self.stack.keyring, {FUNCTION_NAME: (handler, self.deployment)},
+                           instances=self._instances,
+                           on_failure=lambda _name, event, rid, why: self._on_failure(event, rid, why))
         return self
 
     def _on_failure(self, event: bytes, request_id: str, reason: str) -> None:
@@ -56,15 +65,25 @@ class LocalFunction:
         self.stack.mns.state.publish(FAILURE_TOPIC, body, "fc-failure")
 
     def env(self) -> dict[str, str]:
-        return function_env(self.deployment, self.stack) | self._env_overrides
+        env = function_env(self.deployment, self.stack) | self._env_overrides
+        if self.fc is not None:
+            env |= {"FC_ENDPOINT": f"http://{self.fc.host}", "FC_FUNCTION_NAME": FUNCTION_NAME}
+        return env
 
     def wait_idle(self, timeout_s: float) -> bool:
+        """Until both async queues (the OSS trigger's and the FC API's) are empty."""
         assert self.invoker is not None
-        return self.invoker.wait_idle(timeout_s)
+        end = time.monotonic() + timeout_s
+        idle = self.invoker.wait_idle(timeout_s)
+        if self.fc is not None:
+            idle = self.fc.wait_idle(max(0.0, end - time.monotonic())) and idle
+        return idle
 
     def stop(self) -> None:
         if self.invoker is not None:
             self.invoker.close()
+        if self.fc is not None:
+            self.fc.stop()
         self.stack.stop()
 
     def __enter__(self) -> LocalFunction:
