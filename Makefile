@@ -19,6 +19,9 @@ $(STAMP): $(REQS)
 	@test -n "$(PY_BOOT)" || { echo "no python3 >= 3.10 found" >&2; exit 1; }
 	test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e . -r requirements/dev.txt -r requirements/engine.txt
+	@# oss2 (tests only) drags in pure-Python crcmod, which shares its folder with crcmod-plus (oss-v2's C CRC):
+	@# put the C one back so the venv computes CRCs as the deployed package does
+	$(PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps crcmod-plus==2.3.6
 	touch $(STAMP)
 
 install: $(STAMP)
