@@ -115,8 +115,11 @@ class App:
             outcome = Outcome(ref.bucket, ref.key, "retrying", err.code)
         except Exception as exc:  # a bug must not lose the upload: record it, retry via FC
             log.error("unexpected failure", keyRef=log.key_ref(ref.bucket, ref.key), code=type(exc).__name__)
-            outcome = self._fail(ref, request_id, type(exc).__name__, "internal error; see function logs",
-                                 "fc", transient=True)
+            try:
+                outcome = self._fail(ref, request_id, type(exc).__name__, "internal error; see function logs",
+                                     "fc", transient=True)
+            except Exception:  # not even the record could be written: FC's retry is what is left
+                outcome = Outcome(ref.bucket, ref.key, "retrying", type(exc).__name__)
         log.info("record done", keyRef=log.key_ref(ref.bucket, ref.key), status=outcome.status,
                  code=outcome.code, ms=int((time.monotonic() - t0) * 1000))
         return outcome
