@@ -17,6 +17,7 @@ MAX_PRESIGN_SECONDS: Final = 7 * 24 * 3600  # OSS V4 rejects x-oss-expires above
 OCR_MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024  # the API's hard limit on the binary
 SINK_NAMES: Final = ("oss", "mns")
 IMAGE_SOURCES: Final = ("url", "body")
+CLAIM_TAG_CHARS: Final = 12  # of the ETag, in claim keys: enough to tell versions of one key apart
 DEFAULT_SUFFIXES: Final = ".jpg,.jpeg,.png,.bmp,.gif,.tif,.tiff,.webp"
 
 
@@ -67,6 +68,11 @@ class Config:
 
     def error_key(self, key: str) -> str:
         return self.output_key(key, self.error_suffix)
+
+    def claim_key(self, key: str, etag: str) -> str:
+        """The in-flight marker of one image version. Per version, so a delivery of an older version can never
+        release a newer one's claim; ends in RESULT_SUFFIX, so filters, guards and the RAM policy cover it."""
+        return self.output_key(key, f".claim.{(etag or 'unknown')[:CLAIM_TAG_CHARS]}{self.result_suffix}")
 
     def output_bucket_for(self, source_bucket: str) -> str:
         return self.output_bucket or source_bucket

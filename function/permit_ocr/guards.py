@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .config import Config
+from .config import CLAIM_TAG_CHARS, Config
 from .events import ObjectRef
 
 MAX_KEY_BYTES = 1023  # OSS object keys are at most 1023 bytes of UTF-8
@@ -47,7 +47,7 @@ def check(ref: ObjectRef, cfg: Config) -> Verdict | None:
         return Verdict(Action.SKIP, "OwnOutput", "object is a result or error record written by this function")
     if not has_image_suffix(ref.key, cfg):
         return Verdict(Action.SKIP, "NotAnImage", "key does not end in one of IMAGE_SUFFIXES")
-    longest = max(len(k.encode()) for k in (cfg.error_key(ref.key), cfg.result_key(ref.key) + ".claim"))
+    longest = max(len(k.encode()) for k in (cfg.error_key(ref.key), cfg.claim_key(ref.key, "0" * CLAIM_TAG_CHARS)))
     if longest > MAX_KEY_BYTES:  # compared in bytes: the longer key in characters may be the shorter in bytes
         return Verdict(Action.REJECT, "OutputKeyTooLong",
                        f"no output key fits OSS's {MAX_KEY_BYTES}-byte limit; shorten the key or OUTPUT_PREFIX")

@@ -132,30 +132,58 @@ class App:
                 return self._fail(ref, request_id, verdict.code, verdict.message, "guard", transient=False)
             status = "skipped" if verdict.action is guards.Action.SKIP else "rejected"
             return Outcome(ref.bucket, ref.key, status, verdict.code)
-        seen = Seen()
-        if ref.etag and (done := self._finished(ref, ref.key, ref.etag, seen)) is not None:
-            return done
+        prepared: Prepared | None = None
+        etag = ref.etag
+        if not etag:  # no ETag in the event (rare): read the object first to learn which version it is
+            prepared_or_outcome = self._prepare(ref, request_id)
+            if isinstance(prepared_or_outcome, Outcome):
+                return prepared_or_outcome
+            prepared, etag = prepared_or_outcome, prepared_or_outcome.etag or ""
+        key = prepared.key if prepared else ref.key
+        # Claim first, then look for a finished outcome: a delivery that wins the claim after another one
+        # released it is sure to see that one's result, so no two deliveries ever both pay.
+        claim = Claim(cfg, self.storage, ref.bucket, key, etag)
         try:
-            prepared = prepare(ref, cfg, self.storage)
+            if not claim.acquire(etag, request_id, ttl_s=deadline - time.monotonic() + SAFETY_MARGIN_S):
+                return Outcome(ref.bucket, key, "duplicate", "InProgress")
+        except StorageError as err:
+            return self._fail(ref, request_id, err.code, err.message, "source", transient=True, prepared=prepared)
+        try:
+            seen = Seen()
+            try:
+                done = finished(cfg, self.storage, self.sinks, ref.bucket, key, etag, seen)
+            except StorageError as err:  # cannot tell whether it is done: paying now might pay twice
+                return self._fail(ref, request_id, err.code, err.message, "source", transient=True,
+                                  prepared=prepared)
+            if done is not None:
+                return Outcome(ref.bucket, key, done.status)
+            if prepared is None:
+                prepared_or_outcome = self._prepare(ref, request_id)
+                if isinstance(prepared_or_outcome, Outcome):
+                    return prepared_or_outcome
+                prepared = prepared_or_outcome
+                if prepared.key != key:  # found under a decoded form of the event key: look there too
+                    try:
+                        done = finished(cfg, self.storage, self.sinks, ref.bucket, prepared.key, etag, seen)
+                    except StorageError as err:
+                        return self._fail(ref, request_id, err.code, err.message, "source", transient=True,
+                                          prepared=prepared)
+                    if done is not None:
+                        return Outcome(ref.bucket, prepared.key, done.status)
+            return self._recognize_and_deliver(ref, prepared, request_id, deadline, seen)
+        finally:
+            claim.release()
+
+    def _prepare(self, ref: ObjectRef, request_id: str) -> Prepared | Outcome:
+        """Find the object, precheck its header, sign the URL or read the bytes; or the outcome if that fails."""
+        try:
+            return prepare(ref, self.cfg, self.storage)
         except PrecheckError as err:
             return self._fail(ref, request_id, err.code, err.message, "precheck", transient=False)
         except SourceError as err:
             if err.code == "Superseded":
                 return Outcome(ref.bucket, ref.key, "skipped", err.code)
             return self._fail(ref, request_id, err.code, err.message, "source", transient=err.transient)
-        etag = prepared.etag or ref.etag or ""
-        if not ref.etag and etag and (done := self._finished(ref, prepared.key, etag, seen)) is not None:
-            return done
-        claim = Claim(cfg, self.storage, ref.bucket, prepared.key)
-        try:
-            if not claim.acquire(etag, request_id, ttl_s=deadline - time.monotonic() + SAFETY_MARGIN_S):
-                return Outcome(ref.bucket, prepared.key, "duplicate", "InProgress")
-        except StorageError as err:
-            return self._fail(ref, request_id, err.code, err.message, "source", transient=True, prepared=prepared)
-        try:
-            return self._recognize_and_deliver(ref, prepared, request_id, deadline, seen)
-        finally:
-            claim.release()
 
     def _recognize_and_deliver(self, ref: ObjectRef, prepared: Prepared, request_id: str, deadline: float,
                                seen: Seen) -> Outcome:
@@ -169,10 +197,6 @@ class App:
         self.sinks.deliver_result(doc, ref.bucket, prepared.key, prepared.etag or ref.etag,
                                   error_record_may_exist=seen.error_record is not False)
         return Outcome(ref.bucket, prepared.key, "result", "needsReview" if doc["needsReview"] else None)
-
-    def _finished(self, ref: ObjectRef, key: str, etag: str, seen: Seen) -> Outcome | None:
-        done = finished(self.cfg, self.storage, self.sinks, ref.bucket, key, etag, seen)
-        return Outcome(ref.bucket, key, done.status) if done else None
 
     def _fail(self, ref: ObjectRef, request_id: str, code: str, message: str, stage: str, *, transient: bool,
               attempts: int = 0, status: int | None = None, ocr_request_id: str | None = None,

@@ -1,11 +1,14 @@
 """Exactly one paid OCR call per image version (bucket + key + ETag), whatever FC delivers.
 
-Two layers. ``finished``: a stored result, or a permanent error record, for this ETag ends the work (and a
-document whose MNS message is still owed is re-published, not re-recognized). ``Claim``: before the paid
-call an invocation creates ``<key>.claim<RESULT_SUFFIX>`` with x-oss-forbid-overwrite, so of two deliveries
-arriving at the same moment exactly one wins; the other stops, since the winner will write the outcome.
-A claim names its FC request id (async retries keep it, so a retried invocation resumes its own claim) and
-expires with the function timeout, so a crashed invocation cannot block the image forever.
+Two layers, in this order. ``Claim``: before anything else an invocation creates the version's claim object
+(``<key>.claim.<etag12><RESULT_SUFFIX>``) with x-oss-forbid-overwrite, so of deliveries arriving together
+exactly one goes on; the others stop, since the winner will write the outcome. ``finished``: then a stored
+result, or a permanent error record, for this ETag ends the work (a document whose MNS message is still owed
+is re-published, not re-recognized). Claiming first means a delivery that wins the claim after another
+released it always sees that one's outcome. A claim names its FC request id (async retries keep it, so a
+retried invocation resumes its own claim) and expires with the function timeout, so a crashed invocation
+cannot block the image forever; claims are per version, so an older version's delivery never releases a
+newer one's claim.
 """
 
 from __future__ import annotations
@@ -19,13 +22,6 @@ import orjson
 from .config import Config
 from .sinks import ERROR_FINAL, JSON_TYPE, META_ETAG, META_KIND, Sinks, existing_outcome
 from .storage import Storage, StorageError
-
-CLAIM_MARK = ".claim"
-
-
-def claim_key(cfg: Config, key: str) -> str:
-    """Ends in RESULT_SUFFIX, so trigger filters, the own-output guard and the RAM policy already cover it."""
-    return cfg.output_key(key, CLAIM_MARK + cfg.result_suffix)
 
 
 @dataclass(frozen=True)
@@ -44,10 +40,7 @@ def finished(cfg: Config, storage: Storage, sinks: Sinks, bucket: str, key: str,
              seen: Seen | None = None) -> Finished | None:
     out_bucket = cfg.output_bucket_for(bucket)
     for out_key, is_error in ((cfg.result_key(key), False), (cfg.error_key(key), True)):
-        try:
-            head = storage.head(out_bucket, out_key)
-        except StorageError:
-            return None  # cannot tell: go on; the claim still prevents a concurrent double call
+        head = storage.head(out_bucket, out_key)  # StorageError propagates: "cannot tell" is not "not done"
         if is_error and seen is not None:
             seen.error_record = head is not None
         state = existing_outcome(head, etag)
@@ -55,6 +48,9 @@ def finished(cfg: Config, storage: Storage, sinks: Sinks, bucket: str, key: str,
             continue
         if is_error and head.metadata.get(META_KIND) != ERROR_FINAL:
             continue  # a transient error record: this delivery is the retry it asked for
+        if not is_error:  # a result wins: drop a transient error record a failed delivery left beside it
+            with contextlib.suppress(StorageError):
+                storage.delete(out_bucket, cfg.error_key(key))
         if state == "pending":
             sinks.redeliver(out_bucket, out_key, etag)
             return Finished("redelivered")
@@ -77,10 +73,10 @@ def claim_is_live(raw: bytes, etag: str, request_id: str, now: float) -> bool:
 
 
 class Claim:
-    def __init__(self, cfg: Config, storage: Storage, bucket: str, key: str) -> None:
+    def __init__(self, cfg: Config, storage: Storage, bucket: str, key: str, etag: str) -> None:
         self._storage = storage
         self._bucket = cfg.output_bucket_for(bucket)
-        self._key = claim_key(cfg, key)
+        self._key = cfg.claim_key(key, etag)
 
     def acquire(self, etag: str, request_id: str, ttl_s: float) -> bool:
         """Create the claim; False when another live invocation holds it. Storage errors propagate."""

@@ -24,6 +24,7 @@ JSON_TYPE = "application/json; charset=utf-8"
 META_ETAG, META_KIND, META_PENDING = "source-etag", "permit-ocr", "pending"
 ERROR_FINAL, ERROR_RETRYING = "error", "error-retrying"  # x-oss-meta-permit-ocr of error records
 PUBLISH_ATTEMPTS = 3
+PUT_ATTEMPTS = 4  # on top of the SDK's own 3 tries
 
 
 class SinkError(Exception):
@@ -77,11 +78,11 @@ class Sinks:
                 "type": "receipt", "ocrRequestId": doc["ocr"]["requestId"], "messageId": sent}
             self._put(out_bucket, result_key, orjson.dumps(receipt), "receipt", etag, pending=False)
             if error_record_may_exist:
-                self._storage.delete(out_bucket, self._cfg.error_key(image_key))
+                self._delete(out_bucket, self._cfg.error_key(image_key))
             return Delivered(result_key, sent)
         self._put(out_bucket, result_key, body, "result", etag, pending=self.mns)
         if error_record_may_exist:  # a success replaces a stale error record
-            self._storage.delete(out_bucket, self._cfg.error_key(image_key))
+            self._delete(out_bucket, self._cfg.error_key(image_key))
         message_id: str | None = None
         if self.mns:
             message_id = self._publish(doc, body, out_bucket, result_key, etag, "result")
@@ -108,7 +109,10 @@ class Sinks:
     # -- redelivery of a stored document whose message is still owed ------------------------------------
 
     def redeliver(self, bucket: str, key: str, etag: str | None) -> Delivered:
-        body = self._storage.read_all(bucket, key).data
+        try:
+            body = self._storage.read_all(bucket, key).data
+        except StorageError as err:
+            raise SinkError("oss", err.code, err.message, err.transient) from None
         doc = orjson.loads(body)
         kind = str(doc.get("type", "result"))
         message_id = self._publish(doc, body, bucket, key, etag, kind)
@@ -119,8 +123,18 @@ class Sinks:
 
     def _put(self, bucket: str, key: str, body: bytes, kind: str, etag: str | None, *, pending: bool) -> None:
         meta: Mapping[str, str] = {META_ETAG: etag or "", META_KIND: kind, META_PENDING: "mns" if pending else ""}
+        for attempt in range(PUT_ATTEMPTS):  # a lost result write would cost a second paid OCR call
+            try:
+                self._storage.put(bucket, key, body, JSON_TYPE, meta)
+                return
+            except StorageError as err:
+                if not err.transient or attempt == PUT_ATTEMPTS - 1:
+                    raise SinkError("oss", err.code, err.message, err.transient) from None
+            time.sleep(0.2 * 2**attempt)
+
+    def _delete(self, bucket: str, key: str) -> None:
         try:
-            self._storage.put(bucket, key, body, JSON_TYPE, meta)
+            self._storage.delete(bucket, key)
         except StorageError as err:
             raise SinkError("oss", err.code, err.message, err.transient) from None
 

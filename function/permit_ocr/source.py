@@ -15,6 +15,8 @@ from .events import ObjectRef
 from .precheck import HEAD_BYTES, ImageInfo, NeedMoreBytes, check_limits, inspect
 from .storage import Chunk, Storage, StorageError
 
+MAX_URL_CHARS = 2048  # the OCR API's limit on the Url parameter
+
 
 class SourceError(Exception):
     def __init__(self, code: str, message: str, transient: bool, request_id: str | None = None) -> None:
@@ -87,4 +89,13 @@ def prepare(ref: ObjectRef, cfg: Config, storage: Storage) -> Prepared:
     if whole:
         return Prepared(key, info, chunk.total_size, chunk.etag, body=chunk.data)
     url = storage.presign_get(ref.bucket, key, cfg.signed_url_expires)
+    if len(url) > MAX_URL_CHARS:  # OCR refuses a longer Url (exceededImageUrlLength): send the bytes instead
+        try:
+            whole_chunk = storage.read_all(ref.bucket, key)
+        except StorageError as err:
+            raise SourceError(err.code, err.message, err.transient, err.request_id) from None
+        if ref.etag and whole_chunk.etag and whole_chunk.etag != ref.etag:
+            raise SourceError("Superseded", "the object was overwritten after this event; its own event follows",
+                              False)
+        return Prepared(key, info, whole_chunk.total_size, whole_chunk.etag, body=whole_chunk.data)
     return Prepared(key, info, chunk.total_size, chunk.etag, url=url)

@@ -118,7 +118,7 @@ def test_a_non_image_is_skipped_before_its_size_is_judged() -> None:
 
 # --- output keys must fit OSS's key limit ----------------------------------------------------------------------
 
-OUTPUT_MARGIN = len(".error.json")  # == len(".json" + ".claim"): the longest output key adds this much
+OUTPUT_MARGIN = len(".claim.0123456789ab.json")  # the claim key is the longest output key: it adds this much
 
 
 def key_of_bytes(n: int, suffix: str = ".jpg") -> str:
@@ -147,10 +147,10 @@ def test_the_key_limit_counts_utf8_bytes_not_characters() -> None:
 
 
 def test_the_key_limit_counts_a_non_ascii_error_suffix_in_bytes() -> None:
-    cfg = make_config(ERROR_SUFFIX=".错.json")  # 7 characters but 9 bytes; '.json.claim' is 11 and 11
-    key = key_of_bytes(MAX_KEY_BYTES - OUTPUT_MARGIN)  # result and claim keys fit exactly
+    cfg = make_config(ERROR_SUFFIX=".错.json")  # 7 characters but 9 bytes, under the claim's 24
+    key = key_of_bytes(MAX_KEY_BYTES - OUTPUT_MARGIN)  # the claim key fits exactly
     assert check(ref(key), cfg) is None
-    cfg = make_config(ERROR_SUFFIX=".错误错误")  # 5 characters, 13 bytes: the error key alone is too long
+    cfg = make_config(ERROR_SUFFIX=".错误错误错误错误")  # 9 characters, 25 bytes: the error key alone is too long
     assert verdict(ref(key), cfg) == (Action.REJECT, "OutputKeyTooLong")
 
 
