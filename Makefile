@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check function local tests bench
 	$(VENV)/bin/mypy
 
-test: $(STAMP)
+test: $(STAMP) fonts
 	$(PY) -m permit_ocr_local.cli check-config s.yaml
 	$(VENV)/bin/ruff check function local tests bench
 	$(VENV)/bin/mypy

@@ -729,10 +729,10 @@ def _published(bodies: list[str]) -> set[tuple[str, str]]:
 
 def render(report: Report) -> str:
     width = max(len(r.label) for r in report.rows)
-    lines = [f"{'':2}{'metric':<{width}}  value", f"{'':2}{'-' * width}  {'-' * 40}"]
+    lines = [f"{'':3}{'metric':<{width}}  value", f"{'':3}{'-' * width}  {'-' * 40}"]
     for r in report.rows:
-        mark = "  " if r.ok is None else ("ok" if r.ok else "!!")
-        lines.append(f"{mark:2}{r.label:<{width}}  {r.value}")
+        mark = "" if r.ok is None else ("ok" if r.ok else "!!")
+        lines.append(f"{mark:3}{r.label:<{width}}  {r.value}")
     if report.violations:
         lines += ["", "INVARIANTS VIOLATED:"] + [f"  - {v}" for v in report.violations]
     else:
