@@ -308,7 +308,8 @@ def test_policy_grants_only_the_listed_actions(base: dict[str, Any]) -> None:
     assert got == {
         "oss:GetObject": [f"acs:oss:*:*:{BUCKET}/{PREFIX}*"],
         "oss:PutObject": [f"acs:oss:*:*:{BUCKET}/{PREFIX}*.json"],
-        "oss:DeleteObject": [f"acs:oss:*:*:{BUCKET}/{PREFIX}*.error.json"],
+        "oss:DeleteObject": [f"acs:oss:*:*:{BUCKET}/{PREFIX}*.claim.*.json",
+                             f"acs:oss:*:*:{BUCKET}/{PREFIX}*.error.json"],
         "ocr:RecognizeExitEntryPermitToMainland": ["*"],
         "mns:PublishMessage": ["acs:mns:cn-hangzhou:*:/topics/permit-ocr-failures",
                                "acs:mns:cn-hangzhou:*:/topics/permit-ocr-failures/messages"],

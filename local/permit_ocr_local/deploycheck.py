@@ -619,7 +619,8 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
 
     What the function does with OSS (function/permit_ocr): GetObject (incl. HEAD and the signed URL OCR
     fetches) on uploads; HEAD/GET of its outputs (idempotency, redelivery); PutObject of results, error records
-    and, with SINKS=mns alone, a receipt at the result key; DeleteObject of a stale error record after a success.
+    claims and, with SINKS=mns alone, a receipt at the result key; DeleteObject of a stale error record after a
+    success and of each claim once its outcome is written.
     """
     resolved, _ = resolve(doc, account_id)
     _name, props = function_resource(resolved)
@@ -644,7 +645,9 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
         statements += [
             {"Effect": "Allow", "Action": ["oss:GetObject"], "Resource": _minimal(uploads + all_outputs)},
             {"Effect": "Allow", "Action": ["oss:PutObject"], "Resource": _minimal(all_outputs)},
-            {"Effect": "Allow", "Action": ["oss:DeleteObject"], "Resource": _minimal(outputs(cfg.error_suffix))},
+            # stale error records after a success, and the in-flight claims (<key>.claim.<etag12><suffix>)
+            {"Effect": "Allow", "Action": ["oss:DeleteObject"],
+             "Resource": _minimal(outputs(cfg.error_suffix) + outputs(".claim.*" + cfg.result_suffix))},
         ]
     statements.append({"Effect": "Allow", "Action": ["ocr:RecognizeExitEntryPermitToMainland"], "Resource": ["*"]})
     if topics:
