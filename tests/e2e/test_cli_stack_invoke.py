@@ -50,3 +50,22 @@ def test_invoke_names_the_bad_variable_when_config_is_invalid(tmp_path: Path) ->
     ran = subprocess.run([*CLI, "invoke", str(event)], env=env, capture_output=True, text=True, timeout=60)
     assert ran.returncode == 2
     assert "IMAGE_SOURCE" in ran.stderr and "url, body" in ran.stderr
+
+
+def test_invoke_object_builds_the_upload_event_from_the_stored_object(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    started = subprocess.run([*CLI, "stack", "--root", str(root), "--detach"], capture_output=True, text=True,
+                             timeout=60, check=True)
+    try:
+        exports = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines())
+        env = {**os.environ, **{k: v.strip("'") for k, v in exports.items()}}
+        target = root / "permit-ocr-demo" / "uploads" / "张 三.png"
+        target.parent.mkdir(parents=True)
+        target.write_bytes(permit_image())
+        ran = subprocess.run([*CLI, "invoke", "--object", "permit-ocr-demo/uploads/张 三.png"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout)["counts"] == {"result": 1}
+        assert (target.parent / "张 三.png.json").is_file()
+    finally:
+        subprocess.run([*CLI, "stack", "--root", str(root), "--stop"], timeout=30, check=False)
