@@ -34,11 +34,13 @@ def permit_image(truth: dict[str, Any] | None = None, size: tuple[int, int] = (9
 class Bucket:
     """The test's view of the stand-in bucket, through the real OSS SDK."""
 
-    def __init__(self, stack: LocalStack, name: str = DEFAULT_BUCKET) -> None:
+    def __init__(self, stack: LocalStack, name: str = DEFAULT_BUCKET,
+                 credentials: tuple[str, str, str | None] | None = None) -> None:
         e = stack.env()
         cfg = oss.config.load_default()
-        cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(
-            e["ALIBABA_CLOUD_ACCESS_KEY_ID"], e["ALIBABA_CLOUD_ACCESS_KEY_SECRET"], e["ALIBABA_CLOUD_SECURITY_TOKEN"])
+        creds = credentials or (e["ALIBABA_CLOUD_ACCESS_KEY_ID"], e["ALIBABA_CLOUD_ACCESS_KEY_SECRET"],
+                                e["ALIBABA_CLOUD_SECURITY_TOKEN"])
+        cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(*creds)
         cfg.region = e["OSS_REGION"]
         cfg.endpoint = e["OSS_ENDPOINT"]
         cfg.retry_max_attempts = 1

@@ -5,10 +5,13 @@ Shared by every stand-in so one ``permit-ocr stack`` hands the function one set 
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,7 @@ class KeyEntry:
     secret: str
     security_token: str | None = None  # set for STS keys: requests must carry exactly this token
     expires_at: float | None = None  # epoch seconds; None = never
+    policy: Mapping[str, Any] | None = None  # a RAM policy document; None = the key may do anything
 
 
 class CredentialError(Exception):
@@ -39,6 +43,16 @@ class Keyring:
         with self._lock:
             self._keys[access_key_id] = entry
         return entry
+
+    def set_policy(self, access_key_id: str, policy: Mapping[str, Any] | None) -> None:
+        """Restrict a key to a RAM policy (as the function role is), so a missing grant fails in tests too."""
+        with self._lock:
+            self._keys[access_key_id] = dataclasses.replace(self._keys[access_key_id], policy=policy)
+
+    def policy_for(self, access_key_id: str) -> Mapping[str, Any] | None:
+        with self._lock:
+            entry = self._keys.get(access_key_id)
+        return entry.policy if entry else None
 
     def secret_for(self, access_key_id: str) -> str:
         with self._lock:

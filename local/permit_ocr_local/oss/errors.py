@@ -43,6 +43,11 @@ class AccessDenied(OssError):
     status, code, message, ec = 403, "AccessDenied", "Request has expired.", "0002-00000069"
 
 
+class RamDenied(AccessDenied):
+    message = "You are not authorized to do this action. You should be authorized by RAM."
+    ec = "0003-00000001"  # [inferred] the RAM-denial family; not checked against real OSS
+
+
 class SignatureDoesNotMatch(OssError):
     status, code, ec = 403, "SignatureDoesNotMatch", "0002-00000040"
     message = "The request signature we calculated does not match the signature you provided."

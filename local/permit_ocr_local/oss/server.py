@@ -18,11 +18,20 @@ from pathlib import Path
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
+from ..common import ram
 from ..common.faults import FaultPlan
 from ..common.http import Request, Response, StandinServer
 from ..common.keyring import Keyring
 from . import auth
-from .errors import InvalidArgument, InvalidDigest, InvalidRange, MethodNotAllowed, OssError, error_response
+from .errors import (
+    InvalidArgument,
+    InvalidDigest,
+    InvalidRange,
+    MethodNotAllowed,
+    OssError,
+    RamDenied,
+    error_response,
+)
 from .errors import injected_error as _injected_error
 from .state import ObjectMeta, OssState
 
@@ -108,6 +117,11 @@ def decode_token(token: str) -> str:
         raise InvalidArgument("The continuation token is not valid.") from None
 
 
+LOCAL_ACCOUNT_ID = "1234567890123456"
+RAM_ACTIONS = {"GetObject": "oss:GetObject", "HeadObject": "oss:GetObject", "PutObject": "oss:PutObject",
+               "DeleteObject": "oss:DeleteObject", "ListObjectsV2": "oss:ListObjects", "PutBucket": "oss:PutBucket"}
+
+
 class OssService:
     """OSS for one region over a folder of plain files; ``stats`` counts requests per operation."""
 
@@ -127,11 +141,21 @@ class OssService:
         try:
             op = self._operation(request, bucket, key)
             principal = auth.verify(request, bucket, key, self.keyring, self.region, self.clock())
+            self._authorize(principal.access_key_id, op, bucket, key)
             self._count(op + (":presigned" if principal.presigned else ""))
             return self._dispatch(op, request, bucket, key, request_id)
         except OssError as err:
             self._count(f"error:{err.code}")
             return self.error(err, request, request_id, bucket)
+
+    def _authorize(self, access_key_id: str, op: str, bucket: str, key: str) -> None:
+        """Enforce the key's RAM policy, if it has one (the function role's, in tests that set it)."""
+        policy = self.keyring.policy_for(access_key_id)
+        if policy is None:
+            return
+        resource = f"acs:oss:{self.region}:{LOCAL_ACCOUNT_ID}:{bucket}" + (f"/{key}" if key else "")
+        if not ram.allowed(policy, RAM_ACTIONS[op], resource):
+            raise RamDenied(Bucket=bucket, Key=key) if key else RamDenied(Bucket=bucket)
 
     def service_error(self, status: int, request: Request) -> Response:
         """The shape of an injected fault (see common/faults.py)."""
