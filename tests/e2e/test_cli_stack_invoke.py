@@ -3,11 +3,13 @@ image into the bucket folder, ``permit-ocr invoke EVENT_FILE``, read the result 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from permit_ocr_local.fcemu import Upload, oss_event
@@ -16,13 +18,21 @@ from support import SAMPLE_TRUTH, permit_image
 CLI = [sys.executable, "-m", "permit_ocr_local.cli"]
 
 
-def test_detached_stack_exports_drive_invoke_and_the_result_lands_beside_the_image(tmp_path: Path) -> None:
-    root = tmp_path / "root"
+@contextlib.contextmanager
+def detached_stack(root: Path) -> Iterator[dict[str, str]]:
+    """``eval "$(permit-ocr stack --root ROOT --detach)"``: the environment it exports; stopped afterwards."""
     started = subprocess.run([*CLI, "stack", "--root", str(root), "--detach"], capture_output=True, text=True,
                              timeout=60, check=True)
     try:
         exports = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines())
-        env = {**os.environ, **{k: v.strip("'") for k, v in exports.items()}}
+        yield {**os.environ, **{k: v.strip("'") for k, v in exports.items()}}
+    finally:
+        subprocess.run([*CLI, "stack", "--root", str(root), "--stop"], timeout=30, check=False)
+
+
+def test_detached_stack_exports_drive_invoke_and_the_result_lands_beside_the_image(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    with detached_stack(root) as env:
         image = permit_image()
         target = root / "permit-ocr-demo" / "uploads" / "dropped.png"
         target.parent.mkdir(parents=True)
@@ -39,8 +49,6 @@ def test_detached_stack_exports_drive_invoke_and_the_result_lands_beside_the_ima
             if line.startswith("{"):
                 assert "H10387877" not in line and "HE,CHENG" not in line
                 assert env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] not in line
-    finally:
-        subprocess.run([*CLI, "stack", "--root", str(root), "--stop"], timeout=30, check=False)
 
 
 def test_invoke_names_the_bad_variable_when_config_is_invalid(tmp_path: Path) -> None:
@@ -54,11 +62,7 @@ def test_invoke_names_the_bad_variable_when_config_is_invalid(tmp_path: Path) ->
 
 def test_invoke_object_builds_the_upload_event_from_the_stored_object(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    started = subprocess.run([*CLI, "stack", "--root", str(root), "--detach"], capture_output=True, text=True,
-                             timeout=60, check=True)
-    try:
-        exports = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines())
-        env = {**os.environ, **{k: v.strip("'") for k, v in exports.items()}}
+    with detached_stack(root) as env:
         target = root / "permit-ocr-demo" / "uploads" / "张 三.png"
         target.parent.mkdir(parents=True)
         target.write_bytes(permit_image())
@@ -67,5 +71,3 @@ def test_invoke_object_builds_the_upload_event_from_the_stored_object(tmp_path: 
         assert ran.returncode == 0, ran.stderr
         assert json.loads(ran.stdout)["counts"] == {"result": 1}
         assert (target.parent / "张 三.png.json").is_file()
-    finally:
-        subprocess.run([*CLI, "stack", "--root", str(root), "--stop"], timeout=30, check=False)
