@@ -1,4 +1,8 @@
-"""Image format and dimensions from the first bytes: enough to enforce the API limits without decoding."""
+"""Image format and dimensions from the first bytes: enough to enforce the API limits without decoding.
+
+Written apart from function/permit_ocr/precheck.py on purpose: the stand-in plays the service, so a bug in the
+function's precheck must meet an independent judge rather than its own mirror image.
+"""
 
 from __future__ import annotations
 
