@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import alibabacloud_oss_v2 as oss
@@ -10,6 +13,7 @@ from PIL import Image
 
 from permit_ocr.handler import App
 from permit_ocr_local.fcemu import FcContext, Upload, oss_event
+from permit_ocr_local.ocr.backends import Backend
 from permit_ocr_local.ocr.truthmark import embed_truth
 from permit_ocr_local.stack import DEFAULT_BUCKET, LocalStack
 
@@ -67,3 +71,51 @@ def invoke(app: App, *uploads: Upload, timeout: int = 60) -> dict[str, Any]:
     from permit_ocr_local.fcemu import FunctionMeta
 
     return app.handle(oss_event(uploads), FcContext(function=FunctionMeta(timeout=timeout)))
+
+
+class Crash(BaseException):
+    """The FC instance died at this point: nothing after it runs (BaseException: no handler catches it)."""
+
+
+class CrashAt:
+    """Counts the instance's I/O calls and dies before (or right after) the n-th one."""
+
+    def __init__(self, n: int, after: bool) -> None:
+        self.n, self.after, self.count = n, after, 0
+        self._lock = threading.Lock()
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.count += 1
+                hit = self.count == self.n
+            if hit and not self.after:
+                raise Crash
+            out = fn(*args, **kwargs)
+            if hit and self.after:
+                raise Crash
+            return out
+
+        return wrapped
+
+    def install(self, app: App) -> None:
+        for name in ("read_range", "read_all", "head", "put", "delete", "list_prefix"):
+            setattr(app.storage, name, self.wrap(getattr(app.storage, name)))
+        app.recognizer.recognize = self.wrap(app.recognizer.recognize)  # type: ignore[method-assign]
+        app.sinks._publish = self.wrap(app.sinks._publish)  # type: ignore[method-assign]
+
+
+class Gate:
+    """Wraps the OCR stand-in's recognizer: images on hold wait (a slow OCR call) until released."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.hold: dict[str, threading.Event] = {}
+        self.entered: dict[str, threading.Event] = {}
+
+    def recognize(self, image: bytes, output_figure: bool) -> dict[str, Any]:
+        sha = hashlib.sha256(image).hexdigest()
+        if sha in self.hold:
+            self.entered[sha].set()
+            self.hold[sha].wait(30)
+        return self.inner.recognize(image, output_figure)

@@ -291,7 +291,8 @@ def test_short_signed_url_warns(base: dict[str, Any]) -> None:
 def actions(policy: dict[str, Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for st in policy["Statement"]:
-        assert st["Effect"] == "Allow" and "Condition" not in st
+        assert st["Effect"] == "Allow"
+        assert "Condition" not in st or st["Action"] == ["oss:ListObjects"]  # listings only, by prefix
         for a in st["Action"]:
             out.setdefault(a, []).extend(st["Resource"])
     return out
@@ -305,11 +306,12 @@ def test_committed_policy_is_rendered_from_s_yaml(base: dict[str, Any]) -> None:
 
 def test_policy_grants_only_the_listed_actions(base: dict[str, Any]) -> None:
     got = actions(deploycheck.render_policy(base))
+    markers, overlong = f"acs:oss:*:*:{BUCKET}/.permit-ocr/markers/*", f"acs:oss:*:*:{BUCKET}/.permit-ocr/overlong/*"
     assert got == {
-        "oss:GetObject": [f"acs:oss:*:*:{BUCKET}/{PREFIX}*"],
-        "oss:PutObject": [f"acs:oss:*:*:{BUCKET}/{PREFIX}*.json"],
-        "oss:DeleteObject": [f"acs:oss:*:*:{BUCKET}/{PREFIX}*.claim.*.json",
-                             f"acs:oss:*:*:{BUCKET}/{PREFIX}*.error.json"],
+        "oss:GetObject": [markers, overlong, f"acs:oss:*:*:{BUCKET}/{PREFIX}*"],
+        "oss:PutObject": [markers, overlong, f"acs:oss:*:*:{BUCKET}/{PREFIX}*.json"],
+        "oss:DeleteObject": [overlong, f"acs:oss:*:*:{BUCKET}/{PREFIX}*.json"],
+        "oss:ListObjects": [f"acs:oss:*:*:{BUCKET}"],
         "ocr:RecognizeExitEntryPermitToMainland": ["*"],
         "mns:PublishMessage": ["acs:mns:cn-hangzhou:*:/topics/permit-ocr-failures",
                                "acs:mns:cn-hangzhou:*:/topics/permit-ocr-failures/messages"],
@@ -319,9 +321,12 @@ def test_policy_grants_only_the_listed_actions(base: dict[str, Any]) -> None:
 def test_policy_follows_sinks_output_bucket_and_account(base: dict[str, Any]) -> None:
     doc = variant(base, set_vars(sinks="oss,mns", outputBucket="permit-ocr-out", outputPrefix="results/"))
     got = actions(deploycheck.render_policy(doc, "1234567890123456"))
-    assert got["oss:PutObject"] == ["acs:oss:*:*:permit-ocr-out/results/uploads/*.json"]
-    assert got["oss:GetObject"] == ["acs:oss:*:*:permit-ocr-demo/uploads/*",
-                                    "acs:oss:*:*:permit-ocr-out/results/uploads/*.json"]
+    out = "acs:oss:*:*:permit-ocr-out"
+    assert got["oss:PutObject"] == [f"{out}/.permit-ocr/markers/*", f"{out}/.permit-ocr/overlong/*",
+                                    f"{out}/results/uploads/*.json"]
+    assert got["oss:GetObject"] == ["acs:oss:*:*:permit-ocr-demo/uploads/*", f"{out}/.permit-ocr/markers/*",
+                                    f"{out}/.permit-ocr/overlong/*", f"{out}/results/uploads/*.json"]
+    assert got["oss:ListObjects"] == [out]  # the outputs' listing; the image itself is read with a HEAD
     assert "acs:mns:cn-hangzhou:1234567890123456:/topics/permit-ocr-results/messages" in got["mns:PublishMessage"]
     assert not any("*" in a for a in got)
 

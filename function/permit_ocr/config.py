@@ -17,7 +17,7 @@ MAX_PRESIGN_SECONDS: Final = 7 * 24 * 3600  # OSS V4 rejects x-oss-expires above
 OCR_MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024  # the API's hard limit on the binary
 SINK_NAMES: Final = ("oss", "mns")
 IMAGE_SOURCES: Final = ("url", "body")
-CLAIM_TAG_CHARS: Final = 12  # of the ETag, in claim keys: enough to tell versions of one key apart
+MIN_OCR_QPS, MAX_OCR_QPS = 0.05, 1000.0  # below one call per 20 s the limiter outwaits any FC timeout
 DEFAULT_SUFFIXES: Final = ".jpg,.jpeg,.png,.bmp,.gif,.tif,.tiff,.webp"
 
 
@@ -69,11 +69,6 @@ class Config:
     def error_key(self, key: str) -> str:
         return self.output_key(key, self.error_suffix)
 
-    def claim_key(self, key: str, etag: str) -> str:
-        """The in-flight marker of one image version. Per version, so a delivery of an older version can never
-        release a newer one's claim; ends in RESULT_SUFFIX, so filters, guards and the RAM policy cover it."""
-        return self.output_key(key, f".claim.{(etag or 'unknown')[:CLAIM_TAG_CHARS]}{self.result_suffix}")
-
     def output_bucket_for(self, source_bucket: str) -> str:
         return self.output_bucket or source_bucket
 
@@ -104,14 +99,17 @@ def _int_in(lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
-def _positive_float(v: str) -> float:
-    try:
-        x = float(v.strip())
-    except ValueError:
-        raise ValueError(f"must be a number, got {v!r}") from None
-    if not x > 0:
-        raise ValueError(f"must be > 0, got {x}")
-    return x
+def _float_in(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(v: str) -> float:
+        try:
+            x = float(v.strip())
+        except ValueError:
+            raise ValueError(f"must be a number, got {v!r}") from None
+        if not lo <= x <= hi:  # NaN fails both comparisons, so it lands here too
+            raise ValueError(f"must be between {lo:g} and {hi:g}, got {v.strip()!r}")
+        return x
+
+    return parse
 
 
 def _bool(v: str) -> bool:
@@ -168,6 +166,10 @@ def _prefix(v: str) -> str:
     s = v.strip()
     if not _PREFIX_RE.match(s):
         raise ValueError(f"must be empty or a folder ending in '/', not starting with '/', got {v!r}")
+    if any(part in ("", ".", "..") for part in s.split("/")[:-1]):
+        raise ValueError(f"must not hold empty, '.' or '..' segments, got {v!r}")
+    if s.startswith(".permit-ocr/"):
+        raise ValueError("must not be the function's bookkeeping folder .permit-ocr/")
     return s
 
 
@@ -235,7 +237,7 @@ SPEC: Final[dict[str, tuple[str | None, Callable[[str], Any], str, str]]] = {
     "OCR_CONNECT_TIMEOUT_MS": ("5000", _int_in(100, 60000), "ocr_connect_timeout_ms", "milliseconds"),
     "OCR_READ_TIMEOUT_MS": ("10000", _int_in(100, 120000), "ocr_read_timeout_ms", "milliseconds"),
     "OCR_MAX_ATTEMPTS": ("4", _int_in(1, 10), "ocr_max_attempts", "attempts per image on transient errors"),
-    "OCR_QPS": ("10", _positive_float, "ocr_qps", "OCR calls per second this instance may make"),
+    "OCR_QPS": ("10", _float_in(MIN_OCR_QPS, MAX_OCR_QPS), "ocr_qps", "OCR calls per second this instance may make"),
     "OUTPUT_BUCKET": ("", _bucket_or_empty, "output_bucket", "bucket for results; empty = source bucket"),
     "OUTPUT_PREFIX": ("", _prefix, "output_prefix", "folder prepended to output keys"),
     "RESULT_SUFFIX": (".json", _output_suffix, "result_suffix", "result object = <key><suffix>"),

@@ -26,6 +26,7 @@ class ObjectRef:
     event_name: str | None = None
     event_time: str | None = None
     oss_request_id: str | None = None
+    replay: bool = False  # an operator's replay: a final error record of this version does not end the work
 
     def as_source(self) -> dict[str, Any]:
         """The ``source`` block of result documents and error records."""
@@ -112,6 +113,7 @@ def parse_record(index: int, rec: Any) -> ObjectRef | RecordProblem:
         event_name=name,
         event_time=_str_or_none(rec.get("eventTime")),
         oss_request_id=_str_or_none(_dig(rec, "responseElements", "requestId")),
+        replay=_dig(rec, "permitOcr", "replay") is True,
     )
 
 

@@ -1,10 +1,12 @@
 """The FC entry points. ``handler`` reads like the data flow:
-event -> object refs -> guards -> (duplicate?) -> precheck + image source -> recognize -> document -> sinks.
+event -> object refs -> guards -> source (find the version, precheck) -> ledger (claim the version)
+-> recognize -> document -> sinks (bound to the version).
 
-Every record ends as exactly one outcome. Permanent failures become an error record and the handler returns
-normally (raising would make FC retry and bill OCR again). Transient failures are retried in-function while
-time allows; then an error record marked transient is written and the handler raises, so FC retries the
-event later, and the idempotency check keeps finished records from being recognized twice.
+Every record ends as exactly one outcome for the version it found. Permanent failures become an error record
+and the handler returns normally (raising would make FC retry and bill OCR again). Transient failures are
+retried in-function while time allows; then a record marked transient is left, the claim is released and the
+handler raises, so FC retries the event later. Objects gone or overwritten meanwhile get no outcome here: a
+missing object is a fact about the world, and an overwritten one has its own event.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from . import guards, log
 from .config import Config, load_config
 from .credentials import Credentials, resolve
 from .document import error_document, result_document
+from .errors import StepError
 from .events import MalformedEvent, ObjectRef, parse_event
-from .idempotency import Claim, Seen, finished
-from .precheck import PrecheckError
-from .recognize import OcrFailure, Recognizer
-from .sinks import SinkError, Sinks
-from .source import Prepared, SourceError, prepare
-from .storage import Storage, StorageError
+from .ledger import Busy, Defer, Done, Ledger, Ticket
+from .recognize import Recognizer
+from .sinks import Delivered, Sinks, stored_outcome
+from .source import GONE, SUPERSEDED, Prepared, key_candidates, prepare
+from .storage import Storage
 
 SAFETY_MARGIN_S = 5.0  # kept back from the FC timeout to write the error record and answer
 DEFAULT_TIMEOUT_S = 60.0
@@ -46,17 +48,26 @@ class RetryLater(RuntimeError):
 class Outcome:
     bucket: str
     key: str
-    status: str  # result | error | retrying | duplicate | skipped | rejected | redelivered
+    status: str  # result | error | retrying | duplicate | redelivered | skipped | rejected
     code: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "key": self.key, "status": self.status, "code": self.code}
 
 
+@dataclass
+class _Invocation:
+    request_id: str
+    deadline: float
+    seen: set[tuple[str, str, str]]  # versions this invocation already took: one event naming one twice
+    lock: threading.Lock
+
+
 class App:
     """Per-instance state: config validated once, clients built once, credentials read per invocation."""
 
-    def __init__(self, cfg: Config, environ: Mapping[str, str] = os.environ) -> None:
+    def __init__(self, cfg: Config, environ: Mapping[str, str] = os.environ,
+                 clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
         self._environ = environ
         self._context: Any = None
@@ -64,6 +75,7 @@ class App:
         self.storage = Storage(cfg, self.credentials)
         self.recognizer = Recognizer(cfg, self.credentials)
         self.sinks = Sinks(cfg, self.storage, self.credentials)
+        self.ledger = Ledger(self.storage, clock)
 
     def credentials(self) -> Credentials:
         with self._creds_lock:
@@ -86,7 +98,8 @@ class App:
         for p in parsed.problems:
             log.warning("record rejected", code=p.code, reason=p.message, index=p.index,
                         keyRef=log.key_ref(p.bucket or "", p.key or "") if p.key else None)
-        outcomes = self._run_all(parsed.refs, request_id, deadline)
+        run = _Invocation(request_id, deadline, set(), threading.Lock())
+        outcomes = self._run_all(parsed.refs, run)
         counts = Counter(o.status for o in outcomes)
         counts.update({"malformed": len(parsed.problems)} if parsed.problems else {})
         summary = {"requestId": request_id, "records": len(parsed.refs) + len(parsed.problems),
@@ -97,117 +110,125 @@ class App:
             raise RetryLater(f"{counts['retrying']} record(s) failed transiently; FC will retry the event", summary)
         return summary
 
-    def _run_all(self, refs: list[ObjectRef], request_id: str, deadline: float) -> list[Outcome]:
+    def _run_all(self, refs: list[ObjectRef], run: _Invocation) -> list[Outcome]:
         if len(refs) <= 1 or self.cfg.workers == 1:
-            return [self._process_safely(r, request_id, deadline) for r in refs]
+            return [self._process_safely(r, run) for r in refs]
         from concurrent.futures import ThreadPoolExecutor  # only multi-record events (backfill) need a pool
 
         with ThreadPoolExecutor(max_workers=min(self.cfg.workers, len(refs))) as pool:
-            return list(pool.map(lambda r: self._process_safely(r, request_id, deadline), refs))
+            return list(pool.map(lambda r: self._process_safely(r, run), refs))
 
-    def _process_safely(self, ref: ObjectRef, request_id: str, deadline: float) -> Outcome:
-        log.bind_request(request_id)  # worker threads have their own log context
+    def _process_safely(self, ref: ObjectRef, run: _Invocation) -> Outcome:
+        log.bind_request(run.request_id)  # worker threads have their own log context
         t0 = time.monotonic()
         try:
-            outcome = self._process(ref, request_id, deadline)
-        except SinkError as err:  # the error record itself could not be stored: let FC retry
-            log.error("sink failed", keyRef=log.key_ref(ref.bucket, ref.key), sink=err.sink, code=err.code)
-            outcome = Outcome(ref.bucket, ref.key, "retrying", err.code)
-        except Exception as exc:  # a bug must not lose the upload: record it, retry via FC
-            log.error("unexpected failure", keyRef=log.key_ref(ref.bucket, ref.key), code=type(exc).__name__)
-            try:
-                outcome = self._fail(ref, request_id, type(exc).__name__, "internal error; see function logs",
-                                     "fc", transient=True)
-            except Exception:  # not even the record could be written: FC's retry is what is left
-                outcome = Outcome(ref.bucket, ref.key, "retrying", type(exc).__name__)
+            outcome = self._process(ref, run)
+        except Exception as exc:  # a bug, or no record could be stored: FC's retry is what is left
+            code = exc.code if isinstance(exc, StepError) else type(exc).__name__
+            log.error("record failed", keyRef=log.key_ref(ref.bucket, ref.key), code=code,
+                      stage=getattr(exc, "stage", "fc"))
+            outcome = Outcome(ref.bucket, ref.key, "retrying", code)
         log.info("record done", keyRef=log.key_ref(ref.bucket, ref.key), status=outcome.status,
                  code=outcome.code, ms=int((time.monotonic() - t0) * 1000))
         return outcome
 
-    def _process(self, ref: ObjectRef, request_id: str, deadline: float) -> Outcome:
-        cfg = self.cfg
-        verdict = guards.check(ref, cfg)
+    # -- one record: the data flow -------------------------------------------------------------------------
+
+    def _process(self, ref: ObjectRef, run: _Invocation) -> Outcome:
+        verdict = guards.check(ref, self.cfg)
         if verdict is not None:
-            if verdict.action is guards.Action.FAIL:
-                return self._fail(ref, request_id, verdict.code, verdict.message, "guard", transient=False)
             status = "skipped" if verdict.action is guards.Action.SKIP else "rejected"
             return Outcome(ref.bucket, ref.key, status, verdict.code)
-        prepared: Prepared | None = None
-        etag = ref.etag
-        if not etag:  # no ETag in the event (rare): read the object first to learn which version it is
-            prepared_or_outcome = self._prepare(ref, request_id)
-            if isinstance(prepared_or_outcome, Outcome):
-                return prepared_or_outcome
-            prepared, etag = prepared_or_outcome, prepared_or_outcome.etag or ""
-        key = prepared.key if prepared else ref.key
-        # Claim first, then look for a finished outcome: a delivery that wins the claim after another one
-        # released it is sure to see that one's result, so no two deliveries ever both pay.
-        claim = Claim(cfg, self.storage, ref.bucket, key, etag)
         try:
-            if not claim.acquire(etag, request_id, ttl_s=deadline - time.monotonic() + SAFETY_MARGIN_S):
-                return Outcome(ref.bucket, key, "duplicate", "InProgress")
-        except StorageError as err:
-            return self._fail(ref, request_id, err.code, err.message, "source", transient=True, prepared=prepared)
+            prepared = prepare(ref, self.cfg, self.storage)
+        except StepError as err:
+            return self._failed(ref, err, run)
+        key, etag = prepared.key, prepared.etag
+        with run.lock:
+            if (ref.bucket, key, etag) in run.seen:
+                return Outcome(ref.bucket, key, "duplicate", "SameEvent")
+            run.seen.add((ref.bucket, key, etag))
+        outputs = self.sinks.outputs(ref.bucket, key)
+        if outputs.overlong:  # no result could be stored where users look for it: do not pay for one
+            return self._failed(ref, StepError(
+                "OutputKeyTooLong", f"the key leaves no room for its outputs under OSS's 1023-byte limit; the "
+                f"record is at {outputs.error_key}", transient=False, stage="guard").about(key, etag), run,
+                prepared)
         try:
-            seen = Seen()
-            try:
-                done = finished(cfg, self.storage, self.sinks, ref.bucket, key, etag, seen)
-            except StorageError as err:  # cannot tell whether it is done: paying now might pay twice
-                return self._fail(ref, request_id, err.code, err.message, "source", transient=True,
-                                  prepared=prepared)
-            if done is not None:
-                return Outcome(ref.bucket, key, done.status)
-            if prepared is None:
-                prepared_or_outcome = self._prepare(ref, request_id)
-                if isinstance(prepared_or_outcome, Outcome):
-                    return prepared_or_outcome
-                prepared = prepared_or_outcome
-                if prepared.key != key:  # found under a decoded form of the event key: look there too
-                    try:
-                        done = finished(cfg, self.storage, self.sinks, ref.bucket, prepared.key, etag, seen)
-                    except StorageError as err:
-                        return self._fail(ref, request_id, err.code, err.message, "source", transient=True,
-                                          prepared=prepared)
-                    if done is not None:
-                        return Outcome(ref.bucket, prepared.key, done.status)
-            return self._recognize_and_deliver(ref, prepared, request_id, deadline, seen)
-        finally:
-            claim.release()
+            claim = self.ledger.begin(outputs, ref.bucket, key, etag, run.request_id,
+                                      ttl_s=run.deadline - time.monotonic() + SAFETY_MARGIN_S, replay=ref.replay)
+        except StepError as err:  # cannot tell whether it is done: paying now might pay twice
+            return self._failed(ref, err.about(key, etag), run, prepared)
+        if isinstance(claim, Busy):
+            return Outcome(ref.bucket, key, "duplicate", "InProgress")
+        if isinstance(claim, Defer):
+            return Outcome(ref.bucket, key, "retrying", "ClaimHeld")
+        if isinstance(claim, Done):
+            if claim.outcome.pending:
+                self.sinks.redeliver(ref.bucket, key, etag, claim.outcome)
+                return Outcome(ref.bucket, key, "redelivered")
+            return Outcome(ref.bucket, key, "duplicate")
+        return self._recognize_and_deliver(ref, prepared, claim, run)
 
-    def _prepare(self, ref: ObjectRef, request_id: str) -> Prepared | Outcome:
-        """Find the object, precheck its header, sign the URL or read the bytes; or the outcome if that fails."""
+    def _recognize_and_deliver(self, ref: ObjectRef, prepared: Prepared, ticket: Ticket,
+                               run: _Invocation) -> Outcome:
         try:
-            return prepare(ref, self.cfg, self.storage)
-        except PrecheckError as err:
-            return self._fail(ref, request_id, err.code, err.message, "precheck", transient=False)
-        except SourceError as err:
-            if err.code == "Superseded":
-                return Outcome(ref.bucket, ref.key, "skipped", err.code)
-            return self._fail(ref, request_id, err.code, err.message, "source", transient=err.transient)
-
-    def _recognize_and_deliver(self, ref: ObjectRef, prepared: Prepared, request_id: str, deadline: float,
-                               seen: Seen) -> Outcome:
-        try:
-            ocr = self.recognizer.recognize(url=prepared.url, body=prepared.body, deadline=deadline)
-        except OcrFailure as err:
-            return self._fail(ref, request_id, err.code, err.message, "ocr", transient=err.transient,
-                              attempts=err.attempts, status=err.status, ocr_request_id=err.request_id,
-                              prepared=prepared)
-        doc = result_document(ref, prepared, ocr, self.cfg, function_request_id=request_id, now=_now())
-        self.sinks.deliver_result(doc, ref.bucket, prepared.key, prepared.etag or ref.etag,
-                                  error_record_may_exist=seen.error_record is not False)
+            ocr = self.recognizer.recognize(url=prepared.url, body=prepared.body, deadline=run.deadline)
+            doc = result_document(ref, prepared, ocr, self.cfg, function_request_id=run.request_id, now=_now())
+            delivered = self.sinks.deliver_result(doc, ref.bucket, prepared.key, prepared.etag)
+        except StepError as err:
+            return self._failed(ref, err.about(prepared.key, prepared.etag), run, prepared, ticket)
+        if delivered.status != "written":  # overwritten or deleted while OCR ran: the version has no outcome
+            ticket.release()
+            return Outcome(ref.bucket, prepared.key, "skipped", _skip_code(delivered))
         return Outcome(ref.bucket, prepared.key, "result", "needsReview" if doc["needsReview"] else None)
 
-    def _fail(self, ref: ObjectRef, request_id: str, code: str, message: str, stage: str, *, transient: bool,
-              attempts: int = 0, status: int | None = None, ocr_request_id: str | None = None,
-              prepared: Prepared | None = None) -> Outcome:
-        doc = error_document(ref, code=code, message=message, stage=stage, transient=transient,
-                             function_request_id=request_id, now=_now(), attempts=attempts, http_status=status,
-                             ocr_request_id=ocr_request_id, prepared=prepared)
-        key = prepared.key if prepared else ref.key
-        etag = (prepared.etag if prepared else None) or ref.etag
-        self.sinks.deliver_error(doc, ref.bucket, key, etag)
-        return Outcome(ref.bucket, key, "retrying" if transient else "error", code)
+    # -- the one failure path ------------------------------------------------------------------------------
+
+    def _failed(self, ref: ObjectRef, err: StepError, run: _Invocation, prepared: Prepared | None = None,
+                ticket: Ticket | None = None) -> Outcome:
+        key, etag = err.found or (ref.key, ref.etag)
+        if err.code in (GONE, SUPERSEDED) and not err.transient:
+            if err.code == GONE and ref.etag:  # deleted after a paid run stored its document: still deliver it
+                owed = self._owed_message(ref, ref.etag)
+                if owed is not None:
+                    return owed
+            log.info("record skipped", keyRef=log.key_ref(ref.bucket, key), code=err.code, stage=err.stage)
+            return Outcome(ref.bucket, key, "skipped", err.code)
+        doc = error_document(ref, code=err.code, message=err.message, stage=err.stage, transient=err.transient,
+                             function_request_id=run.request_id, now=_now(), attempts=err.attempts,
+                             http_status=err.status, ocr_request_id=err.request_id if err.stage == "ocr" else None,
+                             prepared=prepared)
+        try:
+            delivered = self.sinks.deliver_error(doc, ref.bucket, key, etag)
+        except StepError:
+            if ticket is not None:  # no record: the next delivery must be free to take over at once
+                ticket.release()
+            raise
+        if ticket is not None and (err.transient or delivered.status != "written"):
+            ticket.release()
+        if delivered.status in ("gone", "superseded"):
+            return Outcome(ref.bucket, key, "skipped", _skip_code(delivered))
+        if delivered.status == "exists":  # this version's outcome is already stored: nothing failed
+            return Outcome(ref.bucket, key, "duplicate")
+        if delivered.status == "pending":  # the document is stored; only its message is owed
+            return Outcome(ref.bucket, key, "retrying", err.code)
+        return Outcome(ref.bucket, key, "retrying" if err.transient else "error", err.code)
+
+
+    def _owed_message(self, ref: ObjectRef, etag: str) -> Outcome | None:
+        """The image is gone, but an earlier attempt may have stored its paid document with the message still
+        owed: deliver it (the upload happened; its consumer is waiting), else None."""
+        for key in key_candidates(ref.key):
+            found = stored_outcome(self.storage, self.sinks.outputs(ref.bucket, key), etag)
+            if found is not None and found.pending:
+                self.sinks.redeliver(ref.bucket, key, etag, found)
+                return Outcome(ref.bucket, key, "redelivered")
+        return None
+
+
+def _skip_code(delivered: Delivered) -> str:
+    return GONE if delivered.status == "gone" else SUPERSEDED
 
 
 def _now() -> datetime.datetime:

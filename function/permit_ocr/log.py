@@ -34,9 +34,19 @@ _SCRUB = [
 ]
 
 
+_KEY_REF = re.compile(r"k:[0-9a-f]{16}(?![0-9a-f])")
+
+
 def scrub(text: str) -> str:
+    """Redact personal data and secrets; key digests (``k:`` + 16 hex) pass intact, wherever they stand,
+    so every line stays matchable to its key."""
+    refs = _KEY_REF.findall(text)
+    if refs:
+        text = _KEY_REF.sub("\ue000", text)
     for pattern, repl in _SCRUB:
         text = pattern.sub(repl, text)
+    for ref in refs:
+        text = text.replace("\ue000", ref, 1)
     return text
 
 

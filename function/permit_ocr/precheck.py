@@ -10,6 +10,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from .errors import PrecheckError
+
+__all__ = ["HEAD_BYTES", "ImageInfo", "NeedMoreBytes", "PrecheckError", "check_limits", "inspect"]
+
 HEAD_BYTES = 64 * 1024  # enough for every format's header, and for most JPEGs' SOF behind EXIF
 MAX_HEAD_BYTES = 1024 * 1024  # JPEGs with huge EXIF/ICC blocks: look this far, then give up
 MIN_SIDE, MAX_SIDE, MAX_RATIO = 15, 8192, 50  # API document: 15 < side < 8192, ratio < 50
@@ -20,13 +24,6 @@ class ImageInfo:
     format: str  # jpeg | png | bmp | gif | tiff | webp
     width: int
     height: int
-
-
-class PrecheckError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class NeedMoreBytes(Exception):

@@ -18,6 +18,7 @@ import orjson
 
 from .config import Config
 from .credentials import Credentials
+from .errors import OcrFailure
 
 TRANSIENT_CODES = frozenset({
     "Throttling.User", "Throttling", "algorithmError", "AlgorithmTimeout", "ServiceUnavailable",
@@ -26,19 +27,6 @@ TRANSIENT_CODES = frozenset({
 # retried, but only this many attempts: a bad signed URL is usually permanent, sometimes an OSS hiccup
 LIMITED_RETRY = {"IllegalImageUrl": 2}
 BASE_BACKOFF_S, MAX_BACKOFF_S = 0.2, 8.0
-
-
-class OcrFailure(Exception):
-    def __init__(self, code: str, message: str, *, transient: bool, status: int | None = None,
-                 request_id: str | None = None, attempts: int = 1, retry_after_s: float | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.transient = transient
-        self.status = status
-        self.request_id = request_id
-        self.attempts = attempts
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,17 @@
 """Step 7: deliver a document to the configured sinks: ``oss`` (beside the image) and/or ``mns`` (a topic).
 
-With the oss sink, the stored object is the durable record: it is written first, with ``x-oss-meta-pending:
-mns`` while a message is still owed, and the flag is cleared once the topic accepted it. A retried event then
-finds the object and only re-publishes: a flaky MNS never costs a second OCR call. With mns alone, a small
-receipt (no personal data) is stored after publishing, so duplicates are still recognized.
+Every write is bound to the image version it describes. Before an outcome is stored, one request checks that
+the version is still the current object and sees which outputs exist beside it: a ListObjectsV2 on the image
+key when the outputs sit beside the image (the default; the listing shows the image's ETag and both outputs),
+else a HEAD of the image plus a listing of the output prefix. A version that was overwritten or deleted gets
+no outcome (its successor's event, or nothing, is due); an outcome replaces the other kind of outcome the key
+had, so each key ends with exactly one.
+
+The stored object is the durable record: it is written before any message, with ``x-oss-meta-pending: mns``
+while the topic has not accepted it, so a retried event only re-publishes (a flaky MNS never costs a second
+OCR call). With SINKS=mns alone the document waits at the result key in the same way; once the topic took it,
+a receipt without personal data replaces it, unless the message was a pointer to it (documents over 64 KB),
+in which case the document stays where the pointer says.
 """
 
 from __future__ import annotations
@@ -11,35 +19,58 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
+from . import log
 from .config import Config
 from .credentials import Credentials
 from .document import encode
-from .storage import ObjectHead, Storage, StorageError
+from .errors import SinkError, StorageError
+from .layout import (
+    JSON_TYPE,
+    KIND_ERROR,
+    KIND_ERROR_RETRYING,
+    KIND_RECEIPT,
+    KIND_RESULT,
+    META_ETAG,
+    META_KIND,
+    META_PENDING,
+    META_REQUEST,
+    Outputs,
+    outputs_for,
+)
+from .storage import ObjectHead, Storage
 
-JSON_TYPE = "application/json; charset=utf-8"
-META_ETAG, META_KIND, META_PENDING = "source-etag", "permit-ocr", "pending"
-ERROR_FINAL, ERROR_RETRYING = "error", "error-retrying"  # x-oss-meta-permit-ocr of error records
+__all__ = ["META_ETAG", "META_KIND", "Delivered", "SinkError", "Sinks", "Slots", "StoredOutcome", "existing_outcome",
+           "read_slots", "stored_outcome"]
+
+T = TypeVar("T")
 PUBLISH_ATTEMPTS = 3
-PUT_ATTEMPTS = 4  # on top of the SDK's own 3 tries
-
-
-class SinkError(Exception):
-    def __init__(self, sink: str, code: str, message: str, transient: bool) -> None:
-        super().__init__(f"{sink} sink: {code}: {message}")
-        self.sink = sink
-        self.code = code
-        self.message = message
-        self.transient = transient
+PUT_ATTEMPTS = 4  # OSS attempts per request on top of the SDK's own 3: after the paid call, a request that
+# gives up loses the document, and the retry pays again
 
 
 @dataclass(frozen=True)
 class Delivered:
+    status: str  # written | superseded | gone | exists | pending (stored, its message still owed)
     object_key: str | None = None
     message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    """An output found for one image version."""
+
+    key: str
+    kind: str  # result | receipt | error | error-retrying
+    pending: bool  # the MNS message is still owed
+    request_id: str = ""  # the FC request that wrote it
+
+    @property
+    def final(self) -> bool:
+        return self.kind != KIND_ERROR_RETRYING
 
 
 def existing_outcome(head: ObjectHead | None, etag: str | None) -> str | None:
@@ -47,6 +78,42 @@ def existing_outcome(head: ObjectHead | None, etag: str | None) -> str | None:
     if head is None or not etag or head.metadata.get(META_ETAG, "").upper() != etag.upper():
         return None
     return "pending" if head.metadata.get(META_PENDING) else "done"
+
+
+@dataclass(frozen=True)
+class Slots:
+    """What the two output slots of an image hold, seen from one version."""
+
+    mine: StoredOutcome | None  # the outcome stored for this version (the result first: it beats a record)
+    other_version: bool  # a slot holds an output of another version of the image
+
+
+def stored_outcome(storage: Storage, outputs: Outputs, etag: str) -> StoredOutcome | None:
+    return read_slots(storage, outputs, etag).mine
+
+
+def read_slots(storage: Storage, outputs: Outputs, etag: str) -> Slots:
+    mine: StoredOutcome | None = None
+    other = False
+    for key in (outputs.result_key, outputs.error_key):
+        head = storage.head(outputs.bucket, key)  # StorageError propagates: "cannot tell" is not "absent"
+        if head is None:
+            continue
+        state = existing_outcome(head, etag)
+        if state is None:
+            other = True
+        elif mine is None:
+            meta = head.metadata
+            mine = StoredOutcome(key, meta.get(META_KIND) or KIND_RESULT, state == "pending",
+                                 meta.get(META_REQUEST, ""))
+    return Slots(mine, other)
+
+
+@dataclass(frozen=True)
+class _Beside:
+    current: str  # current | superseded | gone
+    result: bool | None  # the result key exists (None: unknown)
+    error: bool | None
 
 
 class Sinks:
@@ -65,78 +132,119 @@ class Sinks:
     def oss(self) -> bool:
         return "oss" in self._cfg.sinks
 
-    # -- results ---------------------------------------------------------------------------------------
+    def outputs(self, bucket: str, image_key: str) -> Outputs:
+        return outputs_for(self._cfg, bucket, image_key)
 
-    def deliver_result(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str | None, *,
-                       error_record_may_exist: bool = True) -> Delivered:
-        out_bucket = self._cfg.output_bucket_for(bucket)
-        result_key = self._cfg.result_key(image_key)
-        body = encode(doc)
-        if not self.oss:
-            sent = self._publish(doc, body, out_bucket, result_key, etag, "result")
-            receipt = {k: doc[k] for k in ("schemaVersion", "source", "needsReview")} | {
-                "type": "receipt", "ocrRequestId": doc["ocr"]["requestId"], "messageId": sent}
-            self._put(out_bucket, result_key, orjson.dumps(receipt), "receipt", etag, pending=False)
-            if error_record_may_exist:
-                self._delete(out_bucket, self._cfg.error_key(image_key))
-            return Delivered(result_key, sent)
-        self._put(out_bucket, result_key, body, "result", etag, pending=self.mns)
-        if error_record_may_exist:  # a success replaces a stale error record
-            self._delete(out_bucket, self._cfg.error_key(image_key))
-        message_id: str | None = None
-        if self.mns:
-            message_id = self._publish(doc, body, out_bucket, result_key, etag, "result")
-            self._put(out_bucket, result_key, body, "result", etag, pending=False)
-        return Delivered(result_key, message_id)
+    # -- final outcomes: a result, or an error record that ends the work for the version ------------------
 
-    # -- error records ----------------------------------------------------------------------------------
+    def deliver_result(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str) -> Delivered:
+        return self._deliver(doc, bucket, image_key, etag, result=True)
 
     def deliver_error(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str | None) -> Delivered:
-        """Store the error record; publish a failure message unless the error will be retried."""
-        out_bucket = self._cfg.output_bucket_for(bucket)
-        error_key = self._cfg.error_key(image_key)
+        """Store a final error record and publish a failure message. ``etag`` None: the image cannot be read,
+        so the record is written without the version check (it describes the event, not a version)."""
+        if doc["error"]["transient"]:
+            return self.record_retrying(doc, bucket, image_key, etag)
+        return self._deliver(doc, bucket, image_key, etag, result=False)
+
+    def _deliver(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str | None, *,
+                 result: bool) -> Delivered:
+        out = self.outputs(bucket, image_key)
+        beside = self._beside(bucket, image_key, etag, out) if etag else _Beside("current", None, None)
+        if beside.current != "current":
+            return Delivered(beside.current)
         body = encode(doc)
-        transient = bool(doc["error"]["transient"])
-        kind = ERROR_RETRYING if transient else ERROR_FINAL  # only a final record ends the work for this ETag
-        notify = self.mns and not transient
-        self._put(out_bucket, error_key, body, kind, etag, pending=notify)
-        message_id: str | None = None
-        if notify:
-            message_id = self._publish(doc, body, out_bucket, error_key, etag, "error")
-            self._put(out_bucket, error_key, body, kind, etag, pending=False)
-        return Delivered(error_key, message_id)
+        key, other, other_exists = ((out.result_key, out.error_key, beside.error) if result
+                                    else (out.error_key, out.result_key, beside.result))
+        kind = KIND_RESULT if result else KIND_ERROR
+        self._put(out.bucket, key, body, kind, etag, pending=self.mns)
+        if other_exists is not False:  # one outcome per key: drop the older one (or a transient record)
+            self._delete(out.bucket, other)
+        if not self.mns:
+            return Delivered("written", key)
+        return self._publish_stored(doc, body, out, key, kind, etag)
+
+    # -- transient failures: a record that says "retrying", never a verdict ---------------------------------
+
+    def record_retrying(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str | None) -> Delivered:
+        """Leave a trace of a transient failure, so an outcome exists even if FC gives up. Never over a newer
+        version's outputs and never beside this version's own result; it replaces nothing but an older
+        transient record, and the next outcome of the version replaces it."""
+        out = self.outputs(bucket, image_key)
+        if etag:
+            beside = self._beside(bucket, image_key, etag, out)
+            if beside.current != "current":
+                return Delivered(beside.current)
+            if beside.result is not False:
+                found = self._oss(lambda: stored_outcome(self._storage, out, etag))
+                if found is not None and found.final:  # stored already: FC's retry must only (re)publish
+                    return Delivered("pending" if found.pending else "exists", found.key)
+        self._put(out.bucket, out.error_key, encode(doc), KIND_ERROR_RETRYING, etag, pending=False)
+        return Delivered("written", out.error_key)
 
     # -- redelivery of a stored document whose message is still owed ------------------------------------
 
-    def redeliver(self, bucket: str, key: str, etag: str | None) -> Delivered:
-        try:
-            body = self._storage.read_all(bucket, key).data
-        except StorageError as err:
-            raise SinkError("oss", err.code, err.message, err.transient) from None
+    def redeliver(self, bucket: str, image_key: str, etag: str, found: StoredOutcome) -> Delivered:
+        out = self.outputs(bucket, image_key)
+        body = self._oss(lambda: self._storage.read_all(out.bucket, found.key).data)
         doc = orjson.loads(body)
-        kind = str(doc.get("type", "result"))
-        message_id = self._publish(doc, body, bucket, key, etag, kind)
-        self._put(bucket, key, body, kind, etag, pending=False)
-        return Delivered(key, message_id)
+        return self._publish_stored(doc, body, out, found.key, found.kind, etag)
 
     # -- plumbing -----------------------------------------------------------------------------------------
 
+    def _beside(self, bucket: str, image_key: str, etag: str | None, out: Outputs) -> _Beside:
+        """Is ``etag`` still the image's current version, and which outputs exist beside it (one request when
+        the outputs sit beside the image, two otherwise)."""
+        listing = self._oss(lambda: self._storage.list_prefix(out.bucket, out.listing_prefix))
+        if out.lists_image:
+            current = listing.etags.get(image_key)
+        else:
+            head = self._oss(lambda: self._storage.head(bucket, image_key))
+            current = head.etag if head else None
+        if current is None:
+            return _Beside("gone", None, None)
+        if etag and current != etag:
+            return _Beside("superseded", None, None)
+
+        def exists(key: str) -> bool | None:
+            return (key in listing.etags) if listing.knows(key) else None
+
+        return _Beside("current", exists(out.result_key), exists(out.error_key))
+
+    def _publish_stored(self, doc: dict[str, Any], body: bytes, out: Outputs, key: str, kind: str,
+                        etag: str | None) -> Delivered:
+        """Publish a document that is already stored (pending) at ``key``, then settle the stored object."""
+        from .publish import message_body
+
+        text = message_body(doc, {"bucket": out.bucket, "key": key})
+        message_id = self._publish(text, doc)
+        if kind in (KIND_RESULT, KIND_RECEIPT) and not self.oss and orjson.loads(text).get("type") != "pointer":
+            receipt = {k: doc[k] for k in ("schemaVersion", "source", "needsReview")} | {
+                "type": "receipt", "ocrRequestId": doc["ocr"]["requestId"], "messageId": message_id}
+            self._put(out.bucket, key, orjson.dumps(receipt), KIND_RECEIPT, etag, pending=False)
+        else:  # the stored document stays (the oss sink's result, or the target of a pointer message)
+            self._put(out.bucket, key, body, kind, etag, pending=False)
+        return Delivered("written", key, message_id)
+
     def _put(self, bucket: str, key: str, body: bytes, kind: str, etag: str | None, *, pending: bool) -> None:
-        meta: Mapping[str, str] = {META_ETAG: etag or "", META_KIND: kind, META_PENDING: "mns" if pending else ""}
-        for attempt in range(PUT_ATTEMPTS):  # a lost result write would cost a second paid OCR call
+        meta: Mapping[str, str] = {META_ETAG: etag or "", META_KIND: kind, META_PENDING: "mns" if pending else "",
+                                   META_REQUEST: log.current_request_id() or ""}
+        self._oss(lambda: self._storage.put(bucket, key, body, JSON_TYPE, meta))
+
+    def _delete(self, bucket: str, key: str) -> None:
+        self._oss(lambda: self._storage.delete(bucket, key))
+
+    @staticmethod
+    def _oss(call: Callable[[], T]) -> T:
+        """One OSS request, retried on transient errors; a SinkError when it still fails."""
+        for attempt in range(PUT_ATTEMPTS):
             try:
-                self._storage.put(bucket, key, body, JSON_TYPE, meta)
-                return
+                return call()
             except StorageError as err:
                 if not err.transient or attempt == PUT_ATTEMPTS - 1:
                     raise SinkError("oss", err.code, err.message, err.transient) from None
             time.sleep(0.2 * 2**attempt)
-
-    def _delete(self, bucket: str, key: str) -> None:
-        try:
-            self._storage.delete(bucket, key)
-        except StorageError as err:
-            raise SinkError("oss", err.code, err.message, err.transient) from None
+        raise AssertionError("unreachable")
 
     def _get_publisher(self) -> Any:
         creds = self._credentials()
@@ -148,21 +256,10 @@ class Sinks:
             self._publisher_creds = creds
         return self._publisher
 
-    def _publish(self, doc: dict[str, Any], body: bytes, bucket: str, key: str, etag: str | None,
-                 kind: str) -> str:
-        from .publish import PublishError, message_body, tag_for
+    def _publish(self, text: str, doc: dict[str, Any]) -> str:
+        from .publish import PublishError, tag_for
 
-        pointer = {"bucket": bucket, "key": key}
-        if not self.oss and kind == "result":
-            # nothing stored yet: a document too large for a message is stored first, then pointed at
-            try:
-                text = message_body(doc, None)
-            except PublishError:
-                self._put(bucket, key, body, kind, etag, pending=True)
-                text = message_body(doc, pointer)
-        else:
-            text = message_body(doc, pointer)
-        last: Exception | None = None
+        last: PublishError | None = None
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 return str(self._get_publisher().publish(text, tag_for(doc)).message_id)
@@ -171,5 +268,5 @@ class Sinks:
                 if not err.transient:
                     break
                 time.sleep(0.2 * 2**attempt)
-        code = getattr(last, "code", None) or "PublishFailed"
-        raise SinkError("mns", str(code), str(getattr(last, "message", last)), bool(getattr(last, "transient", True)))
+        assert last is not None
+        raise SinkError("mns", str(last.code or "PublishFailed"), str(last.message), bool(last.transient))

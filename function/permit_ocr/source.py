@@ -2,7 +2,9 @@
 
 The event key is tried as sent; only when OSS answers NoSuchKey and the key holds '%' or '+' are the decoded
 forms tried (OSS trigger keys are raw as far as anyone has seen, but a decoded key costs one extra GET,
-while guessing wrong loses the upload).
+while guessing wrong loses the upload). What the event says (eTag, size, even the key's form) is a hint: this
+read tells which object and version exist, and every later step uses what it found. A missing object is a
+fact about the world, not a verdict on a version: ``NoSuchKey`` here becomes a skip, never a record.
 """
 
 from __future__ import annotations
@@ -11,20 +13,15 @@ from dataclasses import dataclass
 from urllib.parse import unquote, unquote_plus
 
 from .config import Config
+from .errors import PrecheckError, SourceError
 from .events import ObjectRef
 from .precheck import HEAD_BYTES, ImageInfo, NeedMoreBytes, check_limits, inspect
 from .storage import Chunk, Storage, StorageError
 
+__all__ = ["GONE", "SUPERSEDED", "Prepared", "SourceError", "key_candidates", "prepare"]
+
 MAX_URL_CHARS = 2048  # the OCR API's limit on the Url parameter
-
-
-class SourceError(Exception):
-    def __init__(self, code: str, message: str, transient: bool, request_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.transient = transient
-        self.request_id = request_id
+GONE, SUPERSEDED = "NoSuchKey", "Superseded"  # codes of a skip: no outcome is due for this event
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,7 @@ class Prepared:
     key: str  # the key that exists (the event's, or a decoded form of it)
     info: ImageInfo
     size: int | None
-    etag: str | None  # what OSS holds now
+    etag: str  # what OSS holds now: the version every later step is bound to
     url: str | None = None  # url mode
     body: bytes | None = None  # body mode
 
@@ -46,18 +43,28 @@ def key_candidates(key: str) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
+def _read(storage: Storage, bucket: str, key: str, whole: bool) -> Chunk:
+    if whole:
+        return storage.read_all(bucket, key)
+    try:
+        return storage.read_range(bucket, key, HEAD_BYTES)
+    except StorageError as err:
+        if err.code != "InvalidRange":  # OSS answers 200 for a range on an empty object; a 416 means the same
+            raise
+        return storage.read_all(bucket, key)
+
+
 def _first_read(storage: Storage, bucket: str, key: str, whole: bool) -> tuple[str, Chunk]:
     last: StorageError | None = None
     for candidate in key_candidates(key):
         try:
-            chunk = storage.read_all(bucket, candidate) if whole else storage.read_range(bucket, candidate, HEAD_BYTES)
-            return candidate, chunk
+            return candidate, _read(storage, bucket, candidate, whole)
         except StorageError as err:
             if not err.not_found:
                 raise SourceError(err.code, f"reading the image failed: {err.message}", err.transient,
                                   err.request_id) from None
             last = err
-    raise SourceError("NoSuchKey", "the object no longer exists (deleted after upload?)", False,
+    raise SourceError(GONE, "the object no longer exists (deleted after upload?)", False,
                       last.request_id if last else None)
 
 
@@ -65,8 +72,21 @@ def prepare(ref: ObjectRef, cfg: Config, storage: Storage) -> Prepared:
     whole = cfg.image_source == "body"
     key, chunk = _first_read(storage, ref.bucket, ref.key, whole)
     if ref.etag and chunk.etag and chunk.etag != ref.etag:
-        raise SourceError("Superseded", "the object was overwritten after this event; its own event follows",
+        raise SourceError(SUPERSEDED, "the object was overwritten after this event; its own event follows",
                           False)
+    etag = chunk.etag or ref.etag
+    if not etag:
+        raise SourceError("NoETag", "OSS answered without an ETag; the version cannot be pinned", True)
+    try:
+        return _check_and_hand_over(ref, cfg, storage, key, etag, chunk, whole)
+    except PrecheckError as err:
+        raise err.about(key, etag) from None
+
+
+def _check_and_hand_over(ref: ObjectRef, cfg: Config, storage: Storage, key: str, etag: str, chunk: Chunk,
+                         whole: bool) -> Prepared:
+    if chunk.total_size == 0:
+        raise PrecheckError("illegalImageContent", "object is empty")
     head = chunk.data
     while True:
         try:
@@ -80,22 +100,22 @@ def prepare(ref: ObjectRef, cfg: Config, storage: Storage) -> Prepared:
             except StorageError as err:
                 raise SourceError(err.code, err.message, err.transient, err.request_id) from None
             if again.etag != chunk.etag:
-                raise SourceError("Superseded", "the object was overwritten while it was read; its own event follows",
+                raise SourceError(SUPERSEDED, "the object was overwritten while it was read; its own event follows",
                                   False) from None
             if len(again.data) <= len(head):  # no progress: the header cannot be completed
                 raise SourceError("unsupportedImageFormat", "image header is truncated or corrupt", False) from None
             head = again.data
     check_limits(info, chunk.total_size, cfg.max_image_bytes)
     if whole:
-        return Prepared(key, info, chunk.total_size, chunk.etag, body=chunk.data)
+        return Prepared(key, info, chunk.total_size, etag, body=chunk.data)
     url = storage.presign_get(ref.bucket, key, cfg.signed_url_expires)
     if len(url) > MAX_URL_CHARS:  # OCR refuses a longer Url (exceededImageUrlLength): send the bytes instead
         try:
             whole_chunk = storage.read_all(ref.bucket, key)
         except StorageError as err:
             raise SourceError(err.code, err.message, err.transient, err.request_id) from None
-        if ref.etag and whole_chunk.etag and whole_chunk.etag != ref.etag:
-            raise SourceError("Superseded", "the object was overwritten after this event; its own event follows",
+        if whole_chunk.etag != etag:
+            raise SourceError(SUPERSEDED, "the object was overwritten while it was read; its own event follows",
                               False)
-        return Prepared(key, info, whole_chunk.total_size, whole_chunk.etag, body=whole_chunk.data)
-    return Prepared(key, info, chunk.total_size, chunk.etag, url=url)
+        return Prepared(key, info, whole_chunk.total_size, etag, body=whole_chunk.data)
+    return Prepared(key, info, chunk.total_size, etag, url=url)

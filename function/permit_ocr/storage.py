@@ -17,25 +17,10 @@ from alibabacloud_oss_v2 import exceptions as oss_exc
 
 from .config import Config
 from .credentials import Credentials
+from .errors import StorageError
+from .layout import etag_form
 
-_TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling", "TooManyRequests"}
-
-
-class StorageError(Exception):
-    def __init__(self, code: str, message: str, status: int | None, request_id: str | None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
-        self.request_id = request_id
-
-    @property
-    def transient(self) -> bool:
-        return self.status is None or self.status >= 500 or self.status == 429 or self.code in _TRANSIENT_CODES
-
-    @property
-    def not_found(self) -> bool:
-        return self.code in ("NoSuchKey", "NotFound") or (self.status == 404 and self.code != "NoSuchBucket")
+__all__ = ["Chunk", "Listing", "ObjectHead", "Storage", "StorageError"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +37,17 @@ class Chunk:
     etag: str | None
 
 
+@dataclass(frozen=True)
+class Listing:
+    etags: Mapping[str, str]  # key -> ETag of every object listed
+    truncated: bool
+    last_key: str | None  # keys after this one were not listed (when truncated)
+
+    def knows(self, key: str) -> bool:
+        """Whether the listing can tell if ``key`` exists: listed, or sorted before where it stopped."""
+        return key in self.etags or not self.truncated or (self.last_key is not None and key < self.last_key)
+
+
 def _storage_error(exc: Exception) -> StorageError:
     inner = exc.unwrap() if isinstance(exc, oss_exc.OperationError) else exc
     if isinstance(inner, oss_exc.ServiceError):
@@ -61,8 +57,7 @@ def _storage_error(exc: Exception) -> StorageError:
     return StorageError(type(inner).__name__, str(inner)[:300], None, None)
 
 
-def _etag(raw: str | None) -> str | None:
-    return raw.strip('"').upper() if raw else None
+_etag = etag_form
 
 
 class _Provider(oss.credentials.CredentialsProvider):
@@ -140,6 +135,17 @@ class Storage:
             err = _storage_error(exc)
             if not err.not_found:
                 raise err from None
+
+    def list_prefix(self, bucket: str, prefix: str, max_keys: int = 20) -> Listing:
+        """One ListObjectsV2 page of keys under ``prefix`` with their ETags (keys URL-encoded on the wire, so
+        any key round-trips)."""
+        try:
+            r = self._client.list_objects_v2(oss.ListObjectsV2Request(
+                bucket=bucket, prefix=prefix, max_keys=max_keys, encoding_type="url"))
+        except Exception as exc:
+            raise _storage_error(exc) from None
+        etags = {str(o.key): etag_form(o.etag) or "" for o in (r.contents or [])}
+        return Listing(etags, bool(r.is_truncated), max(etags) if etags else None)
 
     def presign_get(self, bucket: str, key: str, expires_s: int) -> str:
         r = self._signer.presign(oss.GetObjectRequest(bucket=bucket, key=key),

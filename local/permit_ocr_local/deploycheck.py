@@ -22,6 +22,7 @@ import yaml
 
 from permit_ocr import guards
 from permit_ocr.config import MAX_PRESIGN_SECONDS, SPEC, Config, ConfigError, load_config
+from permit_ocr.layout import MARKER_RETENTION_DAYS, MARKERS_PREFIX, OVERLONG_PREFIX
 from permit_ocr.recognize import BASE_BACKOFF_S, MAX_BACKOFF_S
 
 Level = Literal["ok", "warn", "error"]
@@ -578,7 +579,7 @@ def check_deployment(doc: Mapping[str, Any], env_overrides: Mapping[str, str] | 
         return findings
     findings += check_timeout(props, cfg) + check_signed_url_lifetime(cfg)
     findings += check_trigger_sources(triggers, props, cfg) + check_trigger_suffixes(triggers, cfg)
-    findings += check_output_loops(triggers, cfg) + check_ocr_quota(props, cfg)
+    findings += check_output_loops(triggers, cfg) + check_output_prefix(triggers, cfg) + check_ocr_quota(props, cfg)
     return findings
 
 
@@ -618,9 +619,10 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
     """The least-privilege RAM policy of the function role, derived from s.yaml (the one source of truth).
 
     What the function does with OSS (function/permit_ocr): GetObject (incl. HEAD and the signed URL OCR
-    fetches) on uploads; HEAD/GET of its outputs (idempotency, redelivery); PutObject of results, error records
-    claims and, with SINKS=mns alone, a receipt at the result key; DeleteObject of a stale error record after a
-    success and of each claim once its outcome is written.
+    fetches) on uploads; HEAD/GET of its outputs (done-check, redelivery) and of its version markers;
+    PutObject of results, error records (also digest-named ones for over-long keys), receipts and markers;
+    DeleteObject of the other outcome of a key when a new one replaces it; ListObjects restricted by prefix to
+    the outputs of an image (one listing shows the image's ETag and both outputs before a write).
     """
     resolved, _ = resolve(doc, account_id)
     _name, props = function_resource(resolved)
@@ -634,6 +636,10 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
 
     uploads = [f"acs:oss:*:*:{t.bucket}/{t.prefix}*" for t in triggers]
     all_outputs = outputs(cfg.result_suffix, cfg.error_suffix)
+    out_buckets = sorted({cfg.output_bucket_for(t.bucket) for t in triggers})
+    markers = [f"acs:oss:*:*:{b}/{MARKERS_PREFIX}*" for b in out_buckets]
+    overlong = [f"acs:oss:*:*:{b}/{OVERLONG_PREFIX}*" for b in out_buckets]
+    listed = sorted({f"{cfg.output_prefix}{t.prefix}*" for t in triggers} | {f"{OVERLONG_PREFIX}*"})
     topics = [cfg.mns_topic] if "mns" in cfg.sinks and cfg.mns_topic else []
     dest = str(((((props.get("asyncInvokeConfig") or {}).get("destinationConfig") or {})
                  .get("onFailure") or {}).get("destination")) or "")
@@ -643,11 +649,14 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
     statements: list[dict[str, Any]] = []
     if triggers:
         statements += [
-            {"Effect": "Allow", "Action": ["oss:GetObject"], "Resource": _minimal(uploads + all_outputs)},
-            {"Effect": "Allow", "Action": ["oss:PutObject"], "Resource": _minimal(all_outputs)},
-            # stale error records after a success, and the in-flight claims (<key>.claim.<etag12><suffix>)
-            {"Effect": "Allow", "Action": ["oss:DeleteObject"],
-             "Resource": _minimal(outputs(cfg.error_suffix) + outputs(".claim.*" + cfg.result_suffix))},
+            {"Effect": "Allow", "Action": ["oss:GetObject"], "Resource": _minimal(uploads + all_outputs + markers
+                                                                                  + overlong)},
+            {"Effect": "Allow", "Action": ["oss:PutObject"], "Resource": _minimal(all_outputs + markers + overlong)},
+            # one outcome per key: a result replaces the key's error record, an error record its stale result
+            {"Effect": "Allow", "Action": ["oss:DeleteObject"], "Resource": _minimal(all_outputs + overlong)},
+            {"Effect": "Allow", "Action": ["oss:ListObjects"],
+             "Resource": [f"acs:oss:*:*:{b}" for b in out_buckets],
+             "Condition": {"StringLike": {"oss:Prefix": listed}}},
         ]
     statements.append({"Effect": "Allow", "Action": ["ocr:RecognizeExitEntryPermitToMainland"], "Resource": ["*"]})
     if topics:
@@ -656,6 +665,35 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
                      for n in dict.fromkeys(topics) for tail in ("", "/messages")]
         statements.append({"Effect": "Allow", "Action": ["mns:PublishMessage"], "Resource": resources})
     return {"Version": "1", "Statement": statements}
+
+
+def render_lifecycle(doc: Mapping[str, Any], env_overrides: Mapping[str, str] | None = None,
+                     days: int = MARKER_RETENTION_DAYS) -> dict[str, str]:
+    """Output bucket -> the PutBucketLifecycle XML that expires the function's version markers (and nothing
+    else) after ``days``. Apply it with the console, ossutil or the SDK; it replaces the bucket's rules, so
+    merge it into any rules the bucket already has."""
+    resolved, _ = resolve(doc, CHECK_ACCOUNT_ID)
+    _name, props = function_resource(resolved)
+    cfg = load_config({k: str(v) for k, v in environment(props, env_overrides).items()})
+    triggers, _ = parse_triggers(props)
+    rule = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LifecycleConfiguration>\n  <Rule>\n"
+            "    <ID>permit-ocr-version-markers</ID>\n"
+            f"    <Prefix>{MARKERS_PREFIX}</Prefix>\n    <Status>Enabled</Status>\n"
+            f"    <Expiration>\n      <Days>{days}</Days>\n    </Expiration>\n  </Rule>\n</LifecycleConfiguration>\n")
+    return {b: rule for b in sorted({cfg.output_bucket_for(t.bucket) for t in triggers})}
+
+
+def check_output_prefix(triggers: Sequence[Trigger], cfg: Config) -> list[Finding]:
+    """Keys under OUTPUT_PREFIX count as the function's own output; an upload there would be skipped."""
+    if not cfg.output_prefix:
+        return []
+    inside = [t for t in triggers if cfg.output_bucket_for(t.bucket) == t.bucket
+              and cfg.output_prefix.startswith(t.prefix)]
+    return [Finding("error", "output-prefix",
+                    f"OUTPUT_PREFIX {cfg.output_prefix!r} lies inside trigger {t.name}'s prefix {t.prefix!r}: images "
+                    f"uploaded under {cfg.output_prefix!r} would fire the trigger and be skipped as the function's "
+                    "own output", "choose an OUTPUT_PREFIX outside every trigger prefix, or set OUTPUT_BUCKET")
+            for t in inside] or [ok("output-prefix", "OUTPUT_PREFIX lies outside every trigger prefix")]
 
 
 def policy_json(policy: Mapping[str, Any]) -> str:

@@ -7,6 +7,7 @@ import pytest
 from permit_ocr.config import OCR_MAX_IMAGE_BYTES, Config, load_config
 from permit_ocr.events import ObjectRef
 from permit_ocr.guards import MAX_KEY_BYTES, Action, Verdict, check, has_image_suffix, is_own_output
+from permit_ocr.layout import OVERLONG_PREFIX, key_digest, outputs_for
 
 
 def make_config(**env: str) -> Config:
@@ -86,73 +87,54 @@ def test_the_image_suffix_list_is_configurable() -> None:
     assert has_image_suffix("A.PNG", cfg)
 
 
-def test_an_image_over_the_byte_limit_fails_with_the_api_code() -> None:
-    v = check(ref(size=OCR_MAX_IMAGE_BYTES + 1), CFG)
-    assert v is not None
-    assert (v.action, v.code) == (Action.FAIL, "exceededImageContent")
-    assert str(OCR_MAX_IMAGE_BYTES + 1) in v.message
+@pytest.mark.parametrize("size", [0, OCR_MAX_IMAGE_BYTES + 1, 50_000_000, None])
+def test_the_events_size_is_a_hint_that_decides_nothing(size: int | None) -> None:
+    # the size is checked on the object itself (source + precheck): an event that lies must not poison it
+    assert check(ref(size=size), CFG) is None
 
 
-def test_an_image_exactly_at_the_byte_limit_goes_on() -> None:
-    assert check(ref(size=OCR_MAX_IMAGE_BYTES), CFG) is None
-
-
-def test_the_byte_limit_follows_max_image_bytes() -> None:
-    cfg = make_config(MAX_IMAGE_BYTES="2048")
-    assert check(ref(size=2048), cfg) is None
-    assert verdict(ref(size=2049), cfg) == (Action.FAIL, "exceededImageContent")
-
-
-def test_an_empty_object_fails_as_illegal_image_content() -> None:
-    assert verdict(ref(size=0)) == (Action.FAIL, "illegalImageContent")
-
-
-def test_an_unknown_size_goes_on_to_the_precheck() -> None:
-    assert check(ref(size=None), CFG) is None
-
-
-def test_a_non_image_is_skipped_before_its_size_is_judged() -> None:
+def test_a_non_image_is_skipped_whatever_its_size() -> None:
     assert verdict(ref("a.pdf", size=0)) == (Action.SKIP, "NotAnImage")
     assert verdict(ref("a.pdf", size=OCR_MAX_IMAGE_BYTES + 1)) == (Action.SKIP, "NotAnImage")
 
 
-# --- output keys must fit OSS's key limit ----------------------------------------------------------------------
+def test_a_key_over_oss_limit_is_rejected_as_no_object_can_have_it() -> None:
+    assert verdict(ref("k" * MAX_KEY_BYTES + ".jpg")) == (Action.REJECT, "InvalidObjectName")
 
-OUTPUT_MARGIN = len(".claim.0123456789ab.json")  # the claim key is the longest output key: it adds this much
+
+# --- outputs of keys too long to have them beside: a digest-named record ----------------------------------------
 
 
 def key_of_bytes(n: int, suffix: str = ".jpg") -> str:
     return "k" * (n - len(suffix)) + suffix
 
 
-def test_a_key_whose_outputs_fit_1023_bytes_goes_on() -> None:
-    assert check(ref(key_of_bytes(MAX_KEY_BYTES - OUTPUT_MARGIN)), CFG) is None
+ERROR_MARGIN = len(".error.json")  # the longer default output suffix
 
 
-def test_a_key_whose_outputs_would_exceed_1023_bytes_is_rejected() -> None:
-    v = check(ref(key_of_bytes(MAX_KEY_BYTES - OUTPUT_MARGIN + 1)), CFG)
-    assert v is not None
-    assert (v.action, v.code) == (Action.REJECT, "OutputKeyTooLong")
+def test_outputs_sit_beside_a_key_while_they_fit_1023_bytes() -> None:
+    key = key_of_bytes(MAX_KEY_BYTES - ERROR_MARGIN)
+    out = outputs_for(CFG, "photos", key)
+    assert not out.overlong and out.error_key == key + ".error.json" and out.result_key == key + ".json"
+    assert out.lists_image and out.listing_prefix == key
 
 
-def test_the_output_prefix_counts_towards_the_key_limit() -> None:
-    cfg = make_config(OUTPUT_PREFIX="ocr/")
-    assert verdict(ref(key_of_bytes(MAX_KEY_BYTES - OUTPUT_MARGIN)), cfg) == (Action.REJECT, "OutputKeyTooLong")
-    assert check(ref(key_of_bytes(MAX_KEY_BYTES - OUTPUT_MARGIN - 4)), cfg) is None
+def test_a_key_one_byte_too_long_gets_a_digest_named_record_in_the_output_bucket() -> None:
+    key = key_of_bytes(MAX_KEY_BYTES - ERROR_MARGIN + 1)
+    out = outputs_for(CFG, "photos", key)
+    assert out.overlong and out.error_key == f"{OVERLONG_PREFIX}{key_digest('photos', key)}.error.json"
+    assert len(out.error_key.encode()) < 100 and is_own_output(out.error_key, CFG)
 
 
-def test_the_key_limit_counts_utf8_bytes_not_characters() -> None:
+def test_the_output_prefix_and_utf8_bytes_count_towards_the_limit() -> None:
+    assert outputs_for(make_config(OUTPUT_PREFIX="ocr/"), "photos", key_of_bytes(MAX_KEY_BYTES - ERROR_MARGIN)).overlong
     key = "证" * 337 + ".jpg"  # 341 characters, 1015 bytes
-    assert verdict(ref(key)) == (Action.REJECT, "OutputKeyTooLong")
+    assert outputs_for(CFG, "photos", key).overlong
+    cfg = make_config(ERROR_SUFFIX=".错误错误错误错误")  # 9 characters, 25 bytes
+    assert outputs_for(cfg, "photos", key_of_bytes(MAX_KEY_BYTES - 24)).overlong
 
 
-def test_the_key_limit_counts_a_non_ascii_error_suffix_in_bytes() -> None:
-    cfg = make_config(ERROR_SUFFIX=".错.json")  # 7 characters but 9 bytes, under the claim's 24
-    key = key_of_bytes(MAX_KEY_BYTES - OUTPUT_MARGIN)  # the claim key fits exactly
-    assert check(ref(key), cfg) is None
-    cfg = make_config(ERROR_SUFFIX=".错误错误错误错误")  # 9 characters, 25 bytes: the error key alone is too long
-    assert verdict(ref(key), cfg) == (Action.REJECT, "OutputKeyTooLong")
-
-
-def test_the_key_limit_is_judged_before_the_size() -> None:
-    assert verdict(ref(key_of_bytes(1100), size=0)) == (Action.REJECT, "OutputKeyTooLong")
+def test_outputs_elsewhere_need_the_image_listed_apart() -> None:
+    out = outputs_for(make_config(OUTPUT_BUCKET="results"), "photos", "in/a.jpg")
+    assert out.bucket == "results" and not out.lists_image
+    assert not outputs_for(make_config(OUTPUT_PREFIX="ocr/"), "photos", "in/a.jpg").lists_image

@@ -31,6 +31,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--account-id", default=None, metavar="UID",
                    help='value of ${config("AccountID")} (default: a placeholder; "*" in --print-policy)')
     p.add_argument("--print-policy", action="store_true", help="print the function role's RAM policy JSON")
+    p.add_argument("--print-lifecycle", action="store_true",
+                   help="print the OSS lifecycle rule (PutBucketLifecycle XML) that expires the version markers")
     p.set_defaults(func=run)
 
 
@@ -41,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         if args.print_policy:
             policy = deploycheck.render_policy(doc, args.account_id or deploycheck.POLICY_ACCOUNT_ID, overrides)
             sys.stdout.write(deploycheck.policy_json(policy))
+            return 0
+        if args.print_lifecycle:
+            for bucket, xml in deploycheck.render_lifecycle(doc, overrides).items():
+                sys.stdout.write(f"<!-- bucket {bucket} -->\n{xml}")
             return 0
     except deploycheck.DeployCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)

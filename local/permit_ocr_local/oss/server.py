@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 from xml.sax.saxutils import escape
 
 from ..common import ram
@@ -122,6 +122,12 @@ RAM_ACTIONS = {"GetObject": "oss:GetObject", "HeadObject": "oss:GetObject", "Put
                "DeleteObject": "oss:DeleteObject", "ListObjectsV2": "oss:ListObjects", "PutBucket": "oss:PutBucket"}
 
 
+def _ram_context(request: Request) -> dict[str, str]:
+    """The condition keys RAM sees for a request: a listing's prefix (empty when none is given)."""
+    args = dict(parse_qsl(request.raw_query, keep_blank_values=True))
+    return {"oss:Prefix": args.get("prefix", ""), "oss:Delimiter": args.get("delimiter", "")}
+
+
 class OssService:
     """OSS for one region over a folder of plain files; ``stats`` counts requests per operation."""
 
@@ -141,20 +147,21 @@ class OssService:
         try:
             op = self._operation(request, bucket, key)
             principal = auth.verify(request, bucket, key, self.keyring, self.region, self.clock())
-            self._authorize(principal.access_key_id, op, bucket, key)
+            self._authorize(principal.access_key_id, op, bucket, key, _ram_context(request))
             self._count(op + (":presigned" if principal.presigned else ""))
             return self._dispatch(op, request, bucket, key, request_id)
         except OssError as err:
             self._count(f"error:{err.code}")
             return self.error(err, request, request_id, bucket)
 
-    def _authorize(self, access_key_id: str, op: str, bucket: str, key: str) -> None:
+    def _authorize(self, access_key_id: str, op: str, bucket: str, key: str,
+                   context: dict[str, str] | None = None) -> None:
         """Enforce the key's RAM policy, if it has one (the function role's, in tests that set it)."""
         policy = self.keyring.policy_for(access_key_id)
         if policy is None:
             return
         resource = f"acs:oss:{self.region}:{LOCAL_ACCOUNT_ID}:{bucket}" + (f"/{key}" if key else "")
-        if not ram.allowed(policy, RAM_ACTIONS[op], resource):
+        if not ram.allowed(policy, RAM_ACTIONS[op], resource, context):
             raise RamDenied(Bucket=bucket, Key=key) if key else RamDenied(Bucket=bucket)
 
     def service_error(self, status: int, request: Request) -> Response:

@@ -1,0 +1,89 @@
+"""Where this function writes, and the vocabulary of what it writes: output keys, bookkeeping keys,
+``x-oss-meta-*`` names and record kinds. Every other module (and the local tools) takes them from here.
+
+Outputs sit beside the image by default: ``<OUTPUT_PREFIX><key><RESULT_SUFFIX>`` (the result, or with
+SINKS=mns alone a receipt) and ``<OUTPUT_PREFIX><key><ERROR_SUFFIX>`` (the error record). Bookkeeping lives
+apart, under ``.permit-ocr/`` at the root of the output bucket, in digest-named objects whose keys have a fixed
+length whatever the image key is:
+
+- ``.permit-ocr/markers/<digest>/<ETAG>.<generation>``: the per-version claim marker. Created with
+  forbid-overwrite, it proves that nobody processed this version before; it stays as the "done" record and is
+  expired by the OSS lifecycle rule that ``permit-ocr check-config --print-lifecycle`` renders.
+- ``.permit-ocr/overlong/<digest><ERROR_SUFFIX>``: the error record of an image whose own output keys would
+  pass OSS's 1023-byte limit (kept: not under the lifecycle rule).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Final
+
+from .config import Config
+
+JSON_TYPE: Final = "application/json; charset=utf-8"
+MAX_KEY_BYTES: Final = 1023  # OSS object keys are at most 1023 bytes of UTF-8
+
+# x-oss-meta-* names on every object this function writes
+META_ETAG: Final = "source-etag"  # the ETag of the image version the object describes
+META_KIND: Final = "permit-ocr"  # one of the kinds below
+META_PENDING: Final = "pending"  # "mns" while the topic has not accepted the message yet
+META_REQUEST: Final = "request-id"  # the FC request that wrote the object
+
+KIND_RESULT: Final = "result"
+KIND_RECEIPT: Final = "receipt"  # SINKS=mns alone: proof of delivery at the result key, no personal data
+KIND_ERROR: Final = "error"  # a final verdict on the version
+KIND_ERROR_RETRYING: Final = "error-retrying"  # transient: the next delivery tries again
+KIND_MARKER: Final = "marker"
+
+BOOKKEEPING_PREFIX: Final = ".permit-ocr/"
+MARKERS_PREFIX: Final = BOOKKEEPING_PREFIX + "markers/"
+OVERLONG_PREFIX: Final = BOOKKEEPING_PREFIX + "overlong/"
+MARKER_RETENTION_DAYS: Final = 30  # lifecycle expiry of markers; far above FC's longest event age (7 days)
+
+
+def etag_form(raw: str | None) -> str | None:
+    """One spelling for ETags everywhere: no quotes, upper case; None when absent or empty."""
+    if not raw:
+        return None
+    return raw.strip().strip('"').upper() or None
+
+
+def key_digest(bucket: str, key: str) -> str:
+    """A fixed-length name for an image: bookkeeping keys never depend on the image key's length or bytes."""
+    return hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:40]
+
+
+def marker_key(bucket: str, key: str, etag: str, generation: int) -> str:
+    return f"{MARKERS_PREFIX}{key_digest(bucket, key)}/{etag}.{generation}"
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the outcome of one image goes."""
+
+    bucket: str
+    result_key: str
+    error_key: str
+    overlong: bool  # the image key is too long for outputs beside it: only a digest-named error record
+    listing_prefix: str  # one ListObjectsV2 on this prefix (in ``bucket``) shows both outputs ...
+    lists_image: bool  # ... and, when True, the image itself (outputs beside it, in its own bucket)
+
+
+def outputs_for(cfg: Config, bucket: str, key: str) -> Outputs:
+    out_bucket = cfg.output_bucket_for(bucket)
+    result_key = f"{cfg.output_prefix}{key}{cfg.result_suffix}"
+    error_key = f"{cfg.output_prefix}{key}{cfg.error_suffix}"
+    if max(len(result_key.encode()), len(error_key.encode())) > MAX_KEY_BYTES:
+        digest = key_digest(bucket, key)
+        return Outputs(out_bucket, f"{OVERLONG_PREFIX}{digest}{cfg.result_suffix}",
+                       f"{OVERLONG_PREFIX}{digest}{cfg.error_suffix}", True, f"{OVERLONG_PREFIX}{digest}", False)
+    prefix = f"{cfg.output_prefix}{key}"
+    return Outputs(out_bucket, result_key, error_key, False, prefix, out_bucket == bucket and not cfg.output_prefix)
+
+
+def is_own_output(key: str, cfg: Config) -> bool:
+    """True for keys this function writes, so a result never triggers another recognition (no loop)."""
+    if key.startswith(BOOKKEEPING_PREFIX) or key.endswith((cfg.result_suffix, cfg.error_suffix)):
+        return True
+    return bool(cfg.output_prefix) and key.startswith(cfg.output_prefix)
