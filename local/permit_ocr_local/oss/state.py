@@ -98,11 +98,14 @@ class OssState:
             forbid_overwrite: bool = False, request_id: str = "") -> ObjectMeta:
         path = self._data_path(bucket, key)
         with self._lock:
-            if forbid_overwrite and path.is_file():
-                raise FileAlreadyExists(Key=key)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._atomic_write(path, body)
+                if path.is_dir():
+                    raise IsADirectoryError(path)
+                try:
+                    self._atomic_write(path, body, exclusive=forbid_overwrite)
+                except FileExistsError:
+                    raise FileAlreadyExists(Key=key) from None
             except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
                 raise InvalidObjectName(
                     "The stand-in stores objects as files; this key clashes with a folder or file.", Key=key
@@ -132,15 +135,11 @@ class OssState:
                 meta = self._refresh(bucket, key, path, meta)
             return meta
 
-    def get(self, bucket: str, key: str, byte_range: tuple[int, int] | None = None) -> tuple[ObjectMeta, bytes]:
-        """The object, or bytes [first, last] of it (inclusive, already validated against the size)."""
+    def get(self, bucket: str, key: str) -> tuple[ObjectMeta, bytes]:
+        """The object's metadata and bytes, of one and the same version."""
         with self._lock:
             meta = self.head(bucket, key)
-            with self._data_path(bucket, key).open("rb") as f:
-                if byte_range is None:
-                    return meta, f.read()
-                f.seek(byte_range[0])
-                return meta, f.read(byte_range[1] - byte_range[0] + 1)
+            return meta, self._data_path(bucket, key).read_bytes()
 
     def delete(self, bucket: str, key: str) -> None:
         """Idempotent like OSS: deleting a missing key succeeds."""
@@ -226,11 +225,16 @@ class OssState:
         self._write_meta(bucket, meta)
         return meta
 
-    def _atomic_write(self, path: Path, data: bytes) -> None:
+    def _atomic_write(self, path: Path, data: bytes, *, exclusive: bool = False) -> None:
+        """Write whole or not at all; ``exclusive`` (forbid-overwrite) links the new file in only where no file
+        is, so of concurrent creators (threads, or processes sharing ROOT) exactly one wins."""
         tmp = self._tmp / uuid.uuid4().hex
         try:
             tmp.write_bytes(data)
-            os.replace(tmp, path)
+            if exclusive:
+                os.link(tmp, path)  # FileExistsError when the key exists
+            else:
+                os.replace(tmp, path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
