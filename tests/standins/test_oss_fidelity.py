@@ -16,6 +16,7 @@ import requests
 from test_oss_standin import (  # noqa: F401  (fixtures are found by name)
     AK,
     BUCKET,
+    REGION,
     SK,
     Clock,
     client,
@@ -29,7 +30,8 @@ from test_oss_standin import (  # noqa: F401  (fixtures are found by name)
     v2_error,
 )
 
-from permit_ocr_local.oss import OssStandin
+from permit_ocr_local.oss import OssStandin, rules
+from permit_ocr_local.oss.auth import V1_SUBRESOURCES
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # oss2 calls datetime.utcnow()
 BODY = b"0123456789"
@@ -168,6 +170,25 @@ def test_every_unmodelled_query_on_a_read_is_refused_never_served_as_the_object(
         (p.partition("=")[0], p.partition("=")[2] or None) for p in query.split("&")))
     resp = requests.get(url, timeout=5)
     assert resp.status_code == 501 and error_code(resp.content) == "NotImplemented", resp.content
+
+
+def test_every_signed_sub_resource_of_oss_md_is_refused_on_object_reads_writes_and_the_bucket(
+        server: OssStandin, client: oss.Client) -> None:
+    put(client, "k.jpg", b"image")
+    bucket = oss2.Bucket(oss2.AuthV4(AK, SK), server.url, BUCKET, region=REGION)  # V4 signs every parameter
+    served = {"security-token"} | set(rules.RESPONSE_OVERRIDES)  # a signature part; GetObject's overrides
+    for name in sorted(V1_SUBRESOURCES - served):
+        for method, key in (("GET", "k.jpg"), ("PUT", "k.jpg"), ("DELETE", "k.jpg")):
+            resp = requests.request(method, bucket.sign_url(method, key, 60, params={name: "1"}), data=b"",
+                                    timeout=5)
+            assert (name, method, resp.status_code, error_code(resp.content)) == (name, method, 501,
+                                                                                  "NotImplemented")
+        if name not in rules.LIST_V2_PARAMS:
+            bucket_op = oss.OperationInput("PutBucketSubresource", "PUT", bucket=BUCKET, parameters={name: "1"})
+            out = v2_error(lambda: client.invoke_operation(bucket_op))  # noqa: B023  (called at once)
+            assert (name, out.status_code, out.code) == (name, 501, "NotImplemented")
+    assert get_body(client, "k.jpg") == b"image"
+    assert sorted(p.name for p in (root_of(server) / BUCKET).iterdir()) == ["k.jpg"]
 
 
 def test_put_with_unmodelled_state_headers_is_refused_and_writes_nothing(server: OssStandin,
