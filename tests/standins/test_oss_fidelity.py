@@ -203,6 +203,20 @@ def test_put_with_unmodelled_state_headers_is_refused_and_writes_nothing(server:
     assert get_body(client, "w.jpg") == b"x"
 
 
+def test_conditional_write_or_delete_is_refused_not_silently_unconditional(server: OssStandin,
+                                                                          client: oss.Client) -> None:
+    etag = put(client, "c.json", b"v1").etag
+    bucket = oss2_bucket(server)
+    for headers in ({"If-Match": etag}, {"If-None-Match": "*"}):
+        with pytest.raises(oss2.exceptions.ServerError) as exc:
+            bucket.put_object("c.json", b"v2", headers=headers)
+        assert (exc.value.status, exc.value.code) == (501, "NotImplemented")
+        with pytest.raises(oss2.exceptions.ServerError) as exc:
+            bucket.delete_object("c.json", headers=headers)
+        assert exc.value.status == 501
+    assert get_body(client, "c.json") == b"v1"
+
+
 def test_post_on_an_object_is_refused(server: OssStandin) -> None:
     url = oss2_bucket(server).sign_url("POST", "k.jpg", 60, params={"append": None, "position": "0"})
     resp = requests.post(url, data=b"x", timeout=5)

@@ -35,6 +35,9 @@ _ALLOWED_PARAMS: dict[str, frozenset[str]] = {
 # PutObject headers that name another operation (CopyObject, PutSymlink, callbacks) or a state not modelled
 _FOREIGN_PUT_HEADERS = ("x-oss-copy-source", "x-oss-symlink-target", "x-oss-callback", "x-oss-callback-var",
                         "x-oss-metadata-directive", "x-oss-tagging-directive")
+# OSS documents If-* for reads only (its create-only write is x-oss-forbid-overwrite); a client that relied on a
+# conditional PUT or DELETE would be unprotected there, so the stand-in refuses it rather than ignore it [inferred]
+_READ_ONLY_CONDITIONS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 _MODELLED_ACLS = ("", "default", "private")  # every stand-in object needs a signature to read
 _MODELLED_STORAGE = ("", "standard")  # IA/Archive would need RestoreObject before a read
 _BYTES_RE = re.compile(r"^(\d*)-(\d*)$")
@@ -57,6 +60,11 @@ def operation(method: str, key: str, query_names: Collection[str], headers: dict
                                       Method=method)
     if op == "ListObjectsV2" and "list-type" not in query_names:
         raise OperationNotImplemented("The stand-in lists with ListObjectsV2 (list-type=2) only, not ListObjects.")
+    if op in ("PutObject", "DeleteObject"):
+        for name in _READ_ONLY_CONDITIONS:
+            if name in headers:
+                raise OperationNotImplemented(f"OSS documents {name} on reads only; {op} would ignore it (use "
+                                              "x-oss-forbid-overwrite to create only). Refused.", Header=name)
     if op == "PutObject":
         _check_put_headers(headers)
     return op
