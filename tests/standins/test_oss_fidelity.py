@@ -357,6 +357,15 @@ def test_list_start_after_and_continuation_token_resume_exactly(client: oss.Clie
     assert [o.key for o in rest.contents] == ["p/04", "p/05", "p/06"] and not rest.is_truncated
 
 
+@pytest.mark.parametrize("params", [{"max-keys": "0"}, {"max-keys": "1001"}, {"max-keys": "x"},
+                                    {"encoding-type": "base64"}, {"continuation-token": "%%%"}])
+def test_list_refuses_out_of_range_arguments_with_invalid_argument(client: oss.Client,
+                                                                   params: dict[str, str]) -> None:
+    out = oss.OperationInput("ListObjectsV2", "GET", bucket=BUCKET, parameters={"list-type": "2", **params})
+    err = v2_error(lambda: client.invoke_operation(out))
+    assert (err.status_code, err.code) == (400, "InvalidArgument")
+
+
 def test_list_owner_only_when_fetch_owner(client: oss.Client) -> None:
     put(client, "o.jpg")
     assert client.list_objects_v2(oss.ListObjectsV2Request(bucket=BUCKET)).contents[0].owner is None

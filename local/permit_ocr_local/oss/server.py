@@ -103,7 +103,7 @@ def encode_token(last: str) -> str:
 
 def decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()).decode()
+        return base64.b64decode((token + "=" * (-len(token) % 4)).encode(), altchars=b"-_", validate=True).decode()
     except ValueError:
         raise InvalidArgument("The continuation token is not valid.") from None
 
