@@ -406,14 +406,31 @@ def test_concurrent_forbid_overwrite_creators_exactly_one_wins(server: OssStandi
 
 
 def test_forbid_overwrite_is_atomic_across_two_state_instances_on_one_root(server: OssStandin) -> None:
+    """Two OssState objects over one folder (the server and, say, a CLI tool) share no lock: the file system
+    decides, so racing creators of a key never both succeed."""
     from permit_ocr_local.oss import OssState
     from permit_ocr_local.oss.errors import FileAlreadyExists
 
-    other = OssState(root_of(server))  # e.g. a CLI tool writing the same folder
-    other.put(BUCKET, "once.json", b"first", forbid_overwrite=True)
-    with pytest.raises(FileAlreadyExists):
-        server.service.state.put(BUCKET, "once.json", b"second", forbid_overwrite=True)
-    assert (root_of(server) / BUCKET / "once.json").read_bytes() == b"first"
+    states = [server.service.state, OssState(root_of(server))]
+    rounds, wins = 150, [0] * 150
+    barrier = threading.Barrier(2)
+
+    def race(state: OssState, tag: bytes) -> None:
+        for i in range(rounds):
+            barrier.wait(timeout=10)
+            try:
+                state.put(BUCKET, f"race/{i}.json", tag * 1000, forbid_overwrite=True)
+                wins[i] += 1
+            except FileAlreadyExists:
+                pass
+
+    threads = [threading.Thread(target=race, args=(st, tag)) for st, tag in zip(states, (b"a", b"b"), strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert wins == [1] * rounds
+    assert all(len(set(p.read_bytes())) == 1 for p in (root_of(server) / BUCKET / "race").iterdir())
 
 
 def test_forbid_overwrite_false_or_absent_overwrites(client: oss.Client) -> None:
