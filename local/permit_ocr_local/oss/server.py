@@ -213,28 +213,29 @@ class OssService:
                               ("Content-Length", "0")])
 
     def _get_object(self, request: Request, bucket: str, key: str, headers: list[tuple[str, str]]) -> Response:
-        # one read gives the metadata and the bytes of the same version: If-Match then pins what is served
-        meta, body = self.state.get(bucket, key) if request.method == "GET" else (self.state.head(bucket, key), b"")
-        if rules.not_modified(request.header("If-Match"), request.header("If-None-Match"),
-                              request.header("If-Modified-Since"), request.header("If-Unmodified-Since"),
-                              meta.etag, float(int(meta.last_modified))):
-            return Response(304, [*headers, ("ETag", f'"{meta.etag}"'),
-                                  ("Last-Modified", http_date(meta.last_modified))])
-        headers = [*headers, *object_headers(meta)]
-        if request.method == "HEAD":
-            return Response(200, [*headers, ("Content-Length", str(meta.size)),
-                                  ("x-oss-hash-crc64ecma", str(meta.crc64))])
+        # the conditions are checked and the bytes read under one hold of the object: If-Match pins what is served
+        with self.state.reading(bucket, key) as (meta, data):
+            if rules.not_modified(request.header("If-Match"), request.header("If-None-Match"),
+                                  request.header("If-Modified-Since"), request.header("If-Unmodified-Since"),
+                                  meta.etag, float(int(meta.last_modified))):
+                return Response(304, [*headers, ("ETag", f'"{meta.etag}"'),
+                                      ("Last-Modified", http_date(meta.last_modified))])
+            headers = [*headers, *object_headers(meta)]
+            if request.method == "HEAD":
+                return Response(200, [*headers, ("Content-Length", str(meta.size)),
+                                      ("x-oss-hash-crc64ecma", str(meta.crc64))])
+            standard = request.header("x-oss-range-behavior").lower() == "standard"
+            span = rules.byte_range(request.header("Range"), meta.size, standard=standard) \
+                if request.header("Range") else None
+            data.seek(span[0] if span else 0)
+            body = data.read(span[1] - span[0] + 1) if span else data.read()
         headers = override_headers(headers, auth.parse_query(request.raw_query))
-        standard = request.header("x-oss-range-behavior").lower() == "standard"
-        byte_range = rules.byte_range(request.header("Range"), meta.size, standard=standard) \
-            if request.header("Range") else None
-        if byte_range is None:
+        if span is None:
             return Response(200, [*headers, ("x-oss-hash-crc64ecma", str(meta.crc64)), ("Accept-Ranges", "bytes")],
                             body)
-        first, last = byte_range
         # the CRC covers the whole object, so it is left off a partial body
-        return Response(206, [*headers, ("Content-Range", f"bytes {first}-{last}/{meta.size}"),
-                              ("Accept-Ranges", "bytes")], body[first:last + 1])
+        return Response(206, [*headers, ("Content-Range", f"bytes {span[0]}-{span[1]}/{meta.size}"),
+                              ("Accept-Ranges", "bytes")], body)
 
     def _list_objects_v2(self, request: Request, bucket: str, headers: list[tuple[str, str]]) -> Response:
         args = {k: v or "" for k, v in auth.parse_query(request.raw_query)}

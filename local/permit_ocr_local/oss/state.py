@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from crcmod.crcmod import mkCrcFun  # crcmod-plus, an alibabacloud-oss-v2 dependency (oss2's crcmod 1.7 too)
 
@@ -137,9 +138,17 @@ class OssState:
 
     def get(self, bucket: str, key: str) -> tuple[ObjectMeta, bytes]:
         """The object's metadata and bytes, of one and the same version."""
+        with self.reading(bucket, key) as (meta, f):
+            return meta, f.read()
+
+    @contextlib.contextmanager
+    def reading(self, bucket: str, key: str) -> Iterator[tuple[ObjectMeta, BinaryIO]]:
+        """The object's metadata and its open data file, held still (no PUT or DELETE here) until the block
+        ends: a caller can check the ETag, then read just the span it serves, of that same version."""
         with self._lock:
             meta = self.head(bucket, key)
-            return meta, self._data_path(bucket, key).read_bytes()
+            with self._data_path(bucket, key).open("rb") as f:
+                yield meta, f
 
     def delete(self, bucket: str, key: str) -> None:
         """Idempotent like OSS: deleting a missing key succeeds."""
