@@ -119,22 +119,6 @@ def test_metadata_round_trips(client: oss.Client) -> None:
     assert head.last_modified is not None
 
 
-def test_range_get_returns_206_with_content_range(client: oss.Client) -> None:
-    put(client, "r.bin", b"0123456789")
-    result = client.get_object(oss.GetObjectRequest(bucket=BUCKET, key="r.bin", range_header="bytes=2-5"))
-    assert result.status_code == 206 and result.content_range == "bytes 2-5/10"
-    assert result.body.content == b"2345"
-    assert get_body(client, "r.bin", range_header="bytes=-3") == b"789"
-    assert get_body(client, "r.bin", range_header="bytes=8-100") == b"89"
-
-
-def test_unsatisfiable_range_is_416_invalid_range(client: oss.Client) -> None:
-    put(client, "r.bin", b"0123456789")
-    err = v2_error(lambda: client.get_object(oss.GetObjectRequest(bucket=BUCKET, key="r.bin",
-                                                                  range_header="bytes=10-20")))
-    assert (err.status_code, err.code) == (416, "InvalidRange")
-
-
 def test_forbid_overwrite_on_existing_key_is_409_file_already_exists(server: OssStandin,
                                                                     client: oss.Client) -> None:
     put(client, "once.json", b"1", forbid_overwrite=True)

@@ -95,6 +95,18 @@ class InvalidRange(OssError):
     status, code, message, ec = 416, "InvalidRange", "The requested range cannot be satisfied.", "0014-00000001"
 
 
+class PreconditionFailed(OssError):
+    # message and EC as OSS documents them (help "http status code 412", EC 0017-00001001)
+    status, code, ec = 412, "PreconditionFailed", "0017-00001001"
+    message = "At least one of the pre-conditions you specified did not hold."
+
+
+class OperationNotImplemented(OssError):
+    """An operation, sub-resource or header the stand-in does not model: refused, never half-served."""
+    status, code, ec = 501, "NotImplemented", "0000-00000501"
+    message = "A header or query you provided implies functionality that is not implemented."
+
+
 # what an injected fault looks like (common/faults.py decides when; these say how)
 _INJECTED = {
     429: ("TooManyRequests", "Please reduce your request rate."),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import secrets
 import threading
 import time
@@ -22,20 +21,18 @@ from ..common import ram
 from ..common.faults import FaultPlan
 from ..common.http import Request, Response, StandinServer
 from ..common.keyring import Keyring
-from . import auth
+from . import auth, rules
 from .errors import (
     InvalidArgument,
     InvalidDigest,
-    InvalidRange,
-    MethodNotAllowed,
+    NoSuchBucket,
+    OperationNotImplemented,
     OssError,
     RamDenied,
     error_response,
 )
 from .errors import injected_error as _injected_error
 from .state import ObjectMeta, OssState
-
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def new_request_id() -> str:
@@ -50,23 +47,11 @@ def iso_time(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """(first, last) inclusive, clipped to the object; None = serve it whole (no header, or one OSS ignores,
-    such as a multi-range or malformed value); InvalidRange when the start lies past the end."""
-    m = _RANGE_RE.match(header.strip())
-    if not m or m.groups() == ("", ""):
-        return None
-    first, last = m.groups()
-    if not first:  # suffix range: the last N bytes
-        n = int(last)
-        if n == 0 or size == 0:
-            raise InvalidRange()
-        return max(size - n, 0), size - 1
-    if last and int(last) < int(first):
-        return None
-    if int(first) >= size:
-        raise InvalidRange()
-    return int(first), min(int(last), size - 1) if last else size - 1
+def override_headers(headers: list[tuple[str, str]], query: auth.Query) -> list[tuple[str, str]]:
+    """Apply GetObject's response-* parameters (e.g. response-content-disposition) to the response headers."""
+    overrides = {rules.RESPONSE_OVERRIDES[k]: v or "" for k, v in query if k in rules.RESPONSE_OVERRIDES}
+    lowered = {name.lower() for name in overrides}
+    return [(k, v) for k, v in headers if k.lower() not in lowered] + list(overrides.items())
 
 
 def object_headers(meta: ObjectMeta) -> list[tuple[str, str]]:
@@ -84,7 +69,10 @@ def object_headers(meta: ObjectMeta) -> list[tuple[str, str]]:
 def list_v2_xml(bucket: str, listing_args: dict[str, str], objects: list[ObjectMeta], prefixes: list[str],
                 next_token: str | None, max_keys: int, url_encode: bool) -> bytes:
     def enc(s: str) -> str:
-        return escape(quote(s, safe="/") if url_encode else s)
+        # encoding-type=url: OSS URL-encodes Prefix, Delimiter, StartAfter, tokens and Key. Plain: XML escapes,
+        # with CR as a reference (a parser turns a raw CR into LF); characters XML 1.0 forbids go out as they
+        # are, and the client's parser then fails, as with OSS [inferred]: such keys need encoding-type=url
+        return escape(quote(s, safe="/") if url_encode else s, {"\r": "&#13;"})
 
     out = ['<?xml version="1.0" encoding="UTF-8"?>', "<ListBucketResult>", f"<Name>{escape(bucket)}</Name>",
            f"<Prefix>{enc(listing_args.get('prefix', ''))}</Prefix>", f"<MaxKeys>{max_keys}</MaxKeys>",
@@ -94,31 +82,35 @@ def list_v2_xml(bucket: str, listing_args: dict[str, str], objects: list[ObjectM
             out.append(f"<{tag}>{enc(listing_args[name])}</{tag}>")
     if url_encode:
         out.append("<EncodingType>url</EncodingType>")
+    owner = (f"<Owner><ID>{LOCAL_ACCOUNT_ID}</ID><DisplayName>{LOCAL_ACCOUNT_ID}</DisplayName></Owner>"
+             if listing_args.get("fetch-owner") == "true" else "")
     out.append(f"<IsTruncated>{'true' if next_token else 'false'}</IsTruncated>")
     if next_token:
         out.append(f"<NextContinuationToken>{enc(next_token)}</NextContinuationToken>")
     out.append(f"<KeyCount>{len(objects) + len(prefixes)}</KeyCount>")
     out += [f'<Contents><Key>{enc(o.key)}</Key><LastModified>{iso_time(o.last_modified)}</LastModified>'
             f'<ETag>"{o.etag}"</ETag><Type>Normal</Type><Size>{o.size}</Size>'
-            f"<StorageClass>Standard</StorageClass></Contents>" for o in objects]
+            f"<StorageClass>Standard</StorageClass>{owner}</Contents>" for o in objects]
     out += [f"<CommonPrefixes><Prefix>{enc(p)}</Prefix></CommonPrefixes>" for p in prefixes]
     out.append("</ListBucketResult>")
     return "\n".join(out).encode()
 
 
 def encode_token(last: str) -> str:
-    return base64.urlsafe_b64encode(last.encode()).decode()
+    """Opaque and URL-safe (no '=' padding), so it reads the same URL-encoded or not."""
+    return base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
 
 
 def decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        return base64.b64decode((token + "=" * (-len(token) % 4)).encode(), altchars=b"-_", validate=True).decode()
     except ValueError:
         raise InvalidArgument("The continuation token is not valid.") from None
 
 
 LOCAL_ACCOUNT_ID = "1234567890123456"
-RAM_ACTIONS = {"GetObject": "oss:GetObject", "HeadObject": "oss:GetObject", "PutObject": "oss:PutObject",
+RAM_ACTIONS = {"GetObject": "oss:GetObject", "HeadObject": "oss:GetObject", "GetObjectMeta": "oss:GetObject",
+               "PutObject": "oss:PutObject",
                "DeleteObject": "oss:DeleteObject", "ListObjectsV2": "oss:ListObjects", "PutBucket": "oss:PutBucket"}
 
 
@@ -145,8 +137,13 @@ class OssService:
         request_id = new_request_id()
         bucket, _, key = request.path.lstrip("/").partition("/")
         try:
-            op = self._operation(request, bucket, key)
+            query_names = [name for name, _ in auth.parse_query(request.raw_query)]
+            if not bucket:
+                raise OperationNotImplemented("The stand-in serves path-style bucket and object requests only.")
+            if not self._creates_bucket(request, key, query_names) and not self.state.bucket_exists(bucket):
+                raise NoSuchBucket(BucketName=bucket)  # before auth, as OSS answers a missing bucket
             principal = auth.verify(request, bucket, key, self.keyring, self.region, self.clock())
+            op = rules.operation(request.method, key, query_names, request.header_map())
             self._authorize(principal.access_key_id, op, bucket, key, _ram_context(request))
             self._count(op + (":presigned" if principal.presigned else ""))
             return self._dispatch(op, request, bucket, key, request_id)
@@ -183,16 +180,8 @@ class OssService:
         return [("x-oss-request-id", request_id), ("Date", http_date(self.clock())), ("Server", "AliyunOSS")]
 
     @staticmethod
-    def _operation(request: Request, bucket: str, key: str) -> str:
-        if not bucket:
-            raise MethodNotAllowed("The stand-in serves path-style bucket and object requests only.")
-        if key:
-            ops = {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}
-        else:
-            ops = {"PUT": "PutBucket", "GET": "ListObjectsV2"}
-        if request.method not in ops:
-            raise MethodNotAllowed(Method=request.method)
-        return ops[request.method]
+    def _creates_bucket(request: Request, key: str, query_names: list[str]) -> bool:
+        return request.method == "PUT" and not key and not set(query_names) - rules.AUTH_PARAMS
 
     def _dispatch(self, op: str, request: Request, bucket: str, key: str, request_id: str) -> Response:
         headers = self._base_headers(request_id)
@@ -200,6 +189,11 @@ class OssService:
             return self._put_object(request, bucket, key, request_id, headers)
         if op in ("GetObject", "HeadObject"):
             return self._get_object(request, bucket, key, headers)
+        if op == "GetObjectMeta":  # the short metadata: no user metadata, no content type
+            meta = self.state.head(bucket, key)
+            return Response(200, [*headers, ("ETag", f'"{meta.etag}"'), ("Content-Length", str(meta.size)),
+                                  ("Last-Modified", http_date(meta.last_modified)),
+                                  ("x-oss-hash-crc64ecma", str(meta.crc64))])
         if op == "DeleteObject":
             self.state.delete(bucket, key)
             return Response(204, headers)
@@ -226,25 +220,36 @@ class OssService:
                               ("Content-Length", "0")])
 
     def _get_object(self, request: Request, bucket: str, key: str, headers: list[tuple[str, str]]) -> Response:
-        meta = self.state.head(bucket, key)
-        headers = [*headers, *object_headers(meta)]
-        if request.method == "HEAD":
-            return Response(200, [*headers, ("Content-Length", str(meta.size)),
-                                  ("x-oss-hash-crc64ecma", str(meta.crc64))])
-        byte_range = parse_range(request.header("Range"), meta.size) if request.header("Range") else None
-        meta, body = self.state.get(bucket, key, byte_range)
-        if byte_range is None:
+        # the conditions are checked and the bytes read under one hold of the object: If-Match pins what is served
+        with self.state.reading(bucket, key) as (meta, data):
+            if rules.not_modified(request.header("If-Match"), request.header("If-None-Match"),
+                                  request.header("If-Modified-Since"), request.header("If-Unmodified-Since"),
+                                  meta.etag, float(int(meta.last_modified))):
+                return Response(304, [*headers, ("ETag", f'"{meta.etag}"'),
+                                      ("Last-Modified", http_date(meta.last_modified))])
+            headers = [*headers, *object_headers(meta)]
+            if request.method == "HEAD":
+                return Response(200, [*headers, ("Content-Length", str(meta.size)),
+                                      ("x-oss-hash-crc64ecma", str(meta.crc64))])
+            standard = request.header("x-oss-range-behavior").lower() == "standard"
+            span = rules.byte_range(request.header("Range"), meta.size, standard=standard) \
+                if request.header("Range") else None
+            data.seek(span[0] if span else 0)
+            body = data.read(span[1] - span[0] + 1) if span else data.read()
+        headers = override_headers(headers, auth.parse_query(request.raw_query))
+        if span is None:
             return Response(200, [*headers, ("x-oss-hash-crc64ecma", str(meta.crc64)), ("Accept-Ranges", "bytes")],
                             body)
-        first, last = byte_range
         # the CRC covers the whole object, so it is left off a partial body
-        return Response(206, [*headers, ("Content-Range", f"bytes {first}-{last}/{meta.size}"),
+        return Response(206, [*headers, ("Content-Range", f"bytes {span[0]}-{span[1]}/{meta.size}"),
                               ("Accept-Ranges", "bytes")], body)
 
     def _list_objects_v2(self, request: Request, bucket: str, headers: list[tuple[str, str]]) -> Response:
         args = {k: v or "" for k, v in auth.parse_query(request.raw_query)}
         if args.get("list-type") != "2":
-            raise InvalidArgument("The stand-in lists with ListObjectsV2 (list-type=2) only.")
+            raise OperationNotImplemented("The stand-in lists with ListObjectsV2 (list-type=2) only.")
+        if args.get("encoding-type", "url") != "url":
+            raise InvalidArgument("encoding-type must be url.", EncodingType=args["encoding-type"])
         max_keys_raw = args.get("max-keys", "100")
         if not max_keys_raw.isdigit() or not 0 < int(max_keys_raw) <= 1000:
             raise InvalidArgument("max-keys must be between 1 and 1000.")

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from crcmod.crcmod import mkCrcFun  # crcmod-plus, an alibabacloud-oss-v2 dependency (oss2's crcmod 1.7 too)
 
@@ -98,11 +99,14 @@ class OssState:
             forbid_overwrite: bool = False, request_id: str = "") -> ObjectMeta:
         path = self._data_path(bucket, key)
         with self._lock:
-            if forbid_overwrite and path.is_file():
-                raise FileAlreadyExists(Key=key)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._atomic_write(path, body)
+                if path.is_dir():
+                    raise IsADirectoryError(path)
+                try:
+                    self._atomic_write(path, body, exclusive=forbid_overwrite)
+                except FileExistsError:
+                    raise FileAlreadyExists(Key=key) from None
             except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
                 raise InvalidObjectName(
                     "The stand-in stores objects as files; this key clashes with a folder or file.", Key=key
@@ -132,15 +136,19 @@ class OssState:
                 meta = self._refresh(bucket, key, path, meta)
             return meta
 
-    def get(self, bucket: str, key: str, byte_range: tuple[int, int] | None = None) -> tuple[ObjectMeta, bytes]:
-        """The object, or bytes [first, last] of it (inclusive, already validated against the size)."""
+    def get(self, bucket: str, key: str) -> tuple[ObjectMeta, bytes]:
+        """The object's metadata and bytes, of one and the same version."""
+        with self.reading(bucket, key) as (meta, f):
+            return meta, f.read()
+
+    @contextlib.contextmanager
+    def reading(self, bucket: str, key: str) -> Iterator[tuple[ObjectMeta, BinaryIO]]:
+        """The object's metadata and its open data file, held still (no PUT or DELETE here) until the block
+        ends: a caller can check the ETag, then read just the span it serves, of that same version."""
         with self._lock:
             meta = self.head(bucket, key)
             with self._data_path(bucket, key).open("rb") as f:
-                if byte_range is None:
-                    return meta, f.read()
-                f.seek(byte_range[0])
-                return meta, f.read(byte_range[1] - byte_range[0] + 1)
+                yield meta, f
 
     def delete(self, bucket: str, key: str) -> None:
         """Idempotent like OSS: deleting a missing key succeeds."""
@@ -226,11 +234,16 @@ class OssState:
         self._write_meta(bucket, meta)
         return meta
 
-    def _atomic_write(self, path: Path, data: bytes) -> None:
+    def _atomic_write(self, path: Path, data: bytes, *, exclusive: bool = False) -> None:
+        """Write whole or not at all; ``exclusive`` (forbid-overwrite) links the new file in only where no file
+        is, so of concurrent creators (threads, or processes sharing ROOT) exactly one wins."""
         tmp = self._tmp / uuid.uuid4().hex
         try:
             tmp.write_bytes(data)
-            os.replace(tmp, path)
+            if exclusive:
+                os.link(tmp, path)  # FileExistsError when the key exists
+            else:
+                os.replace(tmp, path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
