@@ -44,7 +44,7 @@ def result_document(ref: ObjectRef, prepared: Prepared, ocr: OcrResult, cfg: Con
         "source": source_block(ref, prepared),
         "image": {"format": prepared.info.format, "width": prepared.info.width, "height": prepared.info.height},
         "ocr": {"action": OCR_ACTION, "apiVersion": OCR_API_VERSION, "requestId": ocr.request_id,
-                "imageSource": cfg.image_source, "outputFigure": cfg.ocr_output_figure,
+                "imageSource": "url" if prepared.url else "body", "outputFigure": cfg.ocr_output_figure,
                 "attempts": ocr.attempts, "latencyMs": ocr.latency_ms},
         "processedAt": rfc3339(now),
         "functionRequestId": function_request_id,

@@ -11,6 +11,7 @@ missing object is a fact about the world, and an overwritten one has its own eve
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import threading
@@ -24,14 +25,16 @@ from . import guards, log
 from .config import Config, load_config
 from .credentials import Credentials, resolve
 from .document import error_document, result_document
-from .errors import StepError
+from .errors import OcrFailure, StepError
 from .events import MalformedEvent, ObjectRef, parse_event
 from .ledger import Busy, Defer, Done, Ledger, Ticket
-from .recognize import Recognizer
+from .recognize import OcrResult, Recognizer
 from .sinks import Delivered, Sinks, stored_outcome
-from .source import GONE, SUPERSEDED, Prepared, key_candidates, prepare
+from .source import GONE, SUPERSEDED, Prepared, key_candidates, prepare, read_pinned
 from .storage import Storage
 
+# the OCR service could not read the signed URL (an OSS hiccup on its side, a slow fetch): we can read the bytes
+URL_FETCH_FAILURES = frozenset({"IllegalImageUrl", "imageTimeOut"})
 SAFETY_MARGIN_S = 5.0  # kept back from the FC timeout to write the error record and answer
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -173,7 +176,7 @@ class App:
     def _recognize_and_deliver(self, ref: ObjectRef, prepared: Prepared, ticket: Ticket,
                                run: _Invocation) -> Outcome:
         try:
-            ocr = self.recognizer.recognize(url=prepared.url, body=prepared.body, deadline=run.deadline)
+            ocr, prepared = self._recognize(ref, prepared, run)
             doc = result_document(ref, prepared, ocr, self.cfg, function_request_id=run.request_id, now=_now())
             delivered = self.sinks.deliver_result(doc, ref.bucket, prepared.key, prepared.etag)
         except StepError as err:
@@ -182,6 +185,17 @@ class App:
             ticket.release()
             return Outcome(ref.bucket, prepared.key, "skipped", _skip_code(delivered))
         return Outcome(ref.bucket, prepared.key, "result", "needsReview" if doc["needsReview"] else None)
+
+    def _recognize(self, ref: ObjectRef, prepared: Prepared, run: _Invocation) -> tuple[OcrResult, Prepared]:
+        try:
+            return self.recognizer.recognize(url=prepared.url, body=prepared.body, deadline=run.deadline), prepared
+        except OcrFailure as err:
+            if prepared.url is None or err.code not in URL_FETCH_FAILURES:
+                raise
+            log.warning("OCR could not fetch the signed URL; sending the bytes", code=err.code)
+        # a failed fetch is not billed, so this is still the version's one paid call
+        sent = dataclasses.replace(prepared, url=None, body=read_pinned(self.storage, ref.bucket, prepared))
+        return self.recognizer.recognize(url=None, body=sent.body, deadline=run.deadline), sent
 
     # -- the one failure path ------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from .events import ObjectRef
 from .precheck import HEAD_BYTES, ImageInfo, NeedMoreBytes, check_limits, inspect
 from .storage import Chunk, Storage, StorageError
 
-__all__ = ["GONE", "SUPERSEDED", "Prepared", "SourceError", "key_candidates", "prepare"]
+__all__ = ["GONE", "SUPERSEDED", "Prepared", "SourceError", "key_candidates", "prepare", "read_pinned"]
 
 MAX_URL_CHARS = 2048  # the OCR API's limit on the Url parameter
 GONE, SUPERSEDED = "NoSuchKey", "Superseded"  # codes of a skip: no outcome is due for this event
@@ -119,3 +119,15 @@ def _check_and_hand_over(ref: ObjectRef, cfg: Config, storage: Storage, key: str
                               False)
         return Prepared(key, info, whole_chunk.total_size, etag, body=whole_chunk.data)
     return Prepared(key, info, chunk.total_size, etag, url=url)
+
+
+def read_pinned(storage: Storage, bucket: str, prepared: Prepared) -> bytes:
+    """The bytes of exactly the version ``prepared`` found (OCR could not fetch the signed URL)."""
+    try:
+        chunk = storage.read_all(bucket, prepared.key)
+    except StorageError as err:
+        code = GONE if err.not_found else err.code
+        raise SourceError(code, f"reading the image failed: {err.message}", err.transient, err.request_id) from None
+    if chunk.etag != prepared.etag:
+        raise SourceError(SUPERSEDED, "the object was overwritten while OCR ran; its own event follows", False)
+    return chunk.data

@@ -62,22 +62,23 @@ def test_percent_encoded_event_key_falls_back_to_the_decoded_object(make_app: Ca
     assert (bucket.root / "uploads/张 三.png.json").is_file()
 
 
-def test_url_expired_before_ocr_fetches_it_ends_as_an_error_record(env: dict[str, str], bucket: Bucket,
-                                                                   stack: LocalStack) -> None:
+def test_a_signed_url_ocr_cannot_fetch_falls_back_to_sending_the_bytes(env: dict[str, str], bucket: Bucket,
+                                                                         stack: LocalStack) -> None:
     from permit_ocr.config import load_config
 
     assert stack.ocr is not None
     up = bucket.put("uploads/late.png", permit_image())
     faults = FaultPlan(seed=1)
-    faults.set("ocr", slow=1.0, slow_s=1.5)  # OCR fetches the 1-second URL after 1.5 s
+    faults.set("ocr", slow=1.0, slow_s=1.5)  # OCR fetches the 1-second URL after 1.5 s: expired
     stack.ocr._httpd.faults = faults
     e = {**env, "SIGNED_URL_EXPIRES": "1", "OCR_READ_TIMEOUT_MS": "5000"}
     summary = invoke(App(load_config(e), environ=e), up)
-    assert summary["counts"] == {"error": 1}
-    err = orjson.loads((bucket.root / "uploads/late.png.error.json").read_bytes())
-    assert err["error"]["code"] == "IllegalImageUrl" and err["error"]["stage"] == "ocr"
-    assert err["source"]["etag"] == up.etag and err["attempts"] == 2
-    assert stack.ocr.service.stats["billed"] == 0
+    assert summary["counts"] == {"result": 1}
+    assert stack.ocr.service.stats["IllegalImageUrl"] == 2  # the URL was tried as LIMITED_RETRY allows
+    assert [c.source for c in stack.ocr.service.calls if c.status == 200] == ["body"]
+    assert stack.ocr.service.stats["billed"] == 1
+    doc = orjson.loads(bucket.get("uploads/late.png.json"))
+    assert doc["source"]["etag"] == up.etag and doc["ocr"]["imageSource"] == "body"
 
 
 def test_duplicate_event_makes_no_second_ocr_call_but_a_new_version_does(make_app: Callable[..., App],
