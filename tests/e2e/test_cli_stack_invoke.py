@@ -21,8 +21,8 @@ CLI = [sys.executable, "-m", "permit_ocr_local.cli"]
 @contextlib.contextmanager
 def detached_stack(root: Path) -> Iterator[dict[str, str]]:
     """``eval "$(permit-ocr stack --root ROOT --detach)"``: the environment it exports; stopped afterwards."""
-    started = subprocess.run([*CLI, "stack", "--root", str(root), "--detach"], capture_output=True, text=True,
-                             timeout=60, check=True)
+    started = subprocess.run([*CLI, "stack", "--root", str(root), "--detach", "--ocr-backend", "truth"],
+                             capture_output=True, text=True, timeout=60, check=True)
     try:
         exports = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines())
         yield {**os.environ, **{k: v.strip("'") for k, v in exports.items()}}

@@ -155,7 +155,7 @@ def _watch(fn: Any, bucket_dir: Path, prefix: str) -> None:
     """Files dropped by hand are objects already (the stand-in stores plain files); announce them as uploads."""
     import hashlib
 
-    from permit_ocr_local.trigger import OssTrigger
+    from permit_ocr_local.trigger import OssTrigger, fires
 
     trigger = OssTrigger(fn.deployment.triggers, fn.invoker, fn.stack.options.region)
     seen: dict[Path, tuple[int, int]] = {p: _sig(p) for p in bucket_dir.rglob("*") if p.is_file()}
@@ -174,7 +174,14 @@ def _watch(fn: Any, bucket_dir: Path, prefix: str) -> None:
                 key = p.relative_to(bucket_dir).as_posix()
                 data = p.read_bytes()
                 etag = hashlib.md5(data).hexdigest().upper()
+                if not any(fires(t, bucket_dir.name, key, "ObjectCreated:PutObject") for t in fn.deployment.triggers):
+                    continue  # outputs and other keys: no trigger, nothing to say
+                print(f"{key}: uploaded; recognizing ...", flush=True)
                 trigger.on_put(bucket_dir.name, key, etag, len(data), "ObjectCreated:PutObject", "")
+                fn.wait_idle(300)
+                row = outcome_row(bucket_dir.parent, bucket_dir.name, key, fn.env())
+                detail = " ".join(v for v in (row["kind"], row["name"].strip(), row["number"]) if v)
+                print(f"{key}: {row['status']}" + (f" ({detail})" if detail else ""), flush=True)
     except KeyboardInterrupt:
         print("stopped")
 
