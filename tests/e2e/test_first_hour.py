@@ -89,9 +89,9 @@ def test_the_sample_event_yields_its_result_after_the_documented_copy(tmp_path: 
         target = root / "permit-ocr-demo" / "uploads" / "hk-permit.jpg"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(permit_image(fmt="JPEG"))  # the documented `cp`
-        plain = cli("invoke", sample, env=env)  # the sample's made-up eTag: skipped, and it says why
-        assert json.loads(plain.stdout)["outcomes"][0]["status"] == "skipped"
-        assert "--use-stored" in plain.stderr
+        plain = cli("invoke", sample, env=env)  # that eTag's error record is stored: a duplicate, and it says why
+        assert json.loads(plain.stdout)["outcomes"][0]["status"] == "duplicate"
+        assert "already stored" in plain.stderr and "--use-stored" in plain.stderr
         ran = cli("invoke", "--use-stored", sample, env=env)
         assert ran.returncode == 0, ran.stderr
         assert json.loads(ran.stdout)["counts"] == {"result": 1}
@@ -99,6 +99,17 @@ def test_the_sample_event_yields_its_result_after_the_documented_copy(tmp_path: 
         again = cli("invoke", "--use-stored", sample, env=env)  # a duplicate says why, never silently
         assert json.loads(again.stdout)["outcomes"][0]["status"] == "duplicate"
         assert "already stored" in again.stderr
+
+
+def test_a_sample_event_whose_etag_is_not_the_stored_objects_is_skipped_and_says_why(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    with detached_stack(root) as env:
+        target = root / "permit-ocr-demo" / "uploads" / "hk-permit.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(permit_image(fmt="JPEG"))
+        ran = cli("invoke", str(REPO / "events" / "put-object.json"), env=env)
+        assert json.loads(ran.stdout)["outcomes"][0]["status"] == "skipped"
+        assert "skipped (Superseded)" in ran.stderr and "--use-stored" in ran.stderr
 
 
 def test_the_eventbridge_sample_yields_its_result_too(tmp_path: Path) -> None:

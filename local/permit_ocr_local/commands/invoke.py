@@ -11,6 +11,7 @@ object does not exist in OSS. Mistakes print one line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import socket
@@ -28,7 +29,7 @@ HINTS: dict[tuple[str, str | None], str] = {
     ("skipped", "Superseded"): "the event's eTag is not the stored object's (the samples in events/ carry made-up "
                                "eTags): add --use-stored, or use --object BUCKET/KEY",
     ("duplicate", None): "an outcome for this eTag is already stored (<key>.json or <key>.error.json), so OCR is "
-                         "not paid twice; a new upload of the key (a new eTag) is recognized",
+                         "not paid twice; for the object as stored now use --use-stored or --object BUCKET/KEY",
     ("duplicate", "InProgress"): "another invocation holds this upload's claim and is recognizing it now",
     ("redelivered", None): "the result was already stored; it was delivered again to the sinks that lacked it",
     ("error", "NoSuchKey"): "nothing is stored under this key: copy an image there first (any file under "
@@ -84,23 +85,26 @@ def _run(args: argparse.Namespace) -> int:
     if (args.event_file is None) == (args.object is None):
         raise CliError("give an EVENT_FILE or --object BUCKET/KEY", EXIT_USAGE)
     event = _read_event(args.event_file) if args.event_file else None
-    require_oss()
     from permit_ocr import log
     from permit_ocr.config import ConfigError
     from permit_ocr.handler import RetryLater, handler, initialize
     from permit_ocr_local.fcemu import FcContext, FunctionMeta
 
-    log.use_stream(sys.stderr)  # stdout carries the summary
+    held = io.StringIO()  # the function's log lines, shown once the invocation really runs: a mistake is one line
+    log.use_stream(held)
     context = FcContext(request_id=args.request_id or str(uuid.uuid4()), function=FunctionMeta(timeout=args.timeout))
     try:
         initialize(context)
     except ConfigError as exc:
-        raise CliError(f"{exc} (are the exports of `permit-ocr stack` in this shell?)", EXIT_USAGE) from None
+        raise CliError(f"{exc} (locally, the exports of `{START_STACK}` set them)", EXIT_USAGE) from None
+    require_oss()
     if args.object:
         raw = _object_event(args.object)
     else:
         assert event is not None
         raw = json.dumps(with_stored(event) if args.use_stored else event, ensure_ascii=False).encode()
+    sys.stderr.write(held.getvalue())
+    log.use_stream(sys.stderr)  # stdout carries the summary
     try:
         summary = handler(raw, context)
         code = 0
