@@ -160,6 +160,7 @@ def distribution_of(whl: Path) -> dict[str, Any]:
             modules.add(top)
         elif top.endswith(".py") or ".so" in top:
             modules.add(top.split(".", 1)[0])
+    modules = {m for m in modules if m.isidentifier()}  # wrapt-stubs/ and the like are not importable
     assert name and version, whl
     return {"name": name.group(1).strip(), "version": version.group(1).strip(), "modules": sorted(modules)}
 
