@@ -40,3 +40,18 @@ def test_eventbridge_event_of_an_upper_case_photo_jpg_upload_produces_its_result
     assert {e["specversion"] for e in envelopes} == {"1.0"} and {e["source"] for e in envelopes} == {"acs.oss"}
     assert sorted(e["subject"].rsplit("/", 1)[-1] for e in envelopes) == ["Photo.JPG", "notes.txt"]
     assert all("events" not in e for e in envelopes)  # the envelope shape, not the native notification
+
+
+def test_run_with_the_eventbridge_deployment_reads_upper_case_suffixes_and_finds_results_under_results(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from permit_ocr_local.cli import main
+
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "HK.PNG").write_bytes(permit_image(size=(928, 626)))
+    code = main(["run", "--root", str(tmp_path / "root"), "--samples", str(samples), "--s-yaml",
+                 str(REPO / "s.eventbridge.yaml"), "--ocr-backend", "truth", "--timeout", "60"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "HK.PNG" in out and "H10387877 01" in out and " ok " in out
+    assert (tmp_path / "root" / "permit-ocr-demo" / "results" / "uploads" / "HK.PNG.json").is_file()

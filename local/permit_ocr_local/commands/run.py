@@ -46,7 +46,7 @@ def upload_bytes(path: Path, backend: str) -> bytes:
 
 def outcome_row(root: Path, bucket: str, key: str, env: dict[str, str], since: str = "") -> dict[str, str]:
     """One table row; ``since`` (RFC 3339) marks outcomes an earlier run wrote (the upload was a duplicate)."""
-    base = root / bucket / key
+    base = root / (env.get("OUTPUT_BUCKET") or bucket) / (env.get("OUTPUT_PREFIX", "") + key)  # where outputs go
     result = base.with_name(base.name + env.get("RESULT_SUFFIX", ".json"))
     error = base.with_name(base.name + env.get("ERROR_SUFFIX", ".error.json"))
     row = {"file": Path(key).name, "kind": "", "name": "", "number": "", "valid": "", "status": "missing",
@@ -126,8 +126,10 @@ def _run(args: argparse.Namespace, log_path: Path, log_file: Any) -> int:
         rows = [outcome_row(args.root, dep.bucket, k, fn.env(), since) for k in keys]
         print()
         print_table(rows)
-        print(f"\n{len(rows)} image(s) in {time.monotonic() - t0:.1f} s; results beside the images in "
-              f"{args.root / dep.bucket / dep.prefix}; function logs in {log_path}")
+        out_dir = args.root / (fn.env().get("OUTPUT_BUCKET") or dep.bucket) / (fn.env().get("OUTPUT_PREFIX", "")
+                                                                             + dep.prefix)
+        print(f"\n{len(rows)} image(s) in {time.monotonic() - t0:.1f} s; results in {out_dir}; "
+              f"function logs in {log_path}")
         if args.watch:
             _watch(fn, args.root / dep.bucket, dep.prefix)
     ok = idle and all(not r["status"].startswith(("error", "missing")) for r in rows)
