@@ -4,7 +4,6 @@ logs the versions in use."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from test_package import package  # bench/package.py, loaded once
 
 from permit_ocr import vendored
 
@@ -64,15 +64,6 @@ def test_without_a_manifest_there_is_nothing_to_check(tmp_path: Path) -> None:
     assert vendored.prefer(tmp_path, [], {}) == []
 
 
-def _load_package_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_package_vendored", REPO / "bench" / "package.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _shadow_site(root: Path) -> Path:
     """A site-packages with older, conflicting copies of the SDKs (as the runtime's own would be)."""
     site = root / "runtime-site-packages"
@@ -100,7 +91,6 @@ print(json.dumps({m: sys.modules[m].__file__ for m in sorted(sys.modules) if m.s
 
 @pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="the package is built for FC's python3.12")
 def test_packaged_index_imports_the_pinned_sdks_over_conflicting_older_copies(tmp_path: Path) -> None:
-    package = _load_package_module()
     out = package.build(tmp_path / "function", strip=False, pyc=True, offline=True)
     site = _shadow_site(tmp_path)
     script = (CHILD.replace("SITE", repr(str(site))).replace("PKG", repr(str(out)))

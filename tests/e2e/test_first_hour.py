@@ -37,6 +37,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def copy_image(root: Path, name: str) -> Path:
+    """The documented `cp` of an image into the local bucket's uploads/ folder (a dropped file is an object)."""
+    target = root / "permit-ocr-demo" / "uploads" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(permit_image(fmt="JPEG"))
+    return target
+
+
 def no_stack_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OSS_", "ALIBABA_CLOUD_", "SOURCE_BUCKETS"))}
     return env
@@ -86,9 +94,7 @@ def test_the_sample_event_yields_its_result_after_the_documented_copy(tmp_path: 
         assert before.returncode == 0
         assert json.loads(before.stdout)["outcomes"][0]["code"] == "NoSuchKey"
         assert "copy an image there first" in before.stderr
-        target = root / "permit-ocr-demo" / "uploads" / "hk-permit.jpg"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(permit_image(fmt="JPEG"))  # the documented `cp`
+        target = copy_image(root, "hk-permit.jpg")
         plain = cli("invoke", sample, env=env)  # that eTag's error record is stored: a duplicate, and it says why
         assert json.loads(plain.stdout)["outcomes"][0]["status"] == "duplicate"
         assert "already stored" in plain.stderr and "--use-stored" in plain.stderr
@@ -104,9 +110,7 @@ def test_the_sample_event_yields_its_result_after_the_documented_copy(tmp_path: 
 def test_a_sample_event_whose_etag_is_not_the_stored_objects_is_skipped_and_says_why(tmp_path: Path) -> None:
     root = tmp_path / "root"
     with detached_stack(root) as env:
-        target = root / "permit-ocr-demo" / "uploads" / "hk-permit.jpg"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(permit_image(fmt="JPEG"))
+        copy_image(root, "hk-permit.jpg")
         ran = cli("invoke", str(REPO / "events" / "put-object.json"), env=env)
         assert json.loads(ran.stdout)["outcomes"][0]["status"] == "skipped"
         assert "skipped (Superseded)" in ran.stderr and "--use-stored" in ran.stderr
@@ -115,9 +119,7 @@ def test_a_sample_event_whose_etag_is_not_the_stored_objects_is_skipped_and_says
 def test_the_eventbridge_sample_yields_its_result_too(tmp_path: Path) -> None:
     root = tmp_path / "root"
     with detached_stack(root) as env:
-        target = root / "permit-ocr-demo" / "uploads" / "Photo.JPG"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(permit_image(fmt="JPEG"))
+        target = copy_image(root, "Photo.JPG")
         ran = cli("invoke", "--use-stored", str(REPO / "events" / "eventbridge-put-object.json"), env=env)
         assert ran.returncode == 0, ran.stderr
         assert json.loads(ran.stdout)["counts"] == {"result": 1}
