@@ -575,7 +575,7 @@ def check_trigger_suffixes(triggers: Sequence[Trigger], cfg: Config) -> list[Fin
                                 "add a trigger per suffix, or drop it from IMAGE_SUFFIXES"))
     if all(f.level == "ok" for f in findings) and not any(t.kind == "eventbridge" for t in triggers):
         findings.append(ok("trigger-suffix", "trigger suffixes = IMAGE_SUFFIXES (lower case; an upper-case "
-                           ".JPG upload does not invoke)"))
+                           ".JPG upload does not invoke: s.eventbridge.yaml reads any case)"))
     return findings
 
 

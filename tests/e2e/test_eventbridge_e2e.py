@@ -4,6 +4,8 @@ upload named Photo.JPG (which no native trigger of s.yaml fires for) ends with i
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,16 @@ from permit_ocr_local.runner import LocalFunction
 from support import SAMPLE_TRUTH, Bucket, permit_image
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ() -> Iterator[None]:
+    """LocalFunction configures the function through os.environ (as FC does); s.eventbridge.yaml's OUTPUT_PREFIX
+    must not outlive these tests in the worker process."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_eventbridge_event_of_an_upper_case_photo_jpg_upload_produces_its_result(
