@@ -13,8 +13,8 @@ import pytest
 from permit_ocr.eventbridge import as_oss_event
 from permit_ocr.events import MalformedEvent, ObjectRef, parse_event
 from permit_ocr_local import deploycheck
-from permit_ocr_local.fcemu import Upload, eventbridge_envelope, oss_record
-from permit_ocr_local.trigger import fires, pattern_matches
+from permit_ocr_local.fcemu import Upload, oss_record
+from permit_ocr_local.trigger import eventbridge_envelope, fires, pattern_matches
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "events" / "eventbridge-put-object.json"

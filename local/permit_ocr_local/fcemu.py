@@ -60,26 +60,3 @@ def oss_record(u: Upload, account_id: str = "1234567890123456") -> dict[str, Any
 
 def oss_event(uploads: Iterable[Upload]) -> dict[str, Any]:
     return {"events": [oss_record(u) for u in uploads]}
-
-
-def eventbridge_envelope(u: Upload, account_id: str = "1234567890123456", bus: str = "default") -> dict[str, Any]:
-    """One OSS event as an EventBridge-based OSS trigger delivers it: a CloudEvents 1.0 envelope whose ``data``
-    is the native notification record (the shape in function/permit_ocr/eventbridge.py and README)."""
-    record = oss_record(u, account_id)
-    request_id = record["responseElements"]["requestId"]
-    return {
-        "specversion": "1.0",
-        "id": request_id,
-        "source": "acs.oss",
-        "type": f"oss:{u.event_name}",
-        "subject": f"acs:oss:{u.region}:{account_id}:{u.bucket}/{u.key}",
-        "time": record["eventTime"].replace(".000Z", "Z"),
-        "datacontenttype": "application/json;charset=utf-8",
-        "aliyunaccountid": account_id,
-        "aliyunoriginalaccountid": account_id,
-        "aliyuneventbusname": bus,
-        "aliyunregionid": u.region,
-        "aliyunpublishtime": record["eventTime"],
-        "aliyunpublishaddr": "127.0.0.1",
-        "data": record,
-    }

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .deploycheck import Trigger, environment, function_resource, load_s_yaml, parse_triggers, resolve
-from .fcemu import FcContext, FunctionMeta, Upload, eventbridge_envelope, oss_event
+from .fcemu import FcContext, FunctionMeta, Upload, oss_event, oss_record
 
 Handler = Callable[[bytes, FcContext], Any]
 
@@ -46,6 +46,29 @@ def load_deployment(path: Path) -> Deployment:
     return Deployment(tuple(triggers), env, int(props.get("timeout") or 3), int(props.get("memorySize") or 512),
                       int(policy.get("maxAsyncRetryAttempts", 3)), str(vars_.get("bucket") or ""),
                       str(vars_.get("prefix") or ""))
+
+
+def eventbridge_envelope(u: Upload, account_id: str = "1234567890123456", bus: str = "default") -> dict[str, Any]:
+    """One OSS event as an EventBridge-based OSS trigger delivers it: a CloudEvents 1.0 envelope whose ``data``
+    is the native notification record (the shape in function/permit_ocr/eventbridge.py and README)."""
+    record = oss_record(u, account_id)
+    request_id = record["responseElements"]["requestId"]
+    return {
+        "specversion": "1.0",
+        "id": request_id,
+        "source": "acs.oss",
+        "type": f"oss:{u.event_name}",
+        "subject": f"acs:oss:{u.region}:{account_id}:{u.bucket}/{u.key}",
+        "time": record["eventTime"].replace(".000Z", "Z"),
+        "datacontenttype": "application/json;charset=utf-8",
+        "aliyunaccountid": account_id,
+        "aliyunoriginalaccountid": account_id,
+        "aliyuneventbusname": bus,
+        "aliyunregionid": u.region,
+        "aliyunpublishtime": record["eventTime"],
+        "aliyunpublishaddr": "127.0.0.1",
+        "data": record,
+    }
 
 
 def pattern_matches(pattern: Any, event: Any) -> bool:
