@@ -37,7 +37,7 @@ HINTS: dict[tuple[str, str | None], str] = {
     ("skipped", "OwnOutput"): "the key is one of the function's own outputs (a result or error record)",
     ("skipped", "NotAnImage"): "the key does not end in one of IMAGE_SUFFIXES",
     ("rejected", "BucketNotAllowed"): "the bucket is not in SOURCE_BUCKETS",
-    ("error", None): "an error record was written beside the image (<key>.error.json) saying why",
+    ("error", None): "an error record (<key>.error.json; under OUTPUT_PREFIX if set) says why",
     ("retrying", None): "a transient failure: FC would retry the event; locally, run the same command again",
 }
 
