@@ -8,6 +8,7 @@ PY_BOOT := $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+WHEELS := var/wheelhouse/.fetched
 REQS := pyproject.toml requirements/dev.txt requirements/engine.txt function/requirements.txt
 
 .PHONY: help install test lint typecheck run bench bench-engine chaos package fonts clean
@@ -17,14 +18,25 @@ help:
 
 $(STAMP): $(REQS)
 	@test -n "$(PY_BOOT)" || { echo "no python3 >= 3.10 found" >&2; exit 1; }
+	@echo "permit-ocr: first use: installing into $(VENV) (a few minutes, once; later targets start at once)"
 	test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
+	@echo "permit-ocr: [1/2] Python packages (pip; quiet unless something fails) ..."
 	$(PY) -m pip install -q --disable-pip-version-check -e . -r requirements/dev.txt -r requirements/engine.txt
 	@# oss2 (tests only) drags in pure-Python crcmod, which shares its folder with crcmod-plus (oss-v2's C CRC):
 	@# put the C one back so the venv computes CRCs as the deployed package does
+	@echo "permit-ocr: [2/2] the C CRC for OSS ..."
 	$(PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps crcmod-plus==2.3.6
 	touch $(STAMP)
+	@echo "permit-ocr: installed"
 
-install: $(STAMP)
+# the deployed package's wheels (FC's manylinux/cp312), kept in var/wheelhouse: later package builds and the
+# test that builds the package need no network
+$(WHEELS): $(STAMP) function/requirements.txt
+	@echo "permit-ocr: fetching the deployed package's wheels (manylinux, python3.12) into var/wheelhouse ..."
+	$(PY) bench/package.py --fetch
+	touch $(WHEELS)
+
+install: $(STAMP) $(WHEELS)
 
 # fonts for the synthetic permit generator (Debian's Noto CJK); only targets that render permits need it
 fonts:
@@ -36,7 +48,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check function local tests bench
 	$(VENV)/bin/mypy
 
-test: $(STAMP) fonts
+test: $(STAMP) $(WHEELS) fonts
 	$(PY) -m permit_ocr_local.cli check-config s.yaml
 	$(VENV)/bin/ruff check function local tests bench
 	$(VENV)/bin/mypy
@@ -54,8 +66,10 @@ bench-engine: $(STAMP) fonts
 chaos: $(STAMP)
 	$(PY) bench/chaos.py
 
-package: $(STAMP)
+# s.yaml's pre-deploy action runs this, so `s deploy` always ships function/ as it is now
+package: $(STAMP) $(WHEELS)
 	$(PY) bench/package.py --zip --smoke
+	$(PY) bench/package.py --check
 
 clean:
 	rm -rf $(VENV) build dist var

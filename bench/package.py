@@ -14,6 +14,11 @@ FC's python3.12 on x86_64 (manylinux2014, cp312), unpacked. Steps, and why:
   takes the closure from ~47 MB to under 30 MB without removing any module;
 - reproducible: files in sorted order, mode 644/755, mtime fixed at SOURCE_DATE_EPOCH (default 1980-01-01),
   no __pycache__; *.dist-info (RECORD included) is kept as the wheels ship it.
+- vendored.json lists each vendored distribution, its version and top-level modules (read at start-up by
+  function/permit_ocr/vendored.py, which makes sure those copies win over the runtime's own SDKs), and the
+  sha256 of the sources it was built from (`--check` compares it with function/ now);
+- wheels are kept in var/wheelhouse (`--fetch` fills it; `make install` does): later builds, and the test
+  that builds the package, need no network (`--offline` insists on that).
 `--smoke` proves the result: a stdlib-only interpreter (-I -S -B, so no venv site-packages and no .pyc
 written) imports index and the OCR SDK from dist/function and runs one invocation against the local stack.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -33,10 +39,13 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 FUNCTION_DIR = REPO / "function"
 DIST = REPO / "dist"
+WHEELHOUSE = REPO / "var" / "wheelhouse"
+MANIFEST = "vendored.json"  # function/permit_ocr/vendored.py reads it
 PLATFORM_ARGS = ["--only-binary=:all:", "--platform", "manylinux2014_x86_64", "--python-version", "3.12",
                  "--implementation", "cp", "--abi", "cp312"]
 EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "315532800"))  # 1980-01-01: the earliest a zip can hold
@@ -79,16 +88,18 @@ def _pip(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True)
 
 
-def download(requirements: Path, dest: Path, built: Path) -> list[Path]:
-    """manylinux/cp312 wheels for ``requirements`` at the venv's versions; sdist-only pure packages built here."""
+def fetch(requirements: Path, wheelhouse: Path = WHEELHOUSE) -> None:
+    """Fill ``wheelhouse`` with manylinux/cp312 wheels for ``requirements`` at the venv's versions (network);
+    sdist-only pure packages are built here."""
     versions = pins()
-    constraints = dest.parent / "constraints.txt"
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    constraints = wheelhouse / "constraints.txt"
     constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(versions.items())))
     for _ in range(30):  # one round per sdist-only package found
-        r = _pip("download", *PLATFORM_ARGS, "-r", str(requirements), "-c", str(constraints), "-d", str(dest),
-                 "--find-links", str(built))
+        r = _pip("download", *PLATFORM_ARGS, "-r", str(requirements), "-c", str(constraints), "-d", str(wheelhouse),
+                 "--find-links", str(wheelhouse))
         if r.returncode == 0:
-            return sorted(dest.glob("*.whl"))
+            return
         # with the pins as constraints, an sdist-only package shows up as a conflict with its constraint
         said = r.stdout + r.stderr
         missing = (re.search(r"The user requested \(constraint\) ([A-Za-z0-9_.\-]+)==", said)
@@ -98,16 +109,85 @@ def download(requirements: Path, dest: Path, built: Path) -> list[Path]:
         name = re.sub(r"[-_.]+", "-", missing.group(1)).lower()
         if name not in versions:
             raise SystemExit(f"{name}: no wheel for the target and not installed in the venv to pin it")
-        before = set(built.glob("*.whl"))
-        w = _pip("wheel", "--no-deps", "-w", str(built), f"{name}=={versions[name]}")
-        new = set(built.glob("*.whl")) - before
+        before = set(wheelhouse.glob("*.whl"))
+        w = _pip("wheel", "--no-deps", "-w", str(wheelhouse), f"{name}=={versions[name]}")
+        new = set(wheelhouse.glob("*.whl")) - before
         if w.returncode != 0 or not new:
             raise SystemExit(f"building a wheel for {name} failed:\n{w.stderr[-3000:]}")
         for whl in new:
             if not whl.name.endswith("-none-any.whl"):  # a compiled wheel built here would be for this host
+                whl.unlink()
                 raise SystemExit(f"{whl.name}: sdist-only and not pure Python; cannot build it for FC here")
         print(f"  built pure wheel from sdist: {', '.join(sorted(p.name for p in new))}")
     raise SystemExit("pip download kept failing")
+
+
+def download(requirements: Path, dest: Path, wheelhouse: Path = WHEELHOUSE, offline: bool = False) -> list[Path]:
+    """Exactly the wheels ``requirements`` needs, from ``wheelhouse`` alone; fetched first if it lacks some."""
+    versions = pins()
+    constraints = dest.parent / "constraints.txt"
+    constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(versions.items())))
+    for attempt in (1, 2):
+        r = _pip("download", *PLATFORM_ARGS, "--no-index", "--find-links", str(wheelhouse), "-r", str(requirements),
+                 "-c", str(constraints), "-d", str(dest))
+        if r.returncode == 0:
+            return sorted(dest.glob("*.whl"))
+        if offline or attempt == 2:
+            raise SystemExit(f"{wheelhouse} lacks wheels for function/requirements.txt (run `make install`, "
+                             f"or bench/package.py --fetch, once with network):\n{r.stderr[-1500:]}")
+        print(f"  fetching wheels into {wheelhouse} (once; later builds are offline)")
+        fetch(requirements, wheelhouse)
+    raise AssertionError("unreachable")
+
+
+def distribution_of(whl: Path) -> dict[str, Any]:
+    """A wheel's distribution name, version and top-level importable modules (from its file list)."""
+    with zipfile.ZipFile(whl) as zf:
+        names = zf.namelist()
+        meta_name = next(n for n in names if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
+        meta = zf.read(meta_name).decode("utf-8", "replace")
+    name = re.search(r"^Name: *(.+)$", meta, flags=re.M)
+    version = re.search(r"^Version: *(.+)$", meta, flags=re.M)
+    modules: set[str] = set()
+    for n in names:
+        parts = PurePosixPath(n).parts
+        if parts[0].endswith(".data") and len(parts) > 2 and parts[1] in ("purelib", "platlib"):
+            parts = parts[2:]
+        elif parts[0].endswith((".data", ".dist-info")):
+            continue
+        top = parts[0]
+        if len(parts) > 1:
+            modules.add(top)
+        elif top.endswith(".py") or ".so" in top:
+            modules.add(top.split(".", 1)[0])
+    modules = {m for m in modules if m.isidentifier()}  # wrapt-stubs/ and the like are not importable
+    assert name and version, whl
+    return {"name": name.group(1).strip(), "version": version.group(1).strip(), "modules": sorted(modules)}
+
+
+def source_digest(function_dir: Path = FUNCTION_DIR) -> str:
+    """sha256 over function/'s shipped files (paths and bytes): what a built package must have come from."""
+    h = hashlib.sha256()
+    for rel in function_files(function_dir):
+        h.update(str(rel).encode() + b"\0" + (function_dir / rel).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def write_manifest(wheels: Iterable[Path], target: Path) -> None:
+    dists = sorted((distribution_of(w) for w in wheels), key=lambda d: str(d["name"]).lower())
+    doc = {"source_sha256": source_digest(), "distributions": dists}
+    (target / MANIFEST).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def stale(out: Path) -> str | None:
+    """Why ``out`` is not the package of function/ as it is now, or None when it is."""
+    try:
+        doc = json.loads((out / MANIFEST).read_text())
+    except FileNotFoundError:
+        return f"{out} is missing or was not built by bench/package.py"
+    if doc.get("source_sha256") != source_digest():
+        return f"{out} was built from other sources than function/ now"
+    return None
 
 
 def unpack(wheels: Iterable[Path], target: Path) -> None:
@@ -202,16 +282,16 @@ def compile_pyc(target: Path, own: Iterable[PurePosixPath]) -> None:
                     *(str(p) for p in sorted(mine) if p.suffix == ".py")], check=True)
 
 
-def build(out: Path, strip: bool = True, pyc: bool = False) -> Path:
+def build(out: Path, strip: bool = True, pyc: bool = False, offline: bool = False) -> Path:
     if strip and shutil.which("strip") is None:
         print("warning: no `strip` (binutils): shared objects keep their debug symbols (+~18 MB)")
         strip = False
     with tempfile.TemporaryDirectory(prefix="permit-ocr-package-") as td:
         tmp = Path(td)
-        wheels_dir, built, stage = tmp / "wheels", tmp / "built", tmp / "function"
-        for d in (wheels_dir, built, stage):
+        wheels_dir, stage = tmp / "wheels", tmp / "function"
+        for d in (wheels_dir, stage):
             d.mkdir()
-        wheels = download(FUNCTION_DIR / "requirements.txt", wheels_dir, built)
+        wheels = download(FUNCTION_DIR / "requirements.txt", wheels_dir, offline=offline)
         print(f"  {len(wheels)} wheels: {', '.join(w.name.split('-')[0] for w in wheels)}")
         unpack(wheels, stage)
         raw = size_of(stage)
@@ -222,6 +302,7 @@ def build(out: Path, strip: bool = True, pyc: bool = False) -> Path:
                 raise SystemExit(f"{rel}: also shipped by a wheel")
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(FUNCTION_DIR / rel, dest)
+        write_manifest(wheels, stage)
         if pyc:
             compile_pyc(stage, function_files())
         normalize(stage)
@@ -268,8 +349,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-compile", action="store_true",
                     help="ship sources only (every cold start on FC then compiles every imported module)")
     ap.add_argument("--smoke", action="store_true", help="import and invoke from the result (local stack)")
+    ap.add_argument("--offline", action="store_true", help="use var/wheelhouse only; never the network")
+    ap.add_argument("--fetch", action="store_true", help="only fill var/wheelhouse (network), then exit")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 unless --out is the package of function/ as it is now (no build)")
     args = ap.parse_args(argv)
-    out = build(args.out, strip=not args.no_strip, pyc=not args.no_compile)
+    if args.fetch:
+        fetch(FUNCTION_DIR / "requirements.txt")
+        print(f"{WHEELHOUSE.relative_to(REPO)}: {len(list(WHEELHOUSE.glob('*.whl')))} wheels")
+        return 0
+    if args.check:
+        why = stale(args.out)
+        print(f"package: {why or 'current'}", file=sys.stderr if why else sys.stdout)
+        return 1 if why else 0
+    print(f"building {args.out} from function/ (wheels from {WHEELHOUSE.relative_to(REPO)})")
+    out = build(args.out, strip=not args.no_strip, pyc=not args.no_compile, offline=args.offline)
     size = size_of(out)
     files = sum(1 for p in out.rglob("*") if p.is_file())
     print(f"{out.relative_to(REPO) if out.is_relative_to(REPO) else out}: {size / 1e6:.1f} MB unzipped ({files} files; "

@@ -3,6 +3,7 @@ Chinese edition), and every command the READMEs show is one the CLI knows."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -33,3 +34,78 @@ def test_every_make_target_in_the_readme_exists() -> None:
     targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
     used = set(re.findall(r"(?:^|`)make ([a-z][a-z-]+)", (REPO / "README.md").read_text(), flags=re.M))
     assert used <= targets, used - targets
+
+
+# --- every shell block of every Markdown file: run here, or marked as needing the cloud --------------------------
+
+FENCE = re.compile(r"^```(sh|bash|shell|console)\s*$")
+MARK = re.compile(r"^<!-- docs-test: (run|cloud|make)\b.*-->$")
+SKIP_DIRS = {".venv", "var", "dist", "build", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules"}
+
+
+def shell_blocks() -> list[tuple[str, int, str, str]]:
+    """(file, line, marker, code) of every fenced shell block; marker is '' when the line above has none."""
+    out = []
+    for md in sorted(REPO.rglob("*.md")):
+        rel = md.relative_to(REPO)
+        if SKIP_DIRS & set(rel.parts):
+            continue
+        lines = md.read_text(encoding="utf-8").splitlines()
+        i = 0
+        while i < len(lines):
+            if FENCE.match(lines[i].strip()):
+                above = next((x.strip() for x in reversed(lines[:i]) if x.strip()), "")
+                m = MARK.match(above)
+                end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+                out.append((str(rel), i + 1, m.group(1) if m else "", "\n".join(lines[i + 1 : end])))
+                i = end
+            i += 1
+    return out
+
+
+BLOCKS = shell_blocks()
+
+
+def test_every_shell_block_is_run_here_or_marked_as_needing_the_cloud() -> None:
+    unmarked = [f"{f}:{n}" for f, n, mark, _ in BLOCKS if not mark]
+    assert unmarked == [], "mark each with <!-- docs-test: run|cloud|make --> on the line above"
+    assert {"run", "cloud", "make"} == {mark for *_, mark, _ in BLOCKS}
+
+
+@pytest.mark.parametrize(("path", "line", "code"), [(f, n, c) for f, n, m, c in BLOCKS if m == "make"],
+                         ids=lambda v: str(v).replace("/", "_") if isinstance(v, str) and "\n" not in v else "")
+def test_make_blocks_name_existing_targets_only(path: str, line: int, code: str) -> None:
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (REPO / "Makefile").read_text(), flags=re.M))
+    for cmd in (c.split("#")[0].split() for c in code.splitlines() if c.strip()):
+        assert cmd[0] == "make" and set(cmd[1:]) <= targets, f"{path}:{line}: {cmd}"
+
+
+def _sandbox(tmp: Path) -> Path:
+    """A checkout as a user has it after `make`: the repository's files, a fresh var/ and its own deploy/."""
+    for name in (".venv", "samples", "events", "function", "local", "s.yaml", "s.eventbridge.yaml", "schema"):
+        (tmp / name).symlink_to(REPO / name)
+    (tmp / "var").mkdir()
+    (tmp / "deploy").mkdir()
+    for f in (REPO / "deploy").iterdir():
+        (tmp / "deploy" / f.name).write_bytes(f.read_bytes())
+    return tmp
+
+
+@pytest.mark.parametrize(("path", "line", "code"), [(f, n, c) for f, n, m, c in BLOCKS if m == "run"],
+                         ids=lambda v: str(v).replace("/", "_") if isinstance(v, str) and "\n" not in v else "")
+def test_run_blocks_run_as_written(path: str, line: int, code: str, tmp_path: Path) -> None:
+    import subprocess
+
+    box = _sandbox(tmp_path)
+    env = {k: v for k, v in os.environ.items()  # a new shell: none of the function's variables
+           if k not in SPEC and not k.startswith(("ALIBABA_CLOUD_", "FC_", "VIRTUAL_ENV"))}
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"  # as after `. .venv/bin/activate`
+    try:
+        ran = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=box, env=env, capture_output=True,
+                             text=True, timeout=600)
+    finally:  # a failed block must not leave its stack running
+        for root in box.glob("var/*/.stack/pid"):
+            subprocess.run([str(REPO / ".venv" / "bin" / "permit-ocr"), "stack", "--root", str(root.parent.parent),
+                            "--stop"], cwd=box, capture_output=True, timeout=60)
+    assert ran.returncode == 0, f"{path}:{line} failed:\n{ran.stderr[-3000:]}"
+    assert "Traceback" not in ran.stderr

@@ -96,3 +96,27 @@ def test_zip_is_reproducible(tmp_path: Path) -> None:
     assert package.write_zip(src, tmp_path / "b.zip") == first
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         assert zf.namelist() == ["index.py", "pkg/m.py"]
+
+
+def test_a_package_built_from_other_sources_is_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "function"
+    (src / "permit_ocr").mkdir(parents=True)
+    (src / "index.py").write_text("x = 1\n")
+    monkeypatch.setattr(package, "FUNCTION_DIR", src)
+    monkeypatch.setattr(package.source_digest, "__defaults__", (src,))
+    out = tmp_path / "dist"
+    assert package.stale(out) is not None  # missing
+    out.mkdir()
+    package.write_manifest([], out)
+    assert package.stale(out) is None
+    (src / "index.py").write_text("x = 2\n")  # edited after the build
+    assert "other sources" in str(package.stale(out))
+
+
+def test_distribution_of_reads_name_version_and_importable_top_levels(tmp_path: Path) -> None:
+    whl = _wheel(tmp_path / "a_b-1.2-py3-none-any.whl", {
+        "a_b/__init__.py": b"", "single.py": b"", "_native.cpython-312-x86_64-linux-gnu.so": b"",
+        "a-stubs/__init__.pyi": b"", "a_b-1.2.dist-info/METADATA": b"Name: a-b\nVersion: 1.2\n",
+        "a_b-1.2.data/purelib/extra/__init__.py": b""})
+    assert package.distribution_of(whl) == {"name": "a-b", "version": "1.2",
+                                            "modules": ["_native", "a_b", "extra", "single"]}

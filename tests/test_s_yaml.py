@@ -132,3 +132,26 @@ def test_no_wildcard_or_part_events_anywhere() -> None:
     events = [e for doc in [yaml.safe_load(text)] for r in doc["resources"].values()
               for t in r["props"].get("triggers", []) for e in t["triggerConfig"]["events"]]
     assert events and not [e for e in events if e.endswith((":*", "UploadPart", "InitiateMultipartUpload"))]
+
+
+@pytest.mark.parametrize("name", ["s.yaml", "s.eventbridge.yaml"])
+def test_s_deploy_builds_the_package_first(name: str) -> None:
+    resolved, _ = deploycheck.resolve(deploycheck.load_s_yaml(ROOT / name), ACCOUNT)
+    res_name, props = deploycheck.function_resource(resolved)
+    resource = resolved["resources"][res_name]
+    assert [a["run"] for a in resource["actions"]["pre-deploy"]] == ["make package"]
+    assert props["code"] == "./dist/function"
+    assert [f.level for f in deploycheck.check_build(resource)] == ["ok"]
+
+
+def test_a_deployment_without_the_build_action_fails_check_config(raw: dict[str, Any]) -> None:
+    doc = {**raw, "resources": {k: {kk: vv for kk, vv in v.items() if kk != "actions"}
+                                for k, v in raw["resources"].items()}}
+    codes = {f.code for f in deploycheck.check_deployment(doc) if f.level == "error"}
+    assert codes == {"build"}
+
+
+def test_the_trigger_blocks_say_the_events_and_the_source_once() -> None:
+    text = (ROOT / "s.yaml").read_text(encoding="utf-8")
+    for line in ("- oss:ObjectCreated:PutObject", "sourceArn:", "invocationRole:", "triggerType: oss"):
+        assert text.count(line) == 1, line

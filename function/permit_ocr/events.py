@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from . import eventbridge
+
 CREATE_EVENTS = ("ObjectCreated:PutObject", "ObjectCreated:PostObject", "ObjectCreated:CompleteMultipartUpload",
                  "ObjectCreated:CopyObject", "ObjectCreated:AppendObject", "ObjectCreated:PutSymlink")
 
@@ -57,7 +59,7 @@ class MalformedEvent(ValueError):
 
 
 def parse_event(raw: bytes | bytearray | str | dict[str, Any]) -> ParsedEvent:
-    doc = _load(raw)
+    doc = eventbridge.as_oss_event(raw) or _load(raw)  # an EventBridge trigger's CloudEvents, reshaped
     records = doc.get("events")
     if not isinstance(records, list):
         raise MalformedEvent("event has no 'events' list: not an OSS trigger event")

@@ -10,6 +10,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+DESCRIPTION = """permit-ocr: the local tools of the OSS upload -> OCR (RecognizeExitEntryPermitToMainland) function.
+Everything runs offline against local stand-ins of OSS, the OCR API, MNS and FC on 127.0.0.1.
+
+start here:
+  permit-ocr run                                      upload samples/ through s.yaml's trigger; table of results
+  eval "$(permit-ocr stack --root var/stack --detach)"  serve the stand-ins in the background
+  permit-ocr invoke --object permit-ocr-demo/uploads/x.jpg   run the function on a stored object
+  permit-ocr check-config s.yaml                      check a deployment file before `s deploy`
+
+`permit-ocr COMMAND --help` describes each command and its exit codes."""
+
 # name on the command line -> module in permit_ocr_local.commands, and its one-line help
 COMMANDS: dict[str, tuple[str, str]] = {
     "invoke": ("invoke", "run the handler once on an event file, config from the environment"),
@@ -24,7 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="permit-ocr", description=__doc__)
+    parser = argparse.ArgumentParser(prog="permit-ocr", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():

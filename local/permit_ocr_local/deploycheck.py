@@ -50,6 +50,8 @@ _OSS_ARN_RE = re.compile(r"^acs:oss:([a-z0-9-]+):([0-9]+|\*):([a-z0-9][a-z0-9-]{
 _ROLE_ARN_RE = re.compile(r"^acs:ram::([0-9]+|\*):role/.+$")
 _DEST_ARN_RE = re.compile(r"^acs:(mns|fc|eventbridge|rocketmq):([a-z0-9-]+):[0-9]*:(.+)$")
 _MNS_TOPIC_DEST_RE = re.compile(r"^/topics/([A-Za-z0-9-]+)/messages$")
+# an EventBridge OSS event's subject: acs:oss:<region>:<uid>:<bucket>/<key>
+_OSS_SUBJECT_RE = re.compile(r"^acs:oss:([a-z0-9-]+):([0-9]+|\*):([a-z0-9][a-z0-9-]{1,61}[a-z0-9])/(.*)$")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Trigger:
     prefix: str
     suffix: str
     events: tuple[str, ...]
+    kind: str = "oss"  # oss (native, one prefix and one case-sensitive suffix) | eventbridge (a CloudEvents rule)
+    pattern: str = ""  # eventbridge: the rule's eventRuleFilterPattern (JSON)
 
 
 class DeployCheckError(Exception):
@@ -164,6 +168,13 @@ def parse_triggers(props: Mapping[str, Any]) -> tuple[list[Trigger], list[Findin
     findings: list[Finding] = []
     for i, t in enumerate(props.get("triggers") or []):
         name = str(t.get("triggerName") or f"#{i + 1}")
+        if t.get("triggerType") == "eventbridge":
+            item = parse_eventbridge_trigger(name, t.get("triggerConfig") or {})
+            if isinstance(item, Trigger):
+                triggers.append(item)
+            else:
+                findings.append(item)
+            continue
         if t.get("triggerType") != "oss":
             findings.append(Finding("warn", "trigger-type", f"trigger {name}: type {t.get('triggerType')!r} "
                                     "is not checked (only oss triggers are)"))
@@ -188,6 +199,29 @@ def parse_triggers(props: Mapping[str, Any]) -> tuple[list[Trigger], list[Findin
             events=tuple(str(e) for e in cfg.get("events") or ()),
         ))
     return triggers, findings
+
+
+def parse_eventbridge_trigger(name: str, cfg: Mapping[str, Any]) -> Trigger | Finding:
+    """An EventBridge-based OSS trigger as a Trigger: bucket and prefix from the rule's ``subject`` prefix
+    (acs:oss:<region>:<uid>:<bucket>/<prefix>), events from its ``type`` list, no suffix (any case, any suffix)."""
+    fix = ('eventRuleFilterPattern: \'{"source":["acs.oss"],"type":[...],"subject":[{"prefix":'
+           '"acs:oss:<region>:<uid>:<bucket>/<prefix>"}]}\' (see s.eventbridge.yaml)')
+    try:
+        pattern = json.loads(str(cfg.get("eventRuleFilterPattern") or ""))
+    except ValueError:
+        return Finding("error", "trigger-pattern", f"trigger {name}: eventRuleFilterPattern is not JSON", fix)
+    if not isinstance(pattern, dict) or pattern.get("source") != ["acs.oss"]:
+        return Finding("error", "trigger-pattern", f"trigger {name}: the rule must match source [\"acs.oss\"]", fix)
+    subjects = [s.get("prefix") for s in pattern.get("subject") or [] if isinstance(s, dict)]
+    parsed = [m for s in subjects if isinstance(s, str) and (m := _OSS_SUBJECT_RE.match(s))]
+    if len(parsed) != 1 or len(subjects) != len(pattern.get("subject") or []):
+        return Finding("error", "trigger-pattern", f"trigger {name}: the rule needs exactly one subject prefix "
+                       "acs:oss:<region>:<uid>:<bucket>/<prefix> (else every bucket of the account invokes)", fix)
+    m = parsed[0]
+    types = pattern.get("type")
+    events = tuple(str(e) for e in types) if isinstance(types, list) else ("oss:ObjectCreated:*",)
+    return Trigger(name=name, bucket=m.group(3), region=m.group(1), prefix=m.group(4), suffix="", events=events,
+                   kind="eventbridge", pattern=json.dumps(pattern))
 
 
 # --- time budget ---------------------------------------------------------------------------------------------
@@ -314,6 +348,26 @@ def check_runtime(props: Mapping[str, Any]) -> list[Finding]:
                                 "the first event", "set instanceLifecycleConfig.initializer.handler: "
                                 "index.initialize"))
     return findings
+
+
+BUILD_COMMANDS: Final = ("make package", "bench/package.py")
+PACKAGE_DIR: Final = "./dist/function"
+
+
+def check_build(resource: Mapping[str, Any]) -> list[Finding]:
+    """`s deploy` must build the package it uploads: a pre-deploy action runs the build, and code is its output."""
+    props = resource.get("props") or {}
+    actions = (resource.get("actions") or {}).get("pre-deploy") or []
+    runs = [str(a.get("run") or "") for a in actions if isinstance(a, dict)]
+    findings: list[Finding] = []
+    if not any(cmd in r for r in runs for cmd in BUILD_COMMANDS):
+        findings.append(Finding("error", "build", "no pre-deploy action builds the package: `s deploy` would "
+                                f"upload {props.get('code')} as it happens to be (stale, or missing)",
+                                "add actions: {pre-deploy: [{run: make package, path: ./}]} to the resource"))
+    if str(props.get("code")).rstrip("/") != PACKAGE_DIR:
+        findings.append(Finding("error", "build", f"code is {props.get('code')!r}, not the build output "
+                                f"{PACKAGE_DIR} (function/ alone lacks the vendored SDKs)", f"set code: {PACKAGE_DIR}"))
+    return findings or [ok("build", f"pre-deploy runs `{runs[0]}`; code: {PACKAGE_DIR}")]
 
 
 def check_memory(props: Mapping[str, Any]) -> list[Finding]:
@@ -481,11 +535,11 @@ def check_trigger_sources(triggers: Sequence[Trigger], props: Mapping[str, Any],
         findings.append(Finding("error", "oss-region", f"OSS_REGION {cfg.region} differs from the function's "
                                 f"region {props.get('region')}", "set OSS_REGION: ${vars.region}"))
     for bucket in sorted({t.bucket for t in triggers}):
-        n = sum(t.bucket == bucket for t in triggers)
+        n = sum(t.bucket == bucket and t.kind == "oss" for t in triggers)
         if n > MAX_TRIGGERS_PER_BUCKET:
             findings.append(Finding("error", "trigger-count", f"{n} triggers on {bucket}; OSS allows "
                                     f"{MAX_TRIGGERS_PER_BUCKET} native triggers per bucket",
-                                    "use one trigger with suffix '' and OUTPUT_PREFIX outside the prefix"))
+                                    "use the EventBridge variant (s.eventbridge.yaml): one rule, any suffix"))
     for i, a in enumerate(triggers):
         for b in triggers[i + 1 :]:
             if (a.bucket == b.bucket and set(a.events) & set(b.events)
@@ -504,7 +558,11 @@ def check_trigger_sources(triggers: Sequence[Trigger], props: Mapping[str, Any],
 def check_trigger_suffixes(triggers: Sequence[Trigger], cfg: Config) -> list[Finding]:
     findings: list[Finding] = []
     for t in triggers:
-        if t.suffix == "":
+        if t.kind == "eventbridge":
+            findings.append(ok("trigger-suffix", f"trigger {t.name} (EventBridge) fires for every key under "
+                               f"{t.prefix!r}: the function reads IMAGE_SUFFIXES in any case (Photo.JPG too) "
+                               "and skips other keys, one short invocation each"))
+        elif t.suffix == "":
             findings.append(Finding("warn", "trigger-suffix", f"trigger {t.name} has an empty suffix: every "
                                     "upload under its prefix invokes the function, non-images only to be skipped",
                                     "prefer one trigger per image suffix"))
@@ -516,9 +574,9 @@ def check_trigger_suffixes(triggers: Sequence[Trigger], cfg: Config) -> list[Fin
     if uncovered and triggers:
         findings.append(Finding("warn", "trigger-suffix", f"no trigger for {', '.join(uncovered)}",
                                 "add a trigger per suffix, or drop it from IMAGE_SUFFIXES"))
-    if not findings:
+    if all(f.level == "ok" for f in findings) and not any(t.kind == "eventbridge" for t in triggers):
         findings.append(ok("trigger-suffix", "trigger suffixes = IMAGE_SUFFIXES (lower case; an upper-case "
-                           ".JPG upload does not invoke)"))
+                           ".JPG upload does not invoke: s.eventbridge.yaml reads any case)"))
     return findings
 
 
@@ -560,9 +618,10 @@ def check_deployment(doc: Mapping[str, Any], env_overrides: Mapping[str, str] | 
         findings.append(Finding("error", "unresolved", f"cannot resolve {', '.join(sorted(set(unresolved)))}",
                                 "define the var under vars:"))
     try:
-        _name, props = function_resource(resolved)
+        name, props = function_resource(resolved)
     except DeployCheckError as exc:
         return [*findings, Finding("error", "resource", str(exc), "declare one resource with component: fc3")]
+    findings += check_build(resolved["resources"][name])
     env = environment(props, env_overrides)
     role = str(props.get("role") or "")
     if role and not _ROLE_ARN_RE.match(role):

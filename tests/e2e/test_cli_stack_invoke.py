@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from permit_ocr.config import SPEC
 from permit_ocr_local.fcemu import Upload, oss_event
 from support import SAMPLE_TRUTH, permit_image
 
@@ -21,11 +22,13 @@ CLI = [sys.executable, "-m", "permit_ocr_local.cli"]
 @contextlib.contextmanager
 def detached_stack(root: Path) -> Iterator[dict[str, str]]:
     """``eval "$(permit-ocr stack --root ROOT --detach)"``: the environment it exports; stopped afterwards."""
-    started = subprocess.run([*CLI, "stack", "--root", str(root), "--detach"], capture_output=True, text=True,
-                             timeout=60, check=True)
+    started = subprocess.run([*CLI, "stack", "--root", str(root), "--detach", "--ocr-backend", "truth"],
+                             capture_output=True, text=True, timeout=60, check=True)
     try:
         exports = dict(line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines())
-        yield {**os.environ, **{k: v.strip("'") for k, v in exports.items()}}
+        # a new shell: none of the function's variables but the exports (in-process tests may have set some)
+        shell = {k: v for k, v in os.environ.items() if k not in SPEC}
+        yield {**shell, **{k: v.strip("'") for k, v in exports.items()}}
     finally:
         subprocess.run([*CLI, "stack", "--root", str(root), "--stop"], timeout=30, check=False)
 

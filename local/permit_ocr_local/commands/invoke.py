@@ -1,68 +1,211 @@
 """``permit-ocr invoke EVENT_FILE``: run the real handler once, in this process, with an FC-like context and
-the configuration from the environment (e.g. the exports of ``permit-ocr stack``); print its summary."""
+the configuration from the environment (e.g. the exports of ``permit-ocr stack``); print its summary (stdout)
+and, on stderr, one line saying why for every record that did not end with a result.
+
+Exit codes: 0 the function ran (see the summary) · 2 usage or configuration (no such event file, not JSON,
+a variable missing or invalid) · 3 a record failed transiently (in FC the async retry would run the event
+again; locally run it again) · 4 no OSS stand-in answers at OSS_ENDPOINT (start one) · 5 the named bucket or
+object does not exist in OSS. Mistakes print one line, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import socket
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+EXIT_USAGE, EXIT_RETRY, EXIT_NO_STACK, EXIT_NO_OBJECT = 2, 3, 4, 5
+START_STACK = 'eval "$(permit-ocr stack --root var/stack --detach)"'
+
+# why a record ended without a result, and what to do: (status, code) -> hint; (status, None) is the fallback
+HINTS: dict[tuple[str, str | None], str] = {
+    ("skipped", "Superseded"): "the event's eTag is not the stored object's (the samples in events/ carry made-up "
+                               "eTags): add --use-stored, or use --object BUCKET/KEY",
+    ("duplicate", None): "an outcome for this eTag is already stored (<key>.json or <key>.error.json), so OCR is "
+                         "not paid twice; for the object as stored now use --use-stored or --object BUCKET/KEY",
+    ("duplicate", "InProgress"): "another invocation holds this upload's claim and is recognizing it now",
+    ("redelivered", None): "the result was already stored; it was delivered again to the sinks that lacked it",
+    ("error", "NoSuchKey"): "nothing is stored under this key: copy an image there first (any file under "
+                            "ROOT/<bucket>/ is an object), then invoke again with --use-stored",
+    ("skipped", "OwnOutput"): "the key is one of the function's own outputs (a result or error record)",
+    ("skipped", "NotAnImage"): "the key does not end in one of IMAGE_SUFFIXES",
+    ("rejected", "BucketNotAllowed"): "the bucket is not in SOURCE_BUCKETS",
+    ("error", None): "an error record (<key>.error.json; under OUTPUT_PREFIX if set) says why",
+    ("retrying", None): "a transient failure: FC would retry the event; locally, run the same command again",
+}
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("invoke", help=__doc__)
+    p = sub.add_parser("invoke", help="run the handler once on an event file, config from the environment",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("event_file", type=Path, nargs="?", help="an OSS trigger event (see events/)")
     p.add_argument("--object", metavar="BUCKET/KEY",
                    help="instead of an event file: build the upload event of this object (its current ETag "
                         "and size, read with the OSS SDK and the environment's endpoint and credentials)")
+    p.add_argument("--use-stored", action="store_true",
+                   help="give each record of EVENT_FILE the eTag and size of the object stored under its key now "
+                        "(the sample events' eTags are made up)")
     p.add_argument("--request-id", default=None, help="FC request id to log (default: a new UUID)")
     p.add_argument("--timeout", type=int, default=120, help="the function timeout to emulate, seconds")
     p.set_defaults(func=run)
 
 
+def hint(outcome: dict[str, Any]) -> str | None:
+    """The line explaining a non-result outcome, or None for a result."""
+    status, code = str(outcome.get("status")), outcome.get("code")
+    if status == "result":
+        return None
+    why = HINTS.get((status, code)) or HINTS.get((status, None)) or "see README 'What gets written'"
+    label = f"{status} ({code})" if code else str(status)
+    return f"{outcome.get('bucket')}/{outcome.get('key')}: {label}: {why}"
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except CliError as exc:
+        print(f"permit-ocr: {exc}", file=sys.stderr)
+        return exc.code
+
+
+def _run(args: argparse.Namespace) -> int:
+    if (args.event_file is None) == (args.object is None):
+        raise CliError("give an EVENT_FILE or --object BUCKET/KEY", EXIT_USAGE)
+    event = _read_event(args.event_file) if args.event_file else None
     from permit_ocr import log
     from permit_ocr.config import ConfigError
     from permit_ocr.handler import RetryLater, handler, initialize
     from permit_ocr_local.fcemu import FcContext, FunctionMeta
 
-    log.use_stream(sys.stderr)  # stdout carries the summary
+    held = io.StringIO()  # the function's log lines, shown once the invocation really runs: a mistake is one line
+    log.use_stream(held)
     context = FcContext(request_id=args.request_id or str(uuid.uuid4()), function=FunctionMeta(timeout=args.timeout))
-    if (args.event_file is None) == (args.object is None):
-        print("permit-ocr: give an EVENT_FILE or --object BUCKET/KEY", file=sys.stderr)
-        return 2
     try:
         initialize(context)
-        event = args.event_file.read_bytes() if args.event_file else _object_event(args.object)
-        summary = handler(event, context)
     except ConfigError as exc:
-        print(f"permit-ocr: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(f"{exc} (locally, the exports of `{START_STACK}` set them)", EXIT_USAGE) from None
+    require_oss()
+    if args.object:
+        raw = _object_event(args.object)
+    else:
+        assert event is not None
+        raw = json.dumps(with_stored(event) if args.use_stored else event, ensure_ascii=False).encode()
+    sys.stderr.write(held.getvalue())
+    log.use_stream(sys.stderr)  # stdout carries the summary
+    try:
+        summary = handler(raw, context)
+        code = 0
     except RetryLater as exc:
-        print(json.dumps(exc.summary, ensure_ascii=False, indent=2))
-        print(f"permit-ocr: {exc}", file=sys.stderr)
-        return 3
+        summary, code = exc.summary, EXIT_RETRY
     print(json.dumps(summary, ensure_ascii=False, indent=2))
-    return 0
+    for outcome in summary.get("outcomes", []):
+        if (line := hint(outcome)) is not None:
+            print(f"permit-ocr: {line}", file=sys.stderr)
+    if summary.get("error"):
+        print(f"permit-ocr: {summary['error']}", file=sys.stderr)
+    return code
 
 
-def _object_event(ref: str) -> bytes:
-    """The OSS trigger event FC would send for the object as it is now."""
-    import os
+def _read_event(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"no event file {path} (the samples are in events/)", EXIT_USAGE) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read {path}: {exc}", EXIT_USAGE) from None
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path} is not JSON ({exc.msg}, line {exc.lineno})", EXIT_USAGE) from None
 
+
+def require_oss(timeout_s: float = 0.5) -> None:
+    """Fail fast, in one line, when nothing listens at OSS_ENDPOINT (instead of the SDK's retries)."""
+    endpoint = os.environ.get("OSS_ENDPOINT", "")
+    if not endpoint:
+        raise CliError(f"OSS_ENDPOINT is not set: start the local stack with `{START_STACK}`", EXIT_USAGE)
+    url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return  # a real endpoint: the SDK reports its own errors
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError:
+        raise CliError(f"no OSS at OSS_ENDPOINT ({endpoint}): start one with `{START_STACK}`",
+                       EXIT_NO_STACK) from None
+
+
+def _oss_client() -> Any:
     import alibabacloud_oss_v2 as oss
 
-    from permit_ocr_local.fcemu import Upload, oss_event
-
-    bucket, _, key = ref.partition("/")
     cfg = oss.config.load_default()
     cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(
         os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"], os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"],
         os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None)
     cfg.region = os.environ.get("OSS_REGION") or "cn-hangzhou"
     cfg.endpoint = os.environ.get("OSS_PUBLIC_ENDPOINT") or os.environ.get("OSS_ENDPOINT")
-    head = oss.Client(cfg).head_object(oss.HeadObjectRequest(bucket=bucket, key=key))
-    up = Upload(bucket, key, str(head.etag).strip('"'), head.content_length, region=cfg.region)
+    return oss.Client(cfg)
+
+
+def stored(client: Any, bucket: str, key: str) -> tuple[str, int]:
+    """(eTag, size) of the object as stored now; CliError when the bucket or the object does not exist."""
+    import alibabacloud_oss_v2 as oss
+
+    try:
+        head = client.head_object(oss.HeadObjectRequest(bucket=bucket, key=key))
+    except oss.exceptions.OperationError as exc:
+        inner = exc.unwrap()
+        code = getattr(inner, "code", "") or ""
+        if code == "NoSuchBucket":
+            raise CliError(f"no bucket {bucket!r} in OSS (the stack serves {os.environ.get('SOURCE_BUCKETS')})",
+                           EXIT_NO_OBJECT) from None
+        if code == "NoSuchKey" or getattr(inner, "status_code", 0) == 404:
+            raise CliError(f"no object {bucket}/{key} in OSS: copy a file to ROOT/{bucket}/{key} first",
+                           EXIT_NO_OBJECT) from None
+        raise CliError(f"HEAD {bucket}/{key} failed: {code or inner}", EXIT_NO_OBJECT) from None
+    return str(head.etag).strip('"'), int(head.content_length or 0)
+
+
+def _records(event: Any) -> list[dict[str, Any]]:
+    """The OSS notification records of an event: native ``events`` list, or EventBridge envelope(s)' data."""
+    from permit_ocr.eventbridge import is_envelope
+
+    if isinstance(event, dict) and isinstance(event.get("events"), list):
+        return [r for r in event["events"] if isinstance(r, dict)]
+    envelopes = event if isinstance(event, list) else [event]
+    return [e["data"] for e in envelopes if is_envelope(e) and isinstance(e["data"], dict)]
+
+
+def with_stored(event: Any) -> Any:
+    """The event with each record's eTag and size replaced by the stored object's (the event is changed)."""
+    client = _oss_client()
+    for rec in _records(event):
+        oss_part = rec.get("oss") or {}
+        obj = oss_part.get("object") or {}
+        bucket, key = (oss_part.get("bucket") or {}).get("name"), obj.get("key")
+        if isinstance(bucket, str) and isinstance(key, str):
+            obj["eTag"], obj["size"] = stored(client, bucket, key)
+    return event
+
+
+def _object_event(ref: str) -> bytes:
+    """The OSS trigger event FC would send for the object as it is now."""
+    from permit_ocr_local.fcemu import Upload, oss_event
+
+    bucket, _, key = ref.partition("/")
+    if not bucket or not key:
+        raise CliError(f"--object {ref!r}: give BUCKET/KEY, e.g. permit-ocr-demo/uploads/x.jpg", EXIT_USAGE)
+    etag, size = stored(_oss_client(), bucket, key)
+    up = Upload(bucket, key, etag, size, region=os.environ.get("OSS_REGION") or "cn-hangzhou")
     return json.dumps(oss_event([up]), ensure_ascii=False).encode()

@@ -46,7 +46,7 @@ def upload_bytes(path: Path, backend: str) -> bytes:
 
 def outcome_row(root: Path, bucket: str, key: str, env: dict[str, str], since: str = "") -> dict[str, str]:
     """One table row; ``since`` (RFC 3339) marks outcomes an earlier run wrote (the upload was a duplicate)."""
-    base = root / bucket / key
+    base = root / (env.get("OUTPUT_BUCKET") or bucket) / (env.get("OUTPUT_PREFIX", "") + key)  # where outputs go
     result = base.with_name(base.name + env.get("RESULT_SUFFIX", ".json"))
     error = base.with_name(base.name + env.get("ERROR_SUFFIX", ".error.json"))
     row = {"file": Path(key).name, "kind": "", "name": "", "number": "", "valid": "", "status": "missing",
@@ -126,8 +126,10 @@ def _run(args: argparse.Namespace, log_path: Path, log_file: Any) -> int:
         rows = [outcome_row(args.root, dep.bucket, k, fn.env(), since) for k in keys]
         print()
         print_table(rows)
-        print(f"\n{len(rows)} image(s) in {time.monotonic() - t0:.1f} s; results beside the images in "
-              f"{args.root / dep.bucket / dep.prefix}; function logs in {log_path}")
+        out_dir = args.root / (fn.env().get("OUTPUT_BUCKET") or dep.bucket) / (fn.env().get("OUTPUT_PREFIX", "")
+                                                                             + dep.prefix)
+        print(f"\n{len(rows)} image(s) in {time.monotonic() - t0:.1f} s; results in {out_dir}; "
+              f"function logs in {log_path}")
         if args.watch:
             _watch(fn, args.root / dep.bucket, dep.prefix)
     ok = idle and all(not r["status"].startswith(("error", "missing")) for r in rows)
@@ -155,7 +157,7 @@ def _watch(fn: Any, bucket_dir: Path, prefix: str) -> None:
     """Files dropped by hand are objects already (the stand-in stores plain files); announce them as uploads."""
     import hashlib
 
-    from permit_ocr_local.trigger import OssTrigger
+    from permit_ocr_local.trigger import OssTrigger, fires
 
     trigger = OssTrigger(fn.deployment.triggers, fn.invoker, fn.stack.options.region)
     seen: dict[Path, tuple[int, int]] = {p: _sig(p) for p in bucket_dir.rglob("*") if p.is_file()}
@@ -174,7 +176,14 @@ def _watch(fn: Any, bucket_dir: Path, prefix: str) -> None:
                 key = p.relative_to(bucket_dir).as_posix()
                 data = p.read_bytes()
                 etag = hashlib.md5(data).hexdigest().upper()
+                if not any(fires(t, bucket_dir.name, key, "ObjectCreated:PutObject") for t in fn.deployment.triggers):
+                    continue  # outputs and other keys: no trigger, nothing to say
+                print(f"{key}: uploaded; recognizing ...", flush=True)
                 trigger.on_put(bucket_dir.name, key, etag, len(data), "ObjectCreated:PutObject", "")
+                fn.wait_idle(300)
+                row = outcome_row(bucket_dir.parent, bucket_dir.name, key, fn.env())
+                detail = " ".join(v for v in (row["kind"], row["name"].strip(), row["number"]) if v)
+                print(f"{key}: {row['status']}" + (f" ({detail})" if detail else ""), flush=True)
     except KeyboardInterrupt:
         print("stopped")
 

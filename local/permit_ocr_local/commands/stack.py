@@ -1,14 +1,18 @@
-"""``permit-ocr stack --root DIR``: serve the OSS, OCR and MNS stand-ins on 127.0.0.1 and print the
-``export`` lines that point the function at them. Objects are plain files under DIR/<bucket>/<key>.
+"""Serve the OSS, OCR and MNS stand-ins on 127.0.0.1 and print the ``export`` lines that point the function at
+them. Objects are plain files under DIR/<bucket>/<key>. OCR answers with the embedded engine by default.
 
---detach forks the servers into the background, prints the exports and returns, so
-``eval "$(permit-ocr stack --root DIR --detach)"`` followed by ``permit-ocr invoke EVENT_FILE`` works;
-``permit-ocr stack --root DIR --stop`` ends them. --trigger S_YAML also runs the function on every upload that
-matches s.yaml's triggers (the async policy included), as FC would."""
+  eval "$(permit-ocr stack --root DIR --detach)"   serve in the background; exports into this shell
+  permit-ocr stack --root DIR --stop               stop it (says what it stopped)
+
+A second --detach on a root already served reuses that stack (prints its exports again) instead of starting
+another. --trigger S_YAML also deploys the function locally: every upload matching s.yaml's triggers (native or
+EventBridge) runs the real handler with the async policy, as FC would, and the FC API stand-in (FC_ENDPOINT,
+FC_FUNCTION_NAME in the exports) serves InvokeFunction for `permit-ocr backfill` and `replay`."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -23,21 +27,50 @@ STATE_DIR = ".stack"
 def register(sub: Any) -> None:
     p = sub.add_parser("stack", help="serve the local stand-ins and print their exports",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=Path, required=True, help="folder holding buckets as plain files")
-    p.add_argument("--bucket", action="append", help="bucket(s) to create (default permit-ocr-demo)")
-    p.add_argument("--ocr-backend", choices=("truth", "engine"), default="truth",
-                   help="truth: reads the truth carried by test images; engine: the embedded recognizer")
-    p.add_argument("--sinks", default="oss", help="SINKS for the exports: oss, mns or oss,mns")
-    p.add_argument("--trigger", type=Path, metavar="S_YAML", help="run the function on uploads, per s.yaml")
+    p.add_argument("--root", type=Path, required=True, help="folder holding buckets as plain files (required)")
+    p.add_argument("--bucket", action="append", help="bucket(s) to create (default: permit-ocr-demo)")
+    p.add_argument("--ocr-backend", choices=("engine", "truth"), default="engine",
+                   help="engine: the embedded recognizer, for any photo (default); truth: reads the truth "
+                        "embedded in test images (tests)")
+    p.add_argument("--sinks", default="oss", help="SINKS for the exports: oss, mns or oss,mns (default: oss)")
+    p.add_argument("--trigger", type=Path, metavar="S_YAML",
+                   help="also run the function on uploads per S_YAML's triggers, and serve the FC API "
+                        "(default: no function, stand-ins only)")
     p.add_argument("--detach", action="store_true", help="serve in the background; print exports and return")
     p.add_argument("--stop", action="store_true", help="stop a detached stack serving --root")
     p.set_defaults(func=run)
+
+
+def running_pid(state: Path) -> int | None:
+    """The pid of the stack serving this root, or None (a pid file left by a dead stack is removed)."""
+    pid_file = state / "pid"
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError):
+        return None
+    except ProcessLookupError:
+        pid_file.unlink(missing_ok=True)
+        return None
+    except PermissionError:  # alive, another user's
+        return pid
+    return pid
 
 
 def run(args: argparse.Namespace) -> int:
     state = args.root / STATE_DIR
     if args.stop:
         return _stop(state)
+    pid = running_pid(state)
+    if pid is not None:
+        if args.detach and (state / "env.sh").is_file():  # a new shell lost the exports: give them again
+            print(f"permit-ocr: reusing the stack (pid {pid}) already serving {args.root}; "
+                  f"`permit-ocr stack --root {args.root} --stop` first to start another", file=sys.stderr)
+            sys.stdout.write((state / "env.sh").read_text())
+            return 0
+        print(f"permit-ocr: a stack (pid {pid}) already serves {args.root}: use its exports "
+              f"(. {state / 'env.sh'}) or stop it with `permit-ocr stack --root {args.root} --stop`", file=sys.stderr)
+        return 1
     if args.detach:
         return _detach(args, state)
     return _serve(args, state, announce=sys.stdout)
@@ -103,13 +136,30 @@ def _detach(args: argparse.Namespace, state: Path) -> int:
 
 
 def _stop(state: Path) -> int:
-    pid_file = state / "pid"
-    if not pid_file.exists():
+    pid = running_pid(state)
+    if pid is None:
         print(f"permit-ocr: no stack is serving {state.parent}", file=sys.stderr)
         return 1
-    pid = int(pid_file.read_text())
-    try:
+    served = _endpoints(state / "env.sh")
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pid_file.unlink(missing_ok=True)
+    deadline = time.monotonic() + 10
+    while (state / "pid").exists() and time.monotonic() < deadline:  # the stack removes it when it is down
+        time.sleep(0.05)
+    print(f"permit-ocr: stopped the stack (pid {pid}) serving {state.parent}" + (f": {served}" if served else ""))
     return 0
+
+
+def _endpoints(env_file: Path) -> str:
+    """'OSS http://..., OCR ..., MNS ...' from the exports file, for the --stop message."""
+    try:
+        text = env_file.read_text()
+    except FileNotFoundError:
+        return ""
+    names = {"OSS_ENDPOINT": "OSS", "OCR_ENDPOINT": "OCR", "MNS_ENDPOINT": "MNS", "FC_ENDPOINT": "FC"}
+    found = []
+    for line in text.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        if name in names:
+            found.append(f"{names[name]} {value.strip(chr(39))}")
+    return ", ".join(found)
