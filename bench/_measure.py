@@ -139,6 +139,19 @@ def _serve(root: Path) -> None:
     stack.stop()
 
 
+def _request_kind(service: str, method: str, path: str, query: str, headers: dict[str, list[str]]) -> str:
+    """A name for what a request does, for the per-image request table."""
+    if service != "oss":
+        return {"ocr": "OCR call", "mns": "MNS publish"}.get(service, service)
+    if "list-type=" in query:
+        return "OSS list"
+    if method == "PUT":
+        return "OSS put (create-only)" if headers.get("x-oss-forbid-overwrite") else "OSS put"
+    if method == "GET" and headers.get("range"):
+        return "OSS get (range)"
+    return f"OSS {method.lower()}"
+
+
 def _record_requests(name: str, service: Any, log: list[dict[str, Any]], lock: threading.Lock) -> None:
     """Wrap ``service.handle`` (instance attribute) to log each request's shape; injected faults never get here."""
     inner = service.handle
@@ -150,7 +163,8 @@ def _record_requests(name: str, service: Any, log: list[dict[str, Any]], lock: t
                  "range": request.header("Range"), "body": len(request.body), "status": response.status,
                  "content_type": request.header("Content-Type"),
                  "presigned": "Signature=" in q or "x-oss-signature=" in q,  # made by the OCR service, not us
-                 "url_mode": "Url=" in q}
+                 "url_mode": "Url=" in q, "query": q,
+                 "kind": _request_kind(name, request.method, request.raw_path, q, request.header_map())}
         with lock:
             log.append(entry)
         return response
@@ -226,7 +240,12 @@ def floor_requests(made: Sequence[dict[str, Any]], signer: Signer, bucket: str, 
     """Rebuild what the handler sent (count, method, size, range) as precomputed raw requests."""
     out: list[RawRequest] = []
     for e in made:
-        if e["service"] == "oss":
+        if e["service"] == "oss" and "list-type=" in e["query"]:
+            listing = "&".join(p for p in e["query"].split("&") if p.split("=")[0] in ("list-type", "prefix",
+                                                                                        "max-keys", "encoding-type"))
+            out.append(RawRequest(signer.oss_host, "GET", signer.oss_target("GET", bucket, "") + "&" + listing,
+                                  {"Host": signer.oss_host}, b""))
+        elif e["service"] == "oss":
             key = e["raw_path"].split("/", 2)[2]
             method = e["method"]
             if method != "GET":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import alibabacloud_oss_v2 as oss
@@ -71,38 +70,6 @@ def invoke(app: App, *uploads: Upload, timeout: int = 60) -> dict[str, Any]:
     from permit_ocr_local.fcemu import FunctionMeta
 
     return app.handle(oss_event(uploads), FcContext(function=FunctionMeta(timeout=timeout)))
-
-
-class Crash(BaseException):
-    """The FC instance died at this point: nothing after it runs (BaseException: no handler catches it)."""
-
-
-class CrashAt:
-    """Counts the instance's I/O calls and dies before (or right after) the n-th one."""
-
-    def __init__(self, n: int, after: bool) -> None:
-        self.n, self.after, self.count = n, after, 0
-        self._lock = threading.Lock()
-
-    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                self.count += 1
-                hit = self.count == self.n
-            if hit and not self.after:
-                raise Crash
-            out = fn(*args, **kwargs)
-            if hit and self.after:
-                raise Crash
-            return out
-
-        return wrapped
-
-    def install(self, app: App) -> None:
-        for name in ("read_range", "read_all", "head", "put", "delete", "list_prefix"):
-            setattr(app.storage, name, self.wrap(getattr(app.storage, name)))
-        app.recognizer.recognize = self.wrap(app.recognizer.recognize)  # type: ignore[method-assign]
-        app.sinks._publish = self.wrap(app.sinks._publish)  # type: ignore[method-assign]
 
 
 class Gate:

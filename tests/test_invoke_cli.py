@@ -13,7 +13,9 @@ from permit_ocr_local.commands import invoke
     ("skipped", "Superseded", "--use-stored"),
     ("duplicate", None, "already stored"),
     ("duplicate", "InProgress", "claim"),
-    ("error", "NoSuchKey", "copy an image there first"),
+    ("skipped", "NoSuchKey", "copy an image there first"),
+    ("duplicate", "SameEvent", "twice"),
+    ("retrying", "ClaimHeld", "claim"),
     ("error", "unmatchedImageType", "error record"),  # any other error code: where the reason is written
     ("retrying", "Throttling.User", "run the same command again"),
     ("rejected", "BucketNotAllowed", "SOURCE_BUCKETS"),

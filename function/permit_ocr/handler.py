@@ -164,8 +164,10 @@ class App:
             return self._failed(ref, err.about(key, etag), run, prepared)
         if isinstance(claim, Busy):
             return Outcome(ref.bucket, key, "duplicate", "InProgress")
-        if isinstance(claim, Defer):
-            return Outcome(ref.bucket, key, "retrying", "ClaimHeld")
+        if isinstance(claim, Defer):  # leave a trace in case FC gives up first; the holder's outcome replaces it
+            return self._failed(ref, StepError(
+                "ClaimHeld", "another attempt of this request holds the version's claim; FC's retry finishes it",
+                transient=True, stage="fc").about(key, etag), run, prepared)
         if isinstance(claim, Done):
             if claim.outcome.pending:
                 self.sinks.redeliver(ref.bucket, key, etag, claim.outcome)

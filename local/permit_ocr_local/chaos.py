@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from .common.crash import Crash, CrashAt
 from .common.faults import FaultPlan
 from .ocr.truthmark import embed_truth
 from .oss.errors import OssError
@@ -53,13 +54,19 @@ EXPECT: dict[str, frozenset[str]] = {
     "empty": frozenset({"error:illegalImageContent"}),
     "oversize": frozenset({"error:exceededImageContent"}),
     "failing": frozenset({"transient"}),  # OCR answers algorithmError every time
+    "slowover": frozenset({"result"}),  # overwritten while the first version's OCR call is still running
+    "reupload": frozenset({"result"}),  # uploaded, deleted, and the same bytes uploaded again
+    "crash": frozenset({"result"}),  # the first instance dies at a random request; FC retries the event
 }
+# uploads of one item that carry the same bytes (a re-upload): each may be paid for, the others not
+SAME_BYTES_KINDS = frozenset({"reupload"})
 # the precheck or a guard must stop these before OCR is asked
 PRECHECKED = frozenset({"corrupt", "nonimage", "tiny", "ratio", "empty", "oversize"})
 # share of the upload slots per kind (an overwrite takes two uploads); oversize is a fixed small count
 MIX: dict[str, float] = {
     "permit": 0.58, "hostile": 0.10, "overwrite": 0.05, "notpermit": 0.05, "corrupt": 0.03, "truncated": 0.03,
     "nonimage": 0.03, "tiny": 0.02, "ratio": 0.02, "empty": 0.01, "failing": 0.002,
+    "slowover": 0.01, "reupload": 0.02, "crash": 0.02,
 }
 DUP_SEQ, DUP_CONCURRENT = 0.05, 0.05  # share of images whose event is delivered twice
 DUP_KINDS = frozenset({"permit", "hostile", "notpermit", "overwrite"})
@@ -165,17 +172,24 @@ def build_workload(uploads: int, seed: int, prefix: str = "uploads/", size: tupl
     while count < uploads:
         i += 1
         kind = rng.choices(kinds, weights)[0]
-        if kind == "overwrite" and uploads - count < 2:
+        if kind in ("overwrite", "slowover", "reupload") and uploads - count < 2:
             kind = "permit"
         truth = random_fields(rng, rng.choice(("hk", "macao", "taiwan")))
         jpeg = rng.random() < 0.3
         base, suffix = (img.jpeg, rng.choice(SUFFIXES_JPEG)) if jpeg else (img.png, rng.choice(SUFFIXES_PNG))
         key = f"{prefix}batch-{i % 64:02d}/{i:06d}-{truth['permitNumber']}{suffix}"
         truths: list[dict[str, str] | None] = [truth]
-        if kind in ("permit", "hostile"):
+        if kind in ("permit", "hostile", "crash"):
             if kind == "hostile":
                 key = _hostile_key(prefix, i, truth, rng, suffix)
             versions = [embed_truth(base, truth)]
+        elif kind == "slowover":  # the first version's OCR call takes a second; the second arrives meanwhile
+            second = random_fields(rng, "taiwan")
+            versions = [embed_truth(base, {**truth, "delay": "1.0"}), embed_truth(base, second)]
+            truths = [truth, second]
+        elif kind == "reupload":
+            versions = [embed_truth(base, truth)] * 2
+            truths = [truth, truth]
         elif kind == "overwrite":
             second = random_fields(rng, "hk")
             versions, truths = [embed_truth(base, truth), embed_truth(base, second)], [truth, second]
@@ -285,6 +299,7 @@ class Observed:
     injected: Counter[str]
     upload_failures: list[str]
     sinks: str
+    crashes: list[tuple[str, bool]] = field(default_factory=list)  # (key, paid then died)
 
 
 @dataclass
@@ -341,11 +356,16 @@ def _event_ident(event: bytes) -> tuple[str, str]:
         return "", ""
 
 
+class InstanceCrashed(RuntimeError):
+    """What FC sees of an instance that died: the invocation failed, so its async policy retries it."""
+
+
 class _Tap:
     """Sits between the trigger and the invoker (records each event, doubles the concurrent duplicates) and
     around the handler (counts statuses and exceptions that leave it)."""
 
-    def __init__(self, fn: LocalFunction, concurrent: set[str], own_suffixes: tuple[str, ...]) -> None:
+    def __init__(self, fn: LocalFunction, concurrent: set[str], own_suffixes: tuple[str, ...],
+                 crash: set[str] | None = None, seed: int = 0) -> None:
         from permit_ocr.handler import RetryLater
 
         assert fn.invoker is not None
@@ -362,6 +382,11 @@ class _Tap:
         self.statuses: Counter[str] = Counter()
         self.unhandled: Counter[str] = Counter()
         self._inner = fn.invoker._handler
+        self._env = fn.env()
+        self._crash = crash or set()
+        self._crashed: set[str] = set()
+        self._rng = random.Random(seed)
+        self.crashes: list[tuple[str, bool]] = []  # (key, died between the paid answer and the stored document)
         setattr(fn.invoker, "submit", self._from_trigger)  # noqa: B010 (the trigger holds the invoker)
         fn.invoker._handler = self._handle
 
@@ -384,10 +409,16 @@ class _Tap:
         self._submit(event)
 
     def _handle(self, event: bytes, context: Any) -> Any:
+        key, _ = _event_ident(event)
+        with self._lock:
+            crash = key in self._crash and key not in self._crashed
+            self._crashed.add(key) if crash else None
         try:
-            answer = self._inner(event, context)
+            answer = self._crash_once(key, event, context) if crash else self._inner(event, context)
         except self._retry_later as exc:
             self._count(exc.summary)
+            raise
+        except InstanceCrashed:  # injected: FC's retry takes it from here
             raise
         except Exception as exc:
             with self._lock:
@@ -395,6 +426,23 @@ class _Tap:
             raise
         self._count(answer)
         return answer
+
+    def _crash_once(self, key: str, event: bytes, context: Any) -> Any:
+        """The event's first instance dies at a random request. Its clock runs behind, so the claim it leaves
+        has expired when FC's retry arrives (as when FC's retry interval exceeds the function timeout)."""
+        from permit_ocr.config import load_config
+        from permit_ocr.handler import App
+
+        with self._lock:
+            at = CrashAt(self._rng.randint(1, 6), self._rng.random() < 0.5)
+        app = App(load_config(self._env), environ=self._env, clock=lambda: time.time() - 3600)
+        at.install(app)
+        try:
+            return app.handle(event, context)
+        except Crash:
+            with self._lock:
+                self.crashes.append((key, at.paid_then_died))
+            raise InstanceCrashed("the instance died mid-invocation") from None
 
     def _count(self, summary: Any) -> None:
         counts = summary.get("counts") if isinstance(summary, dict) else None
@@ -431,11 +479,12 @@ def run(opts: Options) -> Report:
         fn.start()
         env = fn.env()
         own = (env.get("RESULT_SUFFIX", ".json"), env.get("ERROR_SUFFIX", ".error.json"))
-        tap = _Tap(fn, {it.key for it in workload.items if it.dup == "concurrent"}, own)
+        tap = _Tap(fn, {it.key for it in workload.items if it.dup == "concurrent"}, own,
+                   crash={it.key for it in workload.items if it.kind == "crash"}, seed=opts.seed)
         tap.invoker._backoff_s = opts.fc_backoff_s  # AsyncInvoker(backoff_s=...), which LocalFunction fixes
         with _function_logs(capture):
             started = time.monotonic()
-            failures = _upload_all(fn, tap, workload, opts)
+            failures = _upload_all(fn, tap, workload, opts, plan)
             idle = fn.wait_idle(opts.idle_timeout_s)
             # later deliveries of events already handled: FC's at-least-once redelivery, and the event of
             # an overwritten version arriving after the new one (it must be skipped, not recognized)
@@ -457,7 +506,7 @@ def run(opts: Options) -> Report:
             results_topic=[m.body for m in mns.messages(fn.stack.options.topic)], state=fn.stack.oss.service.state,
             bucket=fn.deployment.bucket, result_suffix=own[0], error_suffix=own[1],
             ocr_calls=[(c.sha256, c.status) for c in ocr.calls], billed=ocr.billed_by_image(),
-            injected=Counter(plan.injected), upload_failures=failures, sinks=opts.sinks))
+            injected=Counter(plan.injected), upload_failures=failures, sinks=opts.sinks, crashes=tap.crashes))
     finally:
         fn.stop()
         capture.close()
@@ -468,9 +517,9 @@ def run(opts: Options) -> Report:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _upload_all(fn: LocalFunction, tap: _Tap, workload: Workload, opts: Options) -> list[str]:
+def _upload_all(fn: LocalFunction, tap: _Tap, workload: Workload, opts: Options, plan: FaultPlan) -> list[str]:
     """Client threads upload every item (an overwrite: twice, the second soon after the first) and, mixed
-    in, hand the malformed events to the invoker."""
+    in, hand the malformed events to the invoker. Between 30 % and 45 % of the items, MNS is down."""
     import alibabacloud_oss_v2 as oss
 
     jobs: queue.Queue[Item | bytes | None] = queue.Queue()
@@ -490,7 +539,12 @@ def _upload_all(fn: LocalFunction, tap: _Tap, workload: Workload, opts: Options)
                 tap.deliver(job, "malformed")
                 continue
             for v, data in enumerate(job.versions):
-                if v:
+                if v and job.kind == "slowover":
+                    time.sleep(0.2)  # the first version's (one-second) OCR call is running by now
+                elif v and job.kind == "reupload":
+                    time.sleep(rng.uniform(0, 0.3))  # before, during or after the first run
+                    c.delete_object(oss.DeleteObjectRequest(bucket=fn.deployment.bucket, key=job.key))
+                elif v:
                     time.sleep(rng.uniform(0, 0.05))
                 try:
                     r = c.put_object(oss.PutObjectRequest(bucket=fn.deployment.bucket, key=job.key, body=data))
@@ -501,6 +555,10 @@ def _upload_all(fn: LocalFunction, tap: _Tap, workload: Workload, opts: Options)
                 job.etags.append(str(r.etag).strip('"').upper())
             with lock:
                 done[0] += 1
+                if done[0] == int(len(mixed) * 0.30):  # an MNS outage: every publish fails for a while
+                    plan.set("mns", server_error=1.0)
+                elif done[0] == int(len(mixed) * 0.45):
+                    plan.set("mns", server_error=opts.fault_rate)
                 if opts.progress and done[0] % 1000 == 0:
                     print(f"  uploaded {done[0]} items, {tap.invoker.stats['invocations']} invocations", flush=True)
 
@@ -674,12 +732,25 @@ def check(obs: Observed) -> Report:
     inv("lost (no result/error record for the current ETag)", len(lost) + len(stale),
         _examples(lost + [s + " (outputs describe an older version)" for s in stale]))
     paid = sum(obs.billed.values())
-    extra = paid - len(obs.billed)
-    sha_owner = {_sha(v): f"{it.kind} {_short(it.key)!r} v{n + 1} ({it.dup or 'no'} duplicate)"
-                 for it in w.items for n, v in enumerate(it.versions)}
-    rows.append(Row("paid OCR calls / unique image versions", f"{paid} / {len(obs.billed)}"))
-    inv("extra paid calls", extra, _examples([f"{sha_owner.get(s, s)} billed {c}x"
-                                              for s, c in obs.billed.items() if c > 1]))
+    # each upload of a version may be paid once (a re-upload of the same bytes after a delete is a new upload);
+    # a crash between the paid answer and the stored document is the one documented way to pay once more
+    # per key: each upload may be paid once (a re-upload of the same bytes after a delete is a new upload; in
+    # url mode, an older version's call may have read the newer bytes, then its result was discarded), plus
+    # one per crash between the paid answer and the stored document (the one documented window)
+    window = Counter(k for k, paid_then_died in obs.crashes if paid_then_died)
+    over: list[str] = []
+    allowed_total = 0
+    for it in w.items:
+        allowed = 1 + sum(1 for n in range(1, len(it.versions))
+                          if it.kind in SAME_BYTES_KINDS or it.versions[n] != it.versions[n - 1])
+        allowed_total += allowed
+        got = sum(obs.billed.get(s, 0) for s in {_sha(v) for v in it.versions})
+        if got > allowed + window[it.key]:
+            over.append(f"{it.kind} {_short(it.key)!r} ({it.dup or 'no'} duplicate) billed {got}x for {allowed}")
+    rows.append(Row("paid OCR calls / image versions uploaded", f"{paid} / {allowed_total}"))
+    rows.append(Row("instances crashed mid-invocation",
+                    f"{len(obs.crashes)} ({sum(window.values())} between the paid answer and the stored document)"))
+    inv("extra paid calls", len(over), _examples(over))
     inv("loops (events for our own outputs)", len(obs.loop_keys), _examples(obs.loop_keys))
     pii = _PiiIndex({t[f] for t in w.truths() for f in PII_FIELDS if t.get(f)})
     hits = [(n, v) for n, line in enumerate(obs.log_lines) for v in pii.hits(line)]

@@ -90,14 +90,15 @@ def test_the_sample_event_yields_its_result_after_the_documented_copy(tmp_path: 
     root = tmp_path / "root"
     sample = str(REPO / "events" / "put-object.json")
     with detached_stack(root) as env:
-        before = cli("invoke", sample, env=env)  # invoked before copying: an error record, and why
+        before = cli("invoke", sample, env=env)  # invoked before copying: skipped, no record, and why
         assert before.returncode == 0
         assert json.loads(before.stdout)["outcomes"][0]["code"] == "NoSuchKey"
         assert "copy an image there first" in before.stderr
+        assert not list(root.rglob("*.error.json"))  # a missing object is not a verdict that blocks the key
         target = copy_image(root, "hk-permit.jpg")
-        plain = cli("invoke", sample, env=env)  # that eTag's error record is stored: a duplicate, and it says why
-        assert json.loads(plain.stdout)["outcomes"][0]["status"] == "duplicate"
-        assert "already stored" in plain.stderr and "--use-stored" in plain.stderr
+        plain = cli("invoke", sample, env=env)  # the sample's made-up eTag is not the copy's: skipped, and why
+        assert json.loads(plain.stdout)["outcomes"][0]["code"] == "Superseded"
+        assert "--use-stored" in plain.stderr
         ran = cli("invoke", "--use-stored", sample, env=env)
         assert ran.returncode == 0, ran.stderr
         assert json.loads(ran.stdout)["counts"] == {"result": 1}

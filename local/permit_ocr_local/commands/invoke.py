@@ -31,9 +31,12 @@ HINTS: dict[tuple[str, str | None], str] = {
     ("duplicate", None): "an outcome for this eTag is already stored (<key>.json or <key>.error.json), so OCR is "
                          "not paid twice; for the object as stored now use --use-stored or --object BUCKET/KEY",
     ("duplicate", "InProgress"): "another invocation holds this upload's claim and is recognizing it now",
+    ("duplicate", "SameEvent"): "the event names this image version twice; it was recognized once",
+    ("retrying", "ClaimHeld"): "an earlier attempt of this request still holds the version's claim; run the same "
+                               "command again once it finished or its claim expired (the function timeout)",
     ("redelivered", None): "the result was already stored; it was delivered again to the sinks that lacked it",
-    ("error", "NoSuchKey"): "nothing is stored under this key: copy an image there first (any file under "
-                            "ROOT/<bucket>/ is an object), then invoke again with --use-stored",
+    ("skipped", "NoSuchKey"): "nothing is stored under this key: copy an image there first (any file under "
+                              "ROOT/<bucket>/ is an object), then invoke again with --use-stored",
     ("skipped", "OwnOutput"): "the key is one of the function's own outputs (a result or error record)",
     ("skipped", "NotAnImage"): "the key does not end in one of IMAGE_SUFFIXES",
     ("rejected", "BucketNotAllowed"): "the bucket is not in SOURCE_BUCKETS",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -98,6 +99,8 @@ class TruthBackend:
         truth = read_truth(image)
         if truth is None:
             raise RecognitionError("unmatchedImageType", "The image type does not match the API operation.")
+        if "delay" in truth:  # lets a test image make a slow OCR call (overwrite-while-recognizing sequences)
+            time.sleep(min(5.0, float(truth["delay"])))
         if "error" in truth:  # lets a test image provoke a recognizer failure, e.g. algorithmError
             raise RecognitionError(str(truth["error"]), str(truth.get("message") or truth["error"]))
         size = dimensions(image)
