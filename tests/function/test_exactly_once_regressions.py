@@ -15,10 +15,11 @@ from permit_ocr.config import ConfigError, load_config
 from permit_ocr.handler import App, RetryLater
 from permit_ocr.layout import MARKERS_PREFIX, OVERLONG_PREFIX, key_digest
 from permit_ocr_local import deploycheck
+from permit_ocr_local.common.crash import Crash, CrashAt
 from permit_ocr_local.common.faults import FaultPlan
 from permit_ocr_local.fcemu import FcContext, FunctionMeta, Upload, oss_event
 from permit_ocr_local.stack import LocalStack
-from support import SAMPLE_TRUTH, Bucket, Crash, CrashAt, Gate, invoke, permit_image
+from support import SAMPLE_TRUTH, Bucket, Gate, invoke, permit_image
 
 
 @pytest.fixture
