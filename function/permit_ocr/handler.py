@@ -164,10 +164,10 @@ class App:
             return self._failed(ref, err.about(key, etag), run, prepared)
         if isinstance(claim, Busy):
             return Outcome(ref.bucket, key, "duplicate", "InProgress")
-        if isinstance(claim, Defer):  # leave a trace in case FC gives up first; the holder's outcome replaces it
-            return self._failed(ref, StepError(
-                "ClaimHeld", "another attempt of this request holds the version's claim; FC's retry finishes it",
-                transient=True, stage="fc").about(key, etag), run, prepared)
+        if isinstance(claim, Defer):
+            # no record: the holder may still be running, and a record written now could land beside its
+            # outcome. If FC gives up first, the event is on the onFailure topic and backfill finds the image.
+            return Outcome(ref.bucket, key, "retrying", "ClaimHeld")
         if isinstance(claim, Done):
             if claim.outcome.pending:
                 self.sinks.redeliver(ref.bucket, key, etag, claim.outcome)
@@ -211,6 +211,10 @@ class App:
                     return owed
             log.info("record skipped", keyRef=log.key_ref(ref.bucket, key), code=err.code, stage=err.stage)
             return Outcome(ref.bucket, key, "skipped", err.code)
+        if err.transient and ticket is None and etag and self._claimed_elsewhere(ref.bucket, key, etag):
+            # only a claim's holder may leave a record while it runs: one written now could land beside its
+            # outcome. The holder finishes the version; FC retries this event.
+            return Outcome(ref.bucket, key, "retrying", err.code)
         doc = error_document(ref, code=err.code, message=err.message, stage=err.stage, transient=err.transient,
                              function_request_id=run.request_id, now=_now(), attempts=err.attempts,
                              http_status=err.status, ocr_request_id=err.request_id if err.stage == "ocr" else None,
@@ -231,6 +235,12 @@ class App:
             return Outcome(ref.bucket, key, "retrying", err.code)
         return Outcome(ref.bucket, key, "retrying" if err.transient else "error", err.code)
 
+
+    def _claimed_elsewhere(self, bucket: str, key: str, etag: str) -> bool:
+        try:
+            return self.ledger.held(self.sinks.outputs(bucket, key), bucket, key, etag)
+        except StepError:
+            return True  # cannot tell: leaving no record is the safe side (FC retries the event)
 
     def _owed_message(self, ref: ObjectRef, etag: str) -> Outcome | None:
         """The image is gone, but an earlier attempt may have stored its paid document with the message still
