@@ -143,6 +143,8 @@ class Ledger:
             if write_marker(self._storage, store, mkey, etag, mine, now, overwrite=False):
                 return Ticket(self._storage, store, mkey, etag, mine, now)
             held = self._read_holder(store, mkey)
+            if held is not None and held.token == mine.token:  # ours: the PUT landed, its answer was lost
+                return Ticket(self._storage, store, mkey, etag, mine, now)
             if slots is None:
                 slots = read_slots(self._storage, outputs, etag)
             found = slots.mine

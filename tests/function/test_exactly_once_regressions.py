@@ -310,3 +310,21 @@ def test_a_paid_document_is_still_delivered_when_its_image_is_deleted_during_an_
     assert orjson.loads(msg.body)["data"]["data"]["permitNumber"] == "H1234567801"
     assert bucket.head_meta("uploads/gone.png.json")["pending"] == ""
     assert billed(stack, data) == 1
+
+
+def test_a_claim_whose_put_landed_but_whose_answer_was_lost_is_still_ours(
+        make_app: Callable[..., App], bucket: Bucket, stack: LocalStack) -> None:
+    data = image("H1234567801")
+    up = bucket.put("uploads/lost-answer.png", data)
+    app = make_app()
+    real_put = app.storage.put
+
+    def put_then_lose_the_answer(*args: object, **kwargs: object) -> object:
+        real_put(*args, **kwargs)  # type: ignore[arg-type]
+        if kwargs.get("forbid_overwrite"):  # the SDK retries a request whose answer never came: 409 on our own
+            return real_put(*args, **kwargs)  # type: ignore[arg-type]
+        return None
+
+    app.storage.put = put_then_lose_the_answer  # type: ignore[method-assign]
+    assert invoke(app, up)["counts"] == {"result": 1}
+    assert billed(stack, data) == 1
