@@ -211,10 +211,13 @@ class App:
                     return owed
             log.info("record skipped", keyRef=log.key_ref(ref.bucket, key), code=err.code, stage=err.stage)
             return Outcome(ref.bucket, key, "skipped", err.code)
-        if err.transient and ticket is None and etag and self._claimed_elsewhere(ref.bucket, key, etag):
-            # only a claim's holder may leave a record while it runs: one written now could land beside its
-            # outcome. The holder finishes the version; FC retries this event.
-            return Outcome(ref.bucket, key, "retrying", err.code)
+        if err.transient and ticket is None:
+            # Only a claim's holder writes a record: one written by anybody else could land beside a holder's
+            # outcome. So a transient failure before the claim leaves a record only if it can take the claim now.
+            taken = self._claim_for_record(ref, key, etag, run)
+            if not isinstance(taken, Ticket):
+                return taken
+            ticket = taken
         doc = error_document(ref, code=err.code, message=err.message, stage=err.stage, transient=err.transient,
                              function_request_id=run.request_id, now=_now(), attempts=err.attempts,
                              http_status=err.status, ocr_request_id=err.request_id if err.stage == "ocr" else None,
@@ -236,11 +239,22 @@ class App:
         return Outcome(ref.bucket, key, "retrying" if err.transient else "error", err.code)
 
 
-    def _claimed_elsewhere(self, bucket: str, key: str, etag: str) -> bool:
+    def _claim_for_record(self, ref: ObjectRef, key: str, etag: str | None, run: _Invocation) -> Ticket | Outcome:
+        """The claim, so that a transient record may be written; else the outcome without a record (FC retries
+        the event; if it gives up, the event is on the onFailure topic and backfill finds the image)."""
+        if not etag:
+            return Outcome(ref.bucket, key, "retrying", "NoVersion")
+        outputs = self.sinks.outputs(ref.bucket, key)
         try:
-            return self.ledger.held(self.sinks.outputs(bucket, key), bucket, key, etag)
-        except StepError:
-            return True  # cannot tell: leaving no record is the safe side (FC retries the event)
+            claim = self.ledger.begin(outputs, ref.bucket, key, etag, run.request_id,
+                                      ttl_s=run.deadline - time.monotonic() + SAFETY_MARGIN_S)
+        except StepError as err:
+            return Outcome(ref.bucket, key, "retrying", err.code)
+        if isinstance(claim, Done):
+            return Outcome(ref.bucket, key, "retrying" if claim.outcome.pending else "duplicate")
+        if isinstance(claim, Ticket):
+            return claim
+        return Outcome(ref.bucket, key, "retrying", "ClaimHeld")
 
     def _owed_message(self, ref: ObjectRef, etag: str) -> Outcome | None:
         """The image is gone, but an earlier attempt may have stored its paid document with the message still

@@ -154,20 +154,6 @@ class Ledger:
                 return Busy() if held.request_id != request_id and not slots.other_version else Defer()
         raise StorageError("TooManyGenerations", "the version's marker chain is exhausted", 409, None)
 
-    def held(self, outputs: Outputs, bucket: str, key: str, etag: str) -> bool:
-        """Whether a live attempt holds the version now (its latest marker generation is running)."""
-        now = self._clock()
-        latest: Holder | None = None
-        for generation in range(MAX_GENERATIONS):
-            try:
-                raw = self._storage.read_all(outputs.bucket, marker_key(bucket, key, etag, generation)).data
-            except StorageError as err:
-                if err.not_found:
-                    break
-                raise
-            latest = parse_holder(raw)
-        return latest is not None and latest.live(now)
-
     def _read_holder(self, bucket: str, mkey: str) -> Holder | None:
         try:
             return parse_holder(self._storage.read_all(bucket, mkey).data)
