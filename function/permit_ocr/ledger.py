@@ -30,7 +30,7 @@ import orjson
 from .errors import StorageError
 from .layout import JSON_TYPE, KIND_ERROR, KIND_MARKER, META_ETAG, META_KIND, Outputs, marker_key
 from .sinks import Slots, StoredOutcome, read_slots
-from .storage import Storage
+from .storage import Storage, retrying
 
 MAX_GENERATIONS = 64  # takeovers of one version; each needs a dead or failed holder, so this is never reached
 RUNNING, RELEASED = "running", "released"
@@ -108,8 +108,8 @@ def write_marker(storage: Storage, bucket: str, mkey: str, etag: str, holder: Ho
                  overwrite: bool) -> bool:
     """Create (or, for its holder, rewrite) a marker; False when it already exists."""
     try:
-        storage.put(bucket, mkey, marker_body(etag, holder, claimed_at), JSON_TYPE,
-                    {META_ETAG: etag, META_KIND: KIND_MARKER}, forbid_overwrite=not overwrite)
+        retrying(lambda: storage.put(bucket, mkey, marker_body(etag, holder, claimed_at), JSON_TYPE,
+                                     {META_ETAG: etag, META_KIND: KIND_MARKER}, forbid_overwrite=not overwrite))
         return True
     except StorageError as err:
         if err.already_exists:
@@ -146,7 +146,7 @@ class Ledger:
             if held is not None and held.token == mine.token:  # ours: the PUT landed, its answer was lost
                 return Ticket(self._storage, store, mkey, etag, mine, now)
             if slots is None:
-                slots = read_slots(self._storage, outputs, etag)
+                slots = retrying(lambda: read_slots(self._storage, outputs, etag))
             found = slots.mine
             if found is not None and (found.pending or settles(found, request_id, replay)):
                 return Done(found)
@@ -156,7 +156,7 @@ class Ledger:
 
     def _read_holder(self, bucket: str, mkey: str) -> Holder | None:
         try:
-            return parse_holder(self._storage.read_all(bucket, mkey).data)
+            return parse_holder(retrying(lambda: self._storage.read_all(bucket, mkey)).data)
         except StorageError as err:
             if err.not_found:  # expired by the lifecycle rule meanwhile: nothing protects the version
                 return None

@@ -41,7 +41,7 @@ from .layout import (
     Outputs,
     outputs_for,
 )
-from .storage import ObjectHead, Storage
+from .storage import ObjectHead, Storage, retrying
 
 __all__ = ["META_ETAG", "META_KIND", "Delivered", "SinkError", "Sinks", "Slots", "StoredOutcome", "existing_outcome",
            "read_slots", "stored_outcome"]
@@ -237,14 +237,10 @@ class Sinks:
     @staticmethod
     def _oss(call: Callable[[], T]) -> T:
         """One OSS request, retried on transient errors; a SinkError when it still fails."""
-        for attempt in range(PUT_ATTEMPTS):
-            try:
-                return call()
-            except StorageError as err:
-                if not err.transient or attempt == PUT_ATTEMPTS - 1:
-                    raise SinkError("oss", err.code, err.message, err.transient) from None
-            time.sleep(0.2 * 2**attempt)
-        raise AssertionError("unreachable")
+        try:
+            return retrying(call, PUT_ATTEMPTS)
+        except StorageError as err:
+            raise SinkError("oss", err.code, err.message, err.transient) from None
 
     def _get_publisher(self) -> Any:
         creds = self._credentials()

@@ -16,7 +16,7 @@ from .config import Config
 from .errors import PrecheckError, SourceError
 from .events import ObjectRef
 from .precheck import HEAD_BYTES, ImageInfo, NeedMoreBytes, check_limits, inspect
-from .storage import Chunk, Storage, StorageError
+from .storage import Chunk, Storage, StorageError, retrying
 
 __all__ = ["GONE", "SUPERSEDED", "Prepared", "SourceError", "key_candidates", "prepare", "read_pinned"]
 
@@ -58,7 +58,7 @@ def _first_read(storage: Storage, bucket: str, key: str, whole: bool) -> tuple[s
     last: StorageError | None = None
     for candidate in key_candidates(key):
         try:
-            return candidate, _read(storage, bucket, candidate, whole)
+            return candidate, retrying(lambda c=candidate: _read(storage, bucket, c, whole))  # type: ignore[misc]
         except StorageError as err:
             if not err.not_found:
                 raise SourceError(err.code, f"reading the image failed: {err.message}", err.transient,

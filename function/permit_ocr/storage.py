@@ -8,9 +8,10 @@ so rotated credentials are picked up without rebuilding anything.
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import alibabacloud_oss_v2 as oss
 from alibabacloud_oss_v2 import exceptions as oss_exc
@@ -20,7 +21,22 @@ from .credentials import Credentials
 from .errors import StorageError
 from .layout import etag_form
 
-__all__ = ["Chunk", "Listing", "ObjectHead", "Storage", "StorageError"]
+__all__ = ["Chunk", "Listing", "ObjectHead", "Storage", "StorageError", "retrying"]
+
+T = TypeVar("T")
+ATTEMPTS = 4  # our attempts per request on transient errors, each with the SDK's own 3 tries
+
+
+def retrying(call: Callable[[], T], attempts: int = ATTEMPTS) -> T:
+    """One OSS request, tried again on transient errors with a short backoff; the last error propagates."""
+    for attempt in range(attempts - 1):
+        try:
+            return call()
+        except StorageError as err:
+            if not err.transient:
+                raise
+        time.sleep(0.2 * 2**attempt)
+    return call()
 
 
 @dataclass(frozen=True)
