@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from .faults import Fault, FaultPlan
@@ -119,6 +120,13 @@ class _Server(ThreadingHTTPServer):
         self.faults = faults
         self.service_error = service_error
         super().__init__(("127.0.0.1", port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a timeout, a dropped-connection fault) is normal here, as it is for a real
+        service: no traceback on stderr. Anything else is still reported."""
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def _plain_error(status: int, request: Request) -> Response:
