@@ -238,7 +238,6 @@ class App:
             return Outcome(ref.bucket, key, "retrying", err.code)
         return Outcome(ref.bucket, key, "retrying" if err.transient else "error", err.code)
 
-
     def _claim_for_record(self, ref: ObjectRef, key: str, etag: str | None, run: _Invocation) -> Ticket | Outcome:
         """The claim, so that a transient record may be written; else the outcome without a record (FC retries
         the event; if it gives up, the event is on the onFailure topic and backfill finds the image)."""

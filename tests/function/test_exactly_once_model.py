@@ -331,8 +331,9 @@ class ExactlyOnce(RuleBasedStateMachine):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sinks", "extra"), [("oss", {}), ("mns", {}), ("oss,mns", {"OUTPUT_PREFIX": "out/"})],
-                         ids=["oss-beside", "mns-only", "oss+mns-prefixed"])
+@pytest.mark.parametrize(("sinks", "extra"), [("oss", {}), ("mns", {"IMAGE_SOURCE": "body"}),
+                                              ("oss,mns", {"OUTPUT_PREFIX": "out/"})],
+                         ids=["oss-beside-url", "mns-only-body", "oss+mns-prefixed-url"])
 def test_every_current_version_ends_with_exactly_one_outcome_paid_once(
         world: World, sinks: str, extra: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(sinks_module, "PUT_ATTEMPTS", 2)  # faults reach the failure paths, and stay quick
