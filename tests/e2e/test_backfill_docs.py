@@ -58,26 +58,27 @@ def heads_only(service: str, request: object) -> bool:
     return service == "oss" and getattr(request, "method", "") == "HEAD"
 
 
-def fc_down(env: Env, capsys: Capture) -> Callable[[int], None]:
-    images = transient_records(env, "a", 2, capsys)
-
-    def step(i: int) -> None:
-        env.plan.only = invocations_only
-        env.plan.set("fc", server_error=1.0 if i == 0 else 0.0)
-        if i == 2:
-            assert all(env.doc(k + ".json") is not None for k in images)
-    return step
+Situation = Callable[[Env, Capture], Callable[[int], None]]
 
 
-def oss_down(env: Env, capsys: Capture) -> Callable[[int], None]:
-    images = permits(env, "o", 2)
+def down_then_back(service: str, only: Callable[[str, object], bool],
+                   images: Callable[[Env, Capture], dict[str, bytes]]) -> Situation:
+    """``service`` fails every matching request during the first command and is back for the second."""
 
-    def step(i: int) -> None:
-        env.plan.only = heads_only
-        env.plan.set("oss", server_error=1.0 if i == 0 else 0.0)
-        if i == 2:
-            assert all(env.doc(k + ".json") is not None for k in images)
-    return step
+    def situation(env: Env, capsys: Capture) -> Callable[[int], None]:
+        made = images(env, capsys)
+
+        def step(i: int) -> None:
+            env.plan.only = only
+            env.plan.set(service, server_error=1.0 if i == 0 else 0.0)
+            if i == 2:
+                assert all(env.doc(k + ".json") is not None for k in made)
+        return step
+    return situation
+
+
+fc_down = down_then_back("fc", invocations_only, lambda env, capsys: transient_records(env, "a", 2, capsys))
+oss_down = down_then_back("oss", heads_only, lambda env, capsys: permits(env, "o", 2))
 
 
 def canary(env: Env, capsys: Capture) -> Callable[[int], None]:
@@ -126,7 +127,7 @@ def permanent(env: Env, capsys: Capture) -> Callable[[int], None]:
     return step
 
 
-SITUATIONS: dict[str, Callable[[Env, Capture], Callable[[int], None]]] = {
+SITUATIONS: dict[str, Situation] = {
     "fc-down": fc_down, "oss-down": oss_down, "canary": canary, "other-job": other_job,
     "failure-log": failure_log, "permanent": permanent}
 
