@@ -576,7 +576,10 @@ class Replayer:
         if self.codes:
             mine = error is not None and existing_outcome(error, current.etag) is not None
             if code is None and mine:
-                code = error_code(self.read(out_bucket, error_key))
+                try:
+                    code = error_code(self.read(out_bucket, error_key))
+                except RecordGone:  # replaced by the function between the HEAD and the GET
+                    return Item(cursor, skip="skipped_replaced")
             if code not in self.codes:
                 return Item(cursor, skip="skipped_code")
         self.seen.add(ident)

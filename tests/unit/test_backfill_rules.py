@@ -18,6 +18,8 @@ from permit_ocr_local.backfill import (
     Item,
     Listed,
     ListingError,
+    RecordGone,
+    Replayer,
     RunOptions,
     SentBatch,
     TokenBucket,
@@ -286,3 +288,40 @@ def test_a_checkpoint_belongs_to_every_filter_and_target_of_its_job(
 def test_endpoint_that_is_no_endpoint_is_refused(value: str) -> None:
     with pytest.raises(ValueError):
         fc_endpoint(value)
+
+
+BESIDE = load_config({"SOURCE_BUCKETS": "bkt"})  # outputs beside the image
+
+
+class Outputs:
+    """A bucket as the Replayer sees it: HEADs and GETs answered from a dict (no SDK involved)."""
+
+    def __init__(self, heads: dict[str, ObjectHead]) -> None:
+        self.heads = heads
+
+    def head(self, bucket: str, key: str) -> ObjectHead | None:
+        return self.heads.get(key)
+
+    def read(self, bucket: str, key: str) -> bytes:
+        raise RecordGone(key)  # every record vanishes between its HEAD and its GET
+
+
+def test_a_record_replaced_between_head_and_get_is_skipped_not_a_crash() -> None:
+    world = Outputs({"a.png": ObjectHead("E", 1, {}), "a.png.error.json": head("E", "error-retrying")})
+    replayer = Replayer(BESIDE, world.head, world.read, codes=frozenset({"ServiceUnavailable"}))
+    assert replayer.item("c", "bkt", "a.png", "E").skip == "skipped_replaced"
+    listed = list(replayer.from_records([Listed("a.png.error.json", "X", 1, None)], "bkt"))
+    assert [i.skip for i in listed] == ["skipped_replaced"]
+
+
+def test_replayer_sends_transient_and_missing_keeps_permanent_and_done() -> None:
+    world = Outputs({k: ObjectHead("E", 1, {}) for k in ("t.png", "m.png", "p.png", "d.png")} | {
+        "t.png.error.json": head("E", "error-retrying"), "p.png.error.json": head("E", "error"),
+        "d.png.json": head("E", "result")})
+    replayer = Replayer(BESIDE, world.head, world.read)
+    got = {k: replayer.item(k, "bkt", k, "E") for k in ("t.png", "m.png", "p.png", "d.png")}
+    assert {k: (i.upload is not None, i.skip, i.replay) for k, i in got.items()} == {
+        "t.png": (True, None, False), "m.png": (True, None, False),
+        "p.png": (False, "skipped_permanent", False), "d.png": (False, "skipped_done", False)}
+    insist = Replayer(BESIDE, world.head, world.read, include_permanent=True)
+    assert insist.item("p.png", "bkt", "p.png", "E").replay
