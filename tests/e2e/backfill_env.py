@@ -69,7 +69,7 @@ def world(tmp_path: Path) -> Iterator[Env]:
         mns = fn.stack.mns
         assert mns is not None
 
-        def on_failure(name: str, event: bytes, request_id: str, reason: str, count: int) -> None:
+        def on_failure(name: str, event: bytes, request_id: str, reason: str, count: int = 1) -> None:
             body = failure_payload(event, request_id, reason, f"acs:fc:cn-hangzhou:local:functions/{name}", count)
             mns.state.publish(FAILURE_TOPIC, json.dumps(body, ensure_ascii=False), "fc-failure")
 

@@ -101,6 +101,13 @@ def storage_for(cfg: Any, env: Mapping[str, str]) -> Any:
     return Storage(cfg, lambda: resolve(env))
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """UsageError for the first invalid option, before any configuration or network is looked at."""
+    problem = option_problems(args)
+    if problem:
+        raise UsageError(problem)
+
+
 def option_problems(args: argparse.Namespace) -> str | None:
     """The first invalid option, in one line (pure: no file or network access beyond stat)."""
     problem = bf.option_problem(batch=args.batch, rate=args.rate, max_batches=args.max_batches)
@@ -139,10 +146,7 @@ def job_of(args: argparse.Namespace, **filters: Any) -> dict[str, Any]:
 def execute(args: argparse.Namespace, fresh: Checkpoint, items: Callable[[Checkpoint], Iterable[Item]], *,
             env: Mapping[str, str], preflight: Callable[[], None],
             total: Callable[[Checkpoint], int | None] | None = None) -> int:
-    """Shared by backfill and replay: validate, checkpoint, preflight, sender, progress bar, run, summary."""
-    problem = option_problems(args)
-    if problem:
-        raise UsageError(problem)
+    """Shared by backfill and replay: checkpoint, preflight, sender, progress bar, run, summary."""
     try:
         cp = bf.load_checkpoint(args.checkpoint, fresh)
     except bf.CheckpointError as exc:
@@ -250,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"permit-ocr backfill: --since {args.since!r} is not ISO 8601", file=sys.stderr)
         return 2
     try:
+        check_options(args)
         cfg = function_config(env, args.bucket)
         suffixes = bf.normalize_suffixes(args.suffix)
         foreign = [s for s in suffixes if not s.endswith(cfg.image_suffixes)]

@@ -26,6 +26,7 @@ from .backfill import (
     Unavailable,
     UsageError,
     add_common,
+    check_options,
     execute,
     fail,
     function_config,
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     env = dict(os.environ)
     try:
+        check_options(args)
         if any(not c.strip() for c in args.code):
             raise UsageError("--code needs an error code, e.g. --code Throttling.User")
         cfg = function_config(env, args.bucket)
