@@ -108,7 +108,7 @@ def failure_log(env: Env, capsys: Capture) -> Callable[[int], None]:
     assert mns is not None
     mns.state.create_topic("doc-failures")
     event = encode_event([Upload(env.bucket, k, md5(d), len(d)) for k, d in images.items()])
-    mns.state.publish("doc-failures", json.dumps(failure_payload(event, "1-0-0", "RetryLater", "arn", 3)), "fc")
+    mns.state.publish("doc-failures", json.dumps(failure_payload(event, "1-0-0", "RetryLater", "arn")), "fc")
 
     def step(i: int) -> None:
         if i == 1:
