@@ -54,14 +54,14 @@ class LocalFunction:
 
         self.fc = start_fc(self.stack.keyring, {FUNCTION_NAME: (handler, self.deployment)},
                            instances=self._instances,
-                           on_failure=lambda _name, event, rid, why: self._on_failure(event, rid, why))
+                           on_failure=lambda _name, event, rid, why, count: self._on_failure(event, rid, why, count))
         return self
 
-    def _on_failure(self, event: bytes, request_id: str, reason: str) -> None:
+    def _on_failure(self, event: bytes, request_id: str, reason: str, invoke_count: int = 1) -> None:
         """The onFailure destination: FC publishes the failed invocation to the failure topic."""
         assert self.stack.mns is not None
         arn = f"acs:fc:{self.stack.options.region}:local:functions/permit-ocr"
-        body = json.dumps(failure_payload(event, request_id, reason, arn), ensure_ascii=False)
+        body = json.dumps(failure_payload(event, request_id, reason, arn, invoke_count), ensure_ascii=False)
         self.stack.mns.state.publish(FAILURE_TOPIC, body, "fc-failure")
 
     def env(self) -> dict[str, str]:

@@ -113,7 +113,7 @@ class AsyncInvoker:
     """The async invocation queue of one function, served by ``instances`` workers."""
 
     def __init__(self, handler: Handler, *, deployment: Deployment, instances: int = 2,
-                 on_failure: Callable[[bytes, str, str], None] | None = None, backoff_s: float = 0.5) -> None:
+                 on_failure: Callable[[bytes, str, str, int], None] | None = None, backoff_s: float = 0.5) -> None:
         self._handler = handler
         self._deployment = deployment
         self._on_failure = on_failure
@@ -172,7 +172,7 @@ class AsyncInvoker:
             return
         self.stats["failed"] += 1
         if self._on_failure is not None:
-            self._on_failure(job.event, job.request_id, f"{type(exc).__name__}: {exc}")
+            self._on_failure(job.event, job.request_id, f"{type(exc).__name__}: {exc}", job.attempt + 1)
         self._done()
 
     def _done(self) -> None:
@@ -197,12 +197,14 @@ class OssTrigger:
                 self._invoker.submit(json.dumps(event, ensure_ascii=False).encode())
 
 
-def failure_payload(event: bytes, request_id: str, reason: str, function_arn: str) -> dict[str, Any]:
-    """The shape FC sends to an onFailure destination (the parts the docs show)."""
+def failure_payload(event: bytes, request_id: str, reason: str, function_arn: str,
+                    invoke_count: int = 1) -> dict[str, Any]:
+    """The shape FC sends to an onFailure destination (the parts the docs show); ``invoke_count`` counts the
+    first invocation and every retry."""
     return {
         "timestamp": int(time.time() * 1000),
         "requestContext": {"requestId": request_id, "functionArn": function_arn,
-                           "condition": "UnhandledInvocationError", "approximateInvokeCount": 1},
+                           "condition": "UnhandledInvocationError", "approximateInvokeCount": invoke_count},
         "requestPayload": event.decode("utf-8", "replace"),
         "responseContext": {"statusCode": 200, "functionError": "UnhandledInvocationError"},
         "responsePayload": reason,

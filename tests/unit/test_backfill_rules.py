@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from permit_ocr.config import load_config
+from permit_ocr.storage import ObjectHead
 from permit_ocr_local.backfill import (
+    REPLAY_MARK,
     Checkpoint,
+    CheckpointError,
     CheckpointMismatch,
     Item,
     Listed,
+    ListingError,
+    RecordGone,
+    Replayer,
     RunOptions,
+    SentBatch,
     TokenBucket,
     classify,
     encode_event,
@@ -21,6 +29,8 @@ from permit_ocr_local.backfill import (
     fc_endpoint,
     load_checkpoint,
     log_cursor,
+    option_problem,
+    replay_decision,
     run_items,
     save_checkpoint,
 )
@@ -130,3 +140,188 @@ def test_failure_log_lines_plain_payloads_and_mns_messages() -> None:
     lines = [json.dumps(payload), "", json.dumps({"message_id": "m", "body": json.dumps(payload)}), "junk"]
     assert list(failure_log_events(lines)) == [(1, event.encode()), (3, event.encode()), (4, None)]
     assert log_cursor(12, 3) < log_cursor(12, 10) < log_cursor(100, 0)
+
+
+# --- issue 12 -------------------------------------------------------------------------------------------------
+
+
+class MarkRecorder(Recorder):
+    """Also keeps which keys carried the replay mark."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: list[list[str]] = []
+
+    def send(self, event: bytes) -> str:
+        records = json.loads(event)["events"]
+        self.marked.append([r["oss"]["object"]["key"] for r in records if r.get(REPLAY_MARK) == {"replay": True}])
+        return super().send(event)
+
+
+@pytest.mark.parametrize("max_batches", [0, -1])
+def test_max_batches_below_one_is_refused(max_batches: int) -> None:
+    problem = option_problem(batch=10, rate=5, max_batches=max_batches)
+    assert problem is not None and "--max-batches" in problem
+
+
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), -1.0, 0.0, 1e-300, 1e9])
+def test_rate_must_be_finite_and_sane(rate: float) -> None:
+    problem = option_problem(batch=10, rate=rate, max_batches=None)
+    assert problem is not None and "--rate" in problem
+    if rate != rate or rate <= 0:  # nan, negative and zero are no rate at all, for the bucket too
+        with pytest.raises(ValueError):
+            TokenBucket(rate)
+
+
+def test_sane_options_pass() -> None:
+    assert option_problem(batch=100, rate=0.01, max_batches=1) is None
+    assert option_problem(batch=1, rate=1000, max_batches=None) is None
+
+
+def test_max_batches_counts_the_batches_of_this_run_not_of_earlier_runs(tmp_path: Path) -> None:
+    cp = Checkpoint("backfill", "b", "", batches=5)  # a resumed job that already sent 5
+    sender = Recorder()
+    r = run_items(items(KEYS), cp, sender, RunOptions(batch=2, rate=1000, max_batches=2))
+    assert r.stopped == "max-batches" and len(sender.events) == 2 and r.checkpoint.batches == 7
+
+
+def test_each_accepted_batch_is_reported_with_its_request_id() -> None:
+    seen: list[SentBatch] = []
+    r = run_items(items(KEYS[:5]), Checkpoint("backfill", "b", ""), Recorder(), RunOptions(batch=2, rate=1000),
+                  on_batch=seen.append)
+    assert [b.request_id for b in seen] == r.request_ids == ["rid-1", "rid-2", "rid-3"]
+    assert [b.number for b in seen] == [1, 2, 3] and seen[0].keys == ("k00.png", "k01.png")
+    assert "rid-2" in seen[1].line() and "k02.png .. k03.png" in seen[1].line()
+    assert seen[2].as_dict()["keys"] == ["k04.png"]
+
+
+def test_a_listing_error_stops_the_run_resumably_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "cp.json"
+
+    def listing() -> Iterator[Item]:
+        yield from items(KEYS[:5])
+        raise ListingError("OSS HEAD oss://b/k05.png: InternalError (503) after 4 tries: boom")
+
+    sender = Recorder()
+    r = run_items(listing(), Checkpoint("backfill", "b", ""), sender,
+                  RunOptions(batch=2, rate=1000, checkpoint_path=path))
+    assert r.stopped == "error" and "\n" not in r.error and "k05.png" in r.error
+    assert sender.events == [["k00.png", "k01.png"], ["k02.png", "k03.png"]]  # k04 was never sent ...
+    assert json.loads(path.read_text())["cursor"] == "k03.png"  # ... so the resume starts with it
+
+
+def head(etag: str, kind: str) -> ObjectHead:
+    return ObjectHead("X", 1, {"source-etag": etag, "permit-ocr": kind})
+
+
+@pytest.mark.parametrize(("result", "error", "include", "expected"), [
+    (None, None, False, (None, False)),  # no outcome at all: send
+    (None, head("E", "error-retrying"), False, (None, False)),  # transient record: send, no delete needed
+    (None, head("E", "error"), False, ("skipped_permanent", False)),  # a verdict is kept ...
+    (None, head("E", "error"), True, (None, True)),  # ... unless the operator insists, with the mark
+    (None, head("OLD", "error"), False, (None, False)),  # a verdict about another version says nothing
+    (head("E", "result"), head("E", "error"), True, ("skipped_done", False)),
+])
+def test_replay_decision(result: ObjectHead | None, error: ObjectHead | None, include: bool,
+                         expected: tuple[str | None, bool]) -> None:
+    assert replay_decision(result, error, "E", include_permanent=include) == expected
+
+
+def test_a_marked_record_travels_alone_and_carries_the_mark() -> None:
+    sender = MarkRecorder()
+    batch = [Item(k, Upload("b", k, "E", 1), replay=k in ("k02.png", "k03.png")) for k in KEYS[:6]]
+    run_items(batch, Checkpoint("replay", "b", ""), sender, RunOptions(batch=10, rate=1000))
+    assert sender.events == [["k00.png", "k01.png"], ["k02.png"], ["k03.png"], ["k04.png", "k05.png"]]
+    assert sender.marked == [[], ["k02.png"], ["k03.png"], []]
+
+
+@pytest.mark.parametrize("text", ["[]", "{}", "[1, 2]", "null", "7", '"x"'])
+def test_a_checkpoint_that_is_not_one_is_refused_in_one_line(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "cp.json"
+    path.write_text(text)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path, Checkpoint("backfill", "b", ""))
+    assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+@pytest.mark.parametrize(("field_", "value"), [
+    ("counts", [1]), ("counts", {"listed": -1}), ("counts", {"listed": True}), ("batches", "2"),
+    ("batches", True), ("cursor", None), ("complete", "yes"), ("job", []), ("version", 1),
+])
+def test_a_checkpoint_with_a_wrong_field_is_refused(tmp_path: Path, field_: str, value: object) -> None:
+    path = tmp_path / "cp.json"
+    save_checkpoint(path, Checkpoint("backfill", "b", ""))
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps(doc | {field_: value}))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path, Checkpoint("backfill", "b", ""))
+
+
+def test_a_directory_or_garbage_is_not_a_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="directory"):
+        load_checkpoint(tmp_path, Checkpoint("backfill", "b", ""))
+    (tmp_path / "x.json").write_bytes(b"\xff{")
+    with pytest.raises(CheckpointError, match="not JSON"):
+        load_checkpoint(tmp_path / "x.json", Checkpoint("backfill", "b", ""))
+
+
+@pytest.mark.parametrize(("saved", "fresh"), [
+    ({"suffixes": [".png"]}, {"suffixes": [".jpg"]}),
+    ({"since": "2024-01-01T00:00:00+00:00"}, {"since": ""}),
+    ({"codes": ["Throttling.User"]}, {"codes": []}),
+    ({"function": "permit-ocr"}, {"function": "other"}),
+    ({"qualifier": "LATEST"}, {"qualifier": "prod"}),
+    ({"includePermanent": False}, {"includePermanent": True}),
+])
+def test_a_checkpoint_belongs_to_every_filter_and_target_of_its_job(
+        tmp_path: Path, saved: dict[str, object], fresh: dict[str, object]) -> None:
+    path = tmp_path / "cp.json"
+    save_checkpoint(path, Checkpoint("backfill", "b", "", job=saved, cursor="k5"))
+    with pytest.raises(CheckpointMismatch) as e:
+        load_checkpoint(path, Checkpoint("backfill", "b", "", job=fresh))
+    name = next(iter(saved))
+    assert name in str(e.value) and "\n" not in str(e.value)
+    assert load_checkpoint(path, Checkpoint("backfill", "b", "", job=dict(saved))).cursor == "k5"
+
+
+@pytest.mark.parametrize("value", ["ftp://host", "http://", "https://h/path", "a b", ""])
+def test_endpoint_that_is_no_endpoint_is_refused(value: str) -> None:
+    with pytest.raises(ValueError):
+        fc_endpoint(value)
+
+
+BESIDE = load_config({"SOURCE_BUCKETS": "bkt"})  # outputs beside the image
+
+
+class Outputs:
+    """A bucket as the Replayer sees it: HEADs and GETs answered from a dict (no SDK involved)."""
+
+    def __init__(self, heads: dict[str, ObjectHead]) -> None:
+        self.heads = heads
+
+    def head(self, bucket: str, key: str) -> ObjectHead | None:
+        return self.heads.get(key)
+
+    def read(self, bucket: str, key: str) -> bytes:
+        raise RecordGone(key)  # every record vanishes between its HEAD and its GET
+
+
+def test_a_record_replaced_between_head_and_get_is_skipped_not_a_crash() -> None:
+    world = Outputs({"a.png": ObjectHead("E", 1, {}), "a.png.error.json": head("E", "error-retrying")})
+    replayer = Replayer(BESIDE, world.head, world.read, codes=frozenset({"ServiceUnavailable"}))
+    assert replayer.item("c", "bkt", "a.png", "E").skip == "skipped_replaced"
+    listed = list(replayer.from_records([Listed("a.png.error.json", "X", 1, None)], "bkt"))
+    assert [i.skip for i in listed] == ["skipped_replaced"]
+
+
+def test_replayer_sends_transient_and_missing_keeps_permanent_and_done() -> None:
+    world = Outputs({k: ObjectHead("E", 1, {}) for k in ("t.png", "m.png", "p.png", "d.png")} | {
+        "t.png.error.json": head("E", "error-retrying"), "p.png.error.json": head("E", "error"),
+        "d.png.json": head("E", "result")})
+    replayer = Replayer(BESIDE, world.head, world.read)
+    got = {k: replayer.item(k, "bkt", k, "E") for k in ("t.png", "m.png", "p.png", "d.png")}
+    assert {k: (i.upload is not None, i.skip, i.replay) for k, i in got.items()} == {
+        "t.png": (True, None, False), "m.png": (True, None, False),
+        "p.png": (False, "skipped_permanent", False), "d.png": (False, "skipped_done", False)}
+    insist = Replayer(BESIDE, world.head, world.read, include_permanent=True)
+    assert insist.item("p.png", "bkt", "p.png", "E").replay

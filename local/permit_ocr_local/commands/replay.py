@@ -4,9 +4,12 @@ the events of a failure log (--failure-log: JSON lines of FC onFailure payloads,
 carry them; locally ROOT/.mns/permit-ocr-failures.jsonl).
 
 An image is replayed only while it still exists with the ETag the record names (a newer upload has its own
-event), and not when a result for that ETag exists. Its error record is removed just before its batch is sent:
-the function treats a permanent error record for the same ETag as final, so leaving it would make the replay a
-no-op. Batching, --rate, --checkpoint and exit statuses are those of ``permit-ocr backfill``."""
+event), and not when a result for that ETag exists. Replay never deletes or changes a record: a transient
+record does not stop the function, which replaces it with the new result or record, so an interrupted or
+failed replay leaves every image with the outcome it had. A permanent verdict (unmatchedImageType, ...) is
+kept: replaying it would pay for the same answer. --include-permanent insists (the events then carry the
+replay mark the function honours, one image per event) and pays again for each. Batching, --rate,
+--checkpoint, --report and exit statuses are those of ``permit-ocr backfill``."""
 
 from __future__ import annotations
 
@@ -19,7 +22,18 @@ from typing import Any
 
 from permit_ocr_local.backfill import Checkpoint, Item
 
-from .backfill import UsageError, add_common, execute, function_config, storage_for
+from .backfill import (
+    Unavailable,
+    UsageError,
+    add_common,
+    check_options,
+    execute,
+    fail,
+    function_config,
+    job_of,
+    oss_preflight,
+    storage_for,
+)
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
@@ -29,38 +43,46 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--code", action="append", default=[], help="only records with this error.code (repeatable)")
     p.add_argument("--failure-log", type=Path, metavar="FILE",
                    help="replay the events of this JSON-lines log of onFailure payloads instead of listing records")
+    p.add_argument("--include-permanent", action="store_true",
+                   help="also replay permanent verdicts of the same image version (each pays OCR again)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from permit_ocr_local.backfill import Lister, Replayer, oss_client
+    from permit_ocr_local.backfill import Lister, OssReader, Replayer, oss_client
 
     env = dict(os.environ)
     try:
+        check_options(args)
+        if any(not c.strip() for c in args.code):
+            raise UsageError("--code needs an error code, e.g. --code Throttling.User")
         cfg = function_config(env, args.bucket)
-        storage = storage_for(cfg, env)
-        replayer = Replayer(cfg, storage.head, lambda b, k: bytes(storage.read_all(b, k).data),
-                            frozenset(args.code))
+        storage = OssReader(storage_for(cfg, env))
+        replayer = Replayer(cfg, storage.head, storage.read, frozenset(args.code), args.include_permanent)
         log = args.failure_log
         if log is not None and not log.is_file():
             raise UsageError(f"no failure log at {log}")
         lister = Lister(oss_client(env, cfg))
+        out_bucket = cfg.output_bucket_for(args.bucket)
 
         def items(cp: Checkpoint) -> Iterable[Item]:
             if log is not None:
                 return replayer.from_failure_log(_lines(log), args.bucket, args.prefix, cp.cursor)
-            out_bucket = cfg.output_bucket_for(args.bucket)
             records = lister.objects(out_bucket, cfg.output_prefix + args.prefix, cp.cursor)
             return replayer.from_records(records, args.bucket)
 
-        fresh = Checkpoint("replay", args.bucket, args.prefix, source=str(log.resolve()) if log else "")
-        return execute(args, fresh, items, env=env, clear=storage.delete)
-    except UsageError as exc:
-        print(f"permit-ocr replay: {exc}", file=sys.stderr)
-        return 2
+        if args.include_permanent:
+            print("permit-ocr replay: warning: --include-permanent recognizes permanent verdicts again; each one "
+                  "is a paid OCR call that will most likely give the same answer", file=sys.stderr)
+        job = job_of(args, codes=sorted(set(args.code)), includePermanent=args.include_permanent)
+        fresh = Checkpoint("replay", args.bucket, args.prefix, source=str(log.resolve()) if log else "", job=job)
+        preflight = oss_preflight(lister, (args.bucket, out_bucket), "" if log else args.prefix)
+        return execute(args, fresh, items, env=env, preflight=preflight)
+    except (UsageError, Unavailable) as exc:
+        return fail("replay", exc)
 
 
 def _lines(path: Path) -> Iterable[str]:
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8", errors="replace") as f:
         yield from f

@@ -27,7 +27,7 @@ from .errors import FcError, error_response, json_response, new_request_id, serv
 from .state import QUALIFIERS, FailureSink, FcState, Function, Invocation
 
 API_VERSION = "2023-03-30"
-_ROUTE = re.compile(rf"^/{API_VERSION}/functions/([^/]+)/invocations$")
+_ROUTE = re.compile(rf"^/{API_VERSION}/functions/([^/]+)(/invocations)?$")
 SYNC_PAYLOAD_MAX = 32 * 1024 * 1024  # FC: 32 MB for a synchronous request body
 ASYNC_PAYLOAD_MAX = 128 * 1024  # FC: 128 KB for an asynchronous one (the event is queued)
 # The ACS3 verifier speaks the OCR gateway's codes; FC's own table names the signature and key failures.
@@ -48,13 +48,24 @@ def gateway_error(err: OcrError) -> FcError:
     return FcError(err.code, status=403, message=err.message)
 
 
-def route(request: Request) -> tuple[str, str]:
-    """(function name, qualifier) of an InvokeFunction request, or FcError."""
+def route(request: Request) -> tuple[str, str, str]:
+    """(operation, function name, qualifier) of an InvokeFunction (POST .../invocations) or GetFunction
+    (GET /functions/{name}) request, or FcError."""
     m = _ROUTE.match(request.raw_path)
-    if m is None or request.method != "POST":
+    op = {("POST", True): "InvokeFunction", ("GET", False): "GetFunction"}.get(
+        (request.method, bool(m and m.group(2)))) if m else None
+    if m is None or op is None:
         raise FcError("PathNotSupported", f"'{request.method} {request.raw_path}'")
     query = dict(parse_qsl(request.raw_query, keep_blank_values=True))
-    return unquote(m.group(1)), query.get("qualifier") or "LATEST"
+    return op, unquote(m.group(1)), query.get("qualifier") or "LATEST"
+
+
+def function_info(fn: Function, region: str = "cn-hangzhou") -> dict[str, Any]:
+    """GetFunction's answer: the fields of api-fc-2023-03-30 struct Function the stand-in knows."""
+    d = fn.deployment
+    return {"functionName": fn.name, "functionArn": f"acs:fc:{region}:local:functions/{fn.name}",
+            "runtime": "python3.12", "handler": "permit_ocr.handler.handler", "timeout": d.timeout,
+            "memorySize": d.memory, "environmentVariables": {}, "state": "Active"}
 
 
 def invocation_type(request: Request) -> str:
@@ -87,12 +98,15 @@ class FcService:
                             self.keyring, now=self.clock(), nonces=self.nonces)
             except OcrError as err:
                 raise gateway_error(err) from None
-            name, qualifier = route(request)
+            op, name, qualifier = route(request)
             fn = self.state.get(name)
             if fn is None:
                 raise FcError("FunctionNotFound", name)
             if qualifier not in QUALIFIERS:
                 raise FcError("AliasNotFound", qualifier)
+            if op == "GetFunction":
+                self.state.count("get")
+                return json_response(200, function_info(fn), rid)
             kind = invocation_type(request)
             limit = ASYNC_PAYLOAD_MAX if kind == "Async" else SYNC_PAYLOAD_MAX
             if len(request.body) > limit:
@@ -101,8 +115,8 @@ class FcService:
             self.state.count(f"error:{err.code}")
             return error_response(err, rid)
         self.state.record(Invocation(rid, name, qualifier, kind, len(request.body), self.clock()))
-        if kind == "Async":
-            fn.invoker.submit(request.body)
+        if kind == "Async":  # the function sees the request id the caller got: it finds the logs of the event
+            fn.invoker.submit(request.body, request_id=rid)
             return Response(202, [("x-fc-request-id", rid), ("Content-Length", "0")])
         return self._sync(fn, request.body, rid)
 

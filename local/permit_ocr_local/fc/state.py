@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from permit_ocr_local.trigger import AsyncInvoker, Deployment, Handler
 
-# name, event, request id, reason: the onFailure destination of one function
-FailureSink = Callable[[str, bytes, str, str], None]
+# name, event, request id, reason, invocations (first + retries): the onFailure destination of one function
+FailureSink = Callable[[str, bytes, str, str, int], None]
 QUALIFIERS = ("LATEST",)  # the stand-in deploys no versions or aliases
 
 
@@ -45,9 +45,9 @@ class FcState:
 
     def deploy(self, name: str, handler: Handler, deployment: Deployment, *, instances: int = 2,
                on_failure: FailureSink | None = None, backoff_s: float = 0.5) -> Function:
-        def failed(event: bytes, request_id: str, reason: str) -> None:
+        def failed(event: bytes, request_id: str, reason: str, invoke_count: int) -> None:
             if on_failure is not None:
-                on_failure(name, event, request_id, reason)
+                on_failure(name, event, request_id, reason, invoke_count)
 
         invoker = AsyncInvoker(handler, deployment=deployment, instances=instances, on_failure=failed,
                                backoff_s=backoff_s)
