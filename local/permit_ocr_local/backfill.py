@@ -32,7 +32,8 @@ from typing import Any, Protocol, TypeVar
 
 from permit_ocr import guards
 from permit_ocr.config import Config
-from permit_ocr.sinks import ERROR_FINAL, META_KIND, existing_outcome
+from permit_ocr.layout import KIND_ERROR, META_KIND
+from permit_ocr.sinks import existing_outcome
 from permit_ocr.storage import ObjectHead, StorageError, _storage_error
 
 from .fcemu import Upload, oss_record
@@ -92,7 +93,7 @@ def outcome_state(result: ObjectHead | None, error: ObjectHead | None, etag: str
 def is_final_record(error: ObjectHead | None, etag: str) -> bool:
     """A permanent error record of this very image version: the function's verdict, which it keeps."""
     return error is not None and existing_outcome(error, etag) is not None and error.metadata.get(
-        META_KIND) == ERROR_FINAL
+        META_KIND) == KIND_ERROR
 
 
 def replay_decision(result: ObjectHead | None, error: ObjectHead | None, etag: str, *,

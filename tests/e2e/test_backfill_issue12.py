@@ -195,7 +195,6 @@ def test_include_permanent_sends_the_replay_mark_one_image_per_event_with_a_warn
         assert env.doc(k + ".json") is not None or env.doc(k + ".error.json") is not None
 
 
-@pytest.mark.xfail(strict=True, reason="needs function replay flag (issue 11)")
 def test_include_permanent_recognizes_a_permanent_verdict_again(env: Env, capsys: Capture) -> None:
     images = permits(env, "x", 1, start=80)
     (k, d), = images.items()
