@@ -12,7 +12,6 @@ from permit_ocr_local.commands import invoke
 @pytest.mark.parametrize(("status", "code", "says"), [
     ("skipped", "Superseded", "--use-stored"),
     ("duplicate", None, "already stored"),
-    ("duplicate", "InProgress", "claim"),
     ("skipped", "NoSuchKey", "copy an image there first"),
     ("duplicate", "SameEvent", "twice"),
     ("retrying", "ClaimHeld", "claim"),

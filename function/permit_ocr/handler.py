@@ -27,7 +27,7 @@ from .credentials import Credentials, resolve
 from .document import error_document, result_document
 from .errors import OcrFailure, StepError
 from .events import MalformedEvent, ObjectRef, parse_event
-from .ledger import Busy, Defer, Done, Ledger, Ticket
+from .ledger import Defer, Done, Ledger, Ticket
 from .recognize import OcrResult, Recognizer
 from .sinks import Delivered, Sinks, stored_outcome
 from .source import GONE, SUPERSEDED, Prepared, key_candidates, prepare, read_pinned
@@ -162,11 +162,10 @@ class App:
                                       ttl_s=run.deadline - time.monotonic() + SAFETY_MARGIN_S, replay=ref.replay)
         except StepError as err:  # cannot tell whether it is done: paying now might pay twice
             return self._failed(ref, err.about(key, etag), run, prepared)
-        if isinstance(claim, Busy):
-            return Outcome(ref.bucket, key, "duplicate", "InProgress")
         if isinstance(claim, Defer):
-            # no record: the holder may still be running, and a record written now could land beside its
-            # outcome. If FC gives up first, the event is on the onFailure topic and backfill finds the image.
+            # No record: the holder may still be running, and a record written now could land beside its outcome.
+            # FC's retry finds the holder's outcome or takes over; if FC gives up first, the event is on the
+            # onFailure topic and backfill finds the image.
             return Outcome(ref.bucket, key, "retrying", "ClaimHeld")
         if isinstance(claim, Done):
             if claim.outcome.pending:

@@ -7,15 +7,14 @@ touched this version, so the caller may pay. The marker then stays as the record
 
 When generation ``n`` already exists, its body says who holds it and until when (the holder's FC deadline):
 - an outcome is stored for the version: -> Done (re-publish only, when its MNS message is still owed);
-- held by a live attempt of another FC request, and the outputs hold nothing of another version: that
-  request is working on this very upload and will finish it (or its own FC retry will) -> Busy;
-- held by a live attempt, otherwise: an FC retry of this same request while the first attempt may still run,
-  the same version named twice, or the same bytes uploaded again after another version replaced the first
-  holder's outcome. Paying now could pay twice, answering Busy could lose the upload -> Defer: FC's retry
-  comes back later and finds either the outcome or an expired holder;
+- held by a live attempt (of any request: a duplicate delivery, an FC retry while the first attempt may still
+  run, the same bytes uploaded again): paying now could pay twice, and answering "done" could lose the upload,
+  because the holder may still end without an outcome (it finds the object deleted just before this same-bytes
+  upload, say) -> Defer: this delivery fails, and FC's retry finds either the holder's outcome or a released
+  or expired holder to take over from;
 - released (the holder failed transiently) or expired (the holder died): take over by creating generation
   ``n + 1``, again with forbid-overwrite, so of several contenders exactly one wins.
-A holder identifies itself by a token drawn per attempt, never by the request id alone.
+A holder identifies itself by a token drawn per attempt, never by the request id.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import orjson
 
 from .errors import StorageError
 from .layout import JSON_TYPE, KIND_ERROR, KIND_MARKER, META_ETAG, META_KIND, Outputs, marker_key
-from .sinks import Slots, StoredOutcome, read_slots
+from .sinks import StoredOutcome, stored_outcome
 from .storage import Storage, retrying
 
 MAX_GENERATIONS = 64  # takeovers of one version; each needs a dead or failed holder, so this is never reached
@@ -65,13 +64,8 @@ def parse_holder(raw: bytes) -> Holder | None:
 
 
 @dataclass(frozen=True)
-class Busy:
-    """Another FC request's live attempt holds the version."""
-
-
-@dataclass(frozen=True)
 class Defer:
-    """A live attempt of this same FC request holds the version: come back later (raise for FC's retry)."""
+    """A live attempt holds the version and no outcome is stored yet: come back later (raise for FC's retry)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +95,7 @@ class Ticket:
             write_marker(self.storage, self.bucket, self.key, self.etag, gone, self.claimed_at, overwrite=True)
 
 
-Claim = Ticket | Busy | Defer | Done
+Claim = Ticket | Defer | Done
 
 
 def write_marker(storage: Storage, bucket: str, mkey: str, etag: str, holder: Holder, claimed_at: float, *,
@@ -137,7 +131,8 @@ class Ledger:
         now = self._clock()
         mine = Holder(secrets.token_hex(8), request_id, now + ttl_s, RUNNING)
         store = outputs.bucket
-        slots: Slots | None = None
+        found: StoredOutcome | None = None
+        looked = False
         for generation in range(MAX_GENERATIONS):
             mkey = marker_key(bucket, key, etag, generation)
             if write_marker(self._storage, store, mkey, etag, mine, now, overwrite=False):
@@ -145,13 +140,12 @@ class Ledger:
             held = self._read_holder(store, mkey)
             if held is not None and held.token == mine.token:  # ours: the PUT landed, its answer was lost
                 return Ticket(self._storage, store, mkey, etag, mine, now)
-            if slots is None:
-                slots = retrying(lambda: read_slots(self._storage, outputs, etag))
-            found = slots.mine
+            if not looked:
+                found, looked = retrying(lambda: stored_outcome(self._storage, outputs, etag)), True
             if found is not None and (found.pending or settles(found, request_id, replay)):
                 return Done(found)
             if held is not None and held.live(now):
-                return Busy() if held.request_id != request_id and not slots.other_version else Defer()
+                return Defer()
         raise StorageError("TooManyGenerations", "the version's marker chain is exhausted", 409, None)
 
     def _read_holder(self, bucket: str, mkey: str) -> Holder | None:

@@ -43,8 +43,8 @@ from .layout import (
 )
 from .storage import ObjectHead, Storage, retrying
 
-__all__ = ["META_ETAG", "META_KIND", "Delivered", "SinkError", "Sinks", "Slots", "StoredOutcome", "existing_outcome",
-           "read_slots", "stored_outcome"]
+__all__ = ["META_ETAG", "META_KIND", "Delivered", "SinkError", "Sinks", "StoredOutcome", "existing_outcome",
+           "stored_outcome"]
 
 T = TypeVar("T")
 PUBLISH_ATTEMPTS = 3
@@ -80,33 +80,15 @@ def existing_outcome(head: ObjectHead | None, etag: str | None) -> str | None:
     return "pending" if head.metadata.get(META_PENDING) else "done"
 
 
-@dataclass(frozen=True)
-class Slots:
-    """What the two output slots of an image hold, seen from one version."""
-
-    mine: StoredOutcome | None  # the outcome stored for this version (the result first: it beats a record)
-    other_version: bool  # a slot holds an output of another version of the image
-
-
 def stored_outcome(storage: Storage, outputs: Outputs, etag: str) -> StoredOutcome | None:
-    return read_slots(storage, outputs, etag).mine
-
-
-def read_slots(storage: Storage, outputs: Outputs, etag: str) -> Slots:
-    mine: StoredOutcome | None = None
-    other = False
+    """The outcome stored for this version, if any: the result first (a result beats an error record)."""
     for key in (outputs.result_key, outputs.error_key):
         head = storage.head(outputs.bucket, key)  # StorageError propagates: "cannot tell" is not "absent"
-        if head is None:
-            continue
         state = existing_outcome(head, etag)
-        if state is None:
-            other = True
-        elif mine is None:
-            meta = head.metadata
-            mine = StoredOutcome(key, meta.get(META_KIND) or KIND_RESULT, state == "pending",
-                                 meta.get(META_REQUEST, ""))
-    return Slots(mine, other)
+        if head is not None and state is not None:
+            return StoredOutcome(key, head.metadata.get(META_KIND) or KIND_RESULT, state == "pending",
+                                 head.metadata.get(META_REQUEST, ""))
+    return None
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,9 @@ HINTS: dict[tuple[str, str | None], str] = {
                                "eTags): add --use-stored, or use --object BUCKET/KEY",
     ("duplicate", None): "an outcome for this eTag is already stored (<key>.json or <key>.error.json), so OCR is "
                          "not paid twice; for the object as stored now use --use-stored or --object BUCKET/KEY",
-    ("duplicate", "InProgress"): "another invocation holds this upload's claim and is recognizing it now",
     ("duplicate", "SameEvent"): "the event names this image version twice; it was recognized once",
-    ("retrying", "ClaimHeld"): "an earlier attempt of this request still holds the version's claim; run the same "
-                               "command again once it finished or its claim expired (the function timeout)",
+    ("retrying", "ClaimHeld"): "another attempt holds this version's claim and is recognizing it; run the same "
+                               "command again once it finished (or its claim expired: the function timeout)",
     ("redelivered", None): "the result was already stored; it was delivered again to the sinks that lacked it",
     ("skipped", "NoSuchKey"): "nothing is stored under this key: copy an image there first (any file under "
                               "ROOT/<bucket>/ is an object), then invoke again with --use-stored",
