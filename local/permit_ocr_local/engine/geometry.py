@@ -12,6 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from permit_ocr.precheck import MAX_RATIO, MAX_SIDE, MIN_SIDE  # the API's size limits, one definition
+
 from .errors import EngineError
 
 Img = np.ndarray[Any, Any]
@@ -40,10 +42,17 @@ def decode(image: bytes) -> Img:
                 img = cv2.cvtColor(np.asarray(pil.convert("RGB")), cv2.COLOR_RGB2BGR)
         except Exception as exc:  # Pillow raises several unrelated types for junk input
             raise EngineError("unsupportedImageFormat", "the bytes are not a decodable image") from exc
-    h, w = img.shape[:2]
-    if min(h, w) <= 15 or max(h, w) >= 8192:
-        raise EngineError("unsupportedImageFormat", f"image size {w}x{h} is outside 16..8191 px")
+    check_size(*img.shape[1::-1])
     return img
+
+
+def check_size(w: int, h: int) -> None:
+    """The API's limits (function/permit_ocr/precheck.py is the reference): 15 < side < 8192, ratio < 50."""
+    if min(w, h) <= MIN_SIDE or max(w, h) >= MAX_SIDE:
+        raise EngineError("illegalImageSize", f"image is {w}x{h} px; each side must be over {MIN_SIDE} "
+                          f"and under {MAX_SIDE} px")
+    if max(w, h) / min(w, h) >= MAX_RATIO:
+        raise EngineError("illegalImageSize", f"image is {w}x{h} px; the aspect ratio must be under {MAX_RATIO}")
 
 
 def order_quad(pts: Quad) -> Quad:
@@ -111,12 +120,8 @@ def find_card(img: Img) -> Quad | None:
     return None if best is None else (best / scale).astype(np.float32)
 
 
-def card_corners(img: Img) -> Quad:
-    """The card quad, or the whole image when the photo is a tight crop of the card."""
-    found = find_card(img)
-    h, w = img.shape[:2]
-    q = f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]) if found is None else found
-    # make the first edge a long edge: a card photographed at 90/270 has its top edge vertical
+def long_edge_first(q: Quad) -> Quad:
+    """Make the first edge a long edge: a card photographed at 90/270 has its top edge vertical."""
     if np.linalg.norm(q[0] - q[1]) < np.linalg.norm(q[0] - q[3]):
         q = np.roll(q, -1, axis=0)
     return q
@@ -142,14 +147,6 @@ def rotate_quad_180(quad: Quad) -> Quad:
 def to_original(points: Quad, m_inv: Img) -> Quad:
     pts = np.asarray(points, np.float64).reshape(-1, 1, 2)
     return cv2.perspectiveTransform(pts, m_inv).reshape(-1, 2)
-
-
-def text_is_upright(boxes: list[Quad], height: int) -> bool:
-    """The title is the widest line and sits at the top of an upright card (at the bottom when flipped)."""
-    if not boxes:
-        return True
-    widest = max(boxes, key=lambda b: float(np.linalg.norm(b[0] - b[1])))
-    return float(widest[:, 1].mean()) < height / 2
 
 
 def is_photocopy(img: Img) -> bool:
