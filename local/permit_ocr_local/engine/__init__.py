@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import face, geometry, layout
+from . import confidence, face, geometry, layout
 from .errors import EngineError
 from .ocr import Ocr, crop_quad
 
@@ -25,9 +25,10 @@ __all__ = ["Engine", "EngineError"]
 Img = np.ndarray[Any, Any]
 Quad = np.ndarray[Any, Any]
 
-_DET_WIDTH = 736  # detection resolution of the card: small labels (13 px) stay readable
+_DET_WIDTH = 640  # detection resolution of the card: 13-px labels still show as lines
 _MIN_FIELDS = 3  # fewer readable fields than this and it is not a permit
 _VOTERS = 5  # widest lines that vote on 0/180
+_FIND_SIDE = 640  # text detection on the whole photo, to tell the card's outline from other objects
 
 
 class Engine:
@@ -40,7 +41,8 @@ class Engine:
         self._ocr: Ocr | None = None
         self._lock = threading.Lock()
         self.stages: dict[str, float] = {}
-        self.cues: dict[str, str] = {}
+        self.cues: dict[str, str] = {}  # field -> the cue that decided it, for the last call
+        self.raw: dict[str, float] = {}  # field -> its score before the cue's trust scale
 
     def _models(self) -> Ocr:
         if self._ocr is None:
@@ -57,7 +59,7 @@ class Engine:
 
     def recognize(self, image: bytes, output_figure: bool = False) -> dict[str, Any]:
         with self._lock:
-            self.stages, self.cues = {}, {}
+            self.stages, self.cues, self.raw = {}, {}, {}
             return self._recognize(image, output_figure)
 
     def _recognize(self, image: bytes, output_figure: bool) -> dict[str, Any]:
@@ -65,10 +67,7 @@ class Engine:
             img = geometry.decode(image)
         ocr = self._models()
         with self._stage("card"):
-            quad = geometry.find_card(img)
-        if quad is None:
-            with self._stage("card"):
-                quad = self._text_extent(ocr, img)
+            quad = self._find_card(ocr, img)
         quad = geometry.long_edge_first(quad)
         card = geometry.warp(img, geometry.homography(quad))
 
@@ -94,21 +93,25 @@ class Engine:
         if family is None or len(fields) < _MIN_FIELDS:
             raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
         self.cues = {k: f.cue for k, f in fields.items()}
+        self.raw = {k: f.score for k, f in fields.items()}
         m_inv = np.linalg.inv(geometry.homography(quad))
         return _data(img, card, quad, m_inv, fields, family, output_figure)
 
-    def _text_extent(self, ocr: Ocr, img: Img) -> Quad:
-        """No card outline stands out (a tight crop, or a card on a similar background): take the rotated
-        rectangle around the text, grown by the margins a card has around its text."""
+    def _find_card(self, ocr: Ocr, img: Img) -> Quad:
+        """The card's outline that holds the text on the image; without one, the text's own extent
+        (a tight crop, or a card on a background of its colour); without text, the whole image."""
         h, w = img.shape[:2]
-        s = min(1.0, 960 / max(h, w))
+        s = min(1.0, _FIND_SIDE / max(h, w))
         small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
-        boxes = ocr.detect(small)
+        boxes = [b / s for b in ocr.detect(small)]
+        centres = np.array([b.mean(axis=0) for b in boxes], np.float32).reshape(-1, 2)
+        found = geometry.find_card(img, centres)
+        if found is not None:
+            return found
         if len(boxes) < _MIN_FIELDS:
             return geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
-        pts = np.concatenate(boxes) / s
-        (cx, cy), (bw, bh), angle = cv2.minAreaRect(pts.astype(np.float32))
-        grown = cv2.boxPoints(((cx, cy), (bw * 1.08 + 0.02 * w, bh * 1.08 + 0.02 * h), angle))
+        (cx, cy), (bw, bh), angle = cv2.minAreaRect(np.concatenate(boxes).astype(np.float32))
+        grown = cv2.boxPoints(((cx, cy), (bw * 1.1 + 0.02 * w, bh * 1.12 + 0.02 * h), angle))
         grown[:, 0] = grown[:, 0].clip(0, w - 1)
         grown[:, 1] = grown[:, 1].clip(0, h - 1)
         return geometry.order_quad(grown)
@@ -161,7 +164,7 @@ def value_prob(key: str, f: layout.Field | None, family: str) -> int:
     kind does not print (a Hong Kong/Macao permit's issuePlace) is certain."""
     if f is None or not f.value:
         return 100 if key == "issuePlace" and family == "hk_macao" else 0
-    return max(0, min(100, round(100 * f.score)))
+    return confidence.value_prob(f.score, f.cue)
 
 
 def _figure(pts: Quad) -> dict[str, Any]:

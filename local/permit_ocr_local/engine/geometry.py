@@ -82,18 +82,24 @@ def _quad_score(q: Quad, area_img: float) -> float:
 
 
 def _candidates(small: Img) -> list[Quad]:
-    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    gray = cv2.GaussianBlur(gray, (5, 5), 0)
+    """Card-like outlines from several masks: brightness (both polarities), saturation, and edges."""
+    gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+    sat = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[..., 1], (5, 5), 0)
     masks = []
-    _, otsu = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    masks.append(otsu)
-    edges = cv2.Canny(gray, 30, 90)
-    masks.append(cv2.dilate(edges, np.ones((5, 5), np.uint8)))
+    for channel in (gray, sat):
+        _, otsu = cv2.threshold(channel, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        masks += [otsu, 255 - otsu]
+    for lo, hi in ((30, 90), (15, 45)):
+        masks.append(cv2.dilate(cv2.Canny(gray, lo, hi), np.ones((3, 3), np.uint8)))
     out: list[Quad] = []
-    for mask in masks:
+    for i, mask in enumerate(masks):
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+        if i >= 4:  # edge masks: fill closed outlines so the card is one blob
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            mask = cv2.drawContours(np.zeros_like(mask), contours, -1, 255, cv2.FILLED)
+            mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((9, 9), np.uint8))
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        for cnt in sorted(contours, key=cv2.contourArea, reverse=True)[:3]:
+        for cnt in sorted(contours, key=cv2.contourArea, reverse=True)[:4]:
             hull = cv2.convexHull(cnt)
             peri = cv2.arcLength(hull, True)
             for eps in (0.02, 0.035, 0.05):
@@ -106,18 +112,40 @@ def _candidates(small: Img) -> list[Quad]:
     return out
 
 
-def find_card(img: Img) -> Quad | None:
-    """Card corners (TL, TR, BR, BL in the image) or None when no card-like outline stands out."""
+def _inside(q: Quad, points: Img) -> float:
+    """Share of ``points`` inside quad ``q``."""
+    if len(points) == 0:
+        return 0.0
+    c = q.astype(np.float32).reshape(-1, 1, 2)
+    return float(np.mean([cv2.pointPolygonTest(c, (float(x), float(y)), False) >= 0 for x, y in points]))
+
+
+def find_card(img: Img, text_centres: Img | None = None) -> Quad | None:
+    """Card corners (TL, TR, BR, BL in the image) or None when no card-like outline stands out.
+
+    ``text_centres`` (image pixels) are where text was detected: an outline that leaves text outside
+    is another object on the desk (a sheet of paper, a shadow), not the card.
+    """
     h, w = img.shape[:2]
     scale = _QUAD_SIDE / max(h, w)
     small = cv2.resize(img, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
     area = float(small.shape[0] * small.shape[1])
+    centres = None if text_centres is None else np.asarray(text_centres, np.float32) * scale
     best, best_score = None, 0.0
     for q in _candidates(small):
         s = _quad_score(q, area)
+        if s > 0 and centres is not None and len(centres) >= 3:
+            # all the text, tightly: a larger outline around card and paper scores lower than the card's
+            frac = _quad_frac(q, area)
+            inside = _inside(q, centres)
+            s = 0.0 if inside < 0.8 else (s / frac) * inside ** 4 / frac ** 0.5
         if s > best_score:
             best, best_score = q, s
     return None if best is None else (best / scale).astype(np.float32)
+
+
+def _quad_frac(q: Quad, area_img: float) -> float:
+    return float(cv2.contourArea(q.astype(np.float32))) / area_img
 
 
 def long_edge_first(q: Quad) -> Quad:

@@ -41,7 +41,7 @@ LABELS: tuple[tuple[str, str], ...] = (
     (r"性\s*别|Sex", "sex"),
     (r"有效期限|有效期|Period\s*of\s*validity|Valid\w*", "validPeriod"),
     (r"签发机关|Issuing\s*authority|Authority", "issueAuthority"),
-    (r"签发地点|签发地|Place\s*of\s*issue|Place", "issuePlace"),
+    (r"签?发地点|签发地|Place\s*of\s*issue|Place", "issuePlace"),
     (r"证件号码|证件号|Permit\s*No\.?|No\.", "permitNumber"),
     (r"换证次数|签发次数|次数|Issue", "issueCount"),
 )
@@ -169,11 +169,11 @@ def span_is_regular(period: str) -> bool:
 
 def birth_date(text: str) -> str | None:
     ds = dates(text)
-    return ds[0] if len(ds) == 1 and len(re.sub(r"\D", "", text.translate(_DIGIT_FIX))) <= 9 else None
+    return ds[0] if len(ds) == 1 else None
 
 
 def sex(text: str) -> str | None:
-    t = text.replace("性别", "")
+    t = re.sub(r"[A-Za-z性别:\s]", "", text)  # a misread label (性ses) may cling to the value
     if len(t) <= 2 and ("男" in t) != ("女" in t):
         return "男" if "男" in t else "女"
     return None
@@ -184,24 +184,40 @@ def permit_number(text: str) -> tuple[str, str] | None:
     t = text.upper().replace(" ", "")
     if m := _HKM_NUMBER.search(t[:1] + t[1:].translate(_DIGIT_FIX)):
         return m.group(1) + m.group(2), m.group(3) or ""
-    digits = t.translate(_DIGIT_FIX)
-    if re.fullmatch(r"\d{8}", digits):
-        return digits, ""
+    if m := re.fullmatch(r"[^\d]{0,3}(\d{8})", t.translate(_DIGIT_FIX)):
+        return m.group(1), ""
     return None
 
 
 def issue_count(text: str) -> str | None:
-    t = text.translate(_DIGIT_FIX)
-    return t.zfill(2) if re.fullmatch(r"\d{1,2}", t) else None
+    m = re.fullmatch(r"[A-Za-z:.\s]{0,6}([\dOoIl]{1,2})", text)  # a misread label's letters may precede it
+    return m.group(1).translate(_DIGIT_FIX).zfill(2) if m else None
+
+
+# common Chinese surnames in pinyin: put back a comma the recognizer dropped (GUOWENYU -> GUO,WENYU)
+SURNAMES_PINYIN = frozenset(
+    "WANG LI ZHANG LIU CHEN YANG HUANG ZHAO WU ZHOU XU SUN MA ZHU HU GUO HE LIN LUO GAO ZHENG LIANG XIE SONG "
+    "TANG HAN FENG DENG CAO PENG ZENG XIAO TIAN DONG PAN YUAN CAI JIANG YU DU YE CHENG WEI SU LV LU DING REN "
+    "YAO SHEN ZHONG CUI TAN FAN LIAO SHI JIN JIA XIA FU FANG ZOU XIONG BAI MENG QIN QIU HOU YIN XUE YAN DUAN "
+    "LEI LONG TAO GU MAO HAO GONG SHAO WAN QIAN DAI MO KONG XIANG CHAN CHEUNG WONG LEUNG LAU NG HO KWOK TSANG "
+    "OUYANG SIMA SHANGGUAN ZHUGE DONGFANG".split())
 
 
 def name_en(text: str) -> str | None:
-    """``SURNAME,GIVEN`` in capitals (the comma may be read as . or ，)."""
+    """``SURNAME,GIVEN`` in capitals (the comma may be read as . or ，), found anywhere in ``text``."""
     t = re.sub(r"[.，。·:;]", ",", text)
-    if t != t.upper():
+    m = re.search(r"(?<![A-Z])([A-Z]{1,20}),([A-Z]{1,30})(?![A-Za-z])", t)
+    return f"{m.group(1)},{m.group(2)}" if m else None
+
+
+def name_en_without_comma(text: str) -> str | None:
+    """A capitals-only run whose start is a known surname: the comma was lost (trusted less)."""
+    if not re.fullmatch(r"[A-Z]{4,40}", text):
         return None
-    t = re.sub(r"[^A-Z,]", "", t)
-    return t if re.fullmatch(r"[A-Z]{1,20},[A-Z]{1,30}", t) else None
+    for n in range(min(len(text) - 2, 9), 0, -1):
+        if text[:n] in SURNAMES_PINYIN:
+            return f"{text[:n]},{text[n:]}"
+    return None
 
 
 def authority(text: str) -> str | None:
@@ -227,6 +243,28 @@ def _sub_quad(line: Line, start: int, end: int, total: int) -> Quad:
     return f32([[a, line.y0], [b, line.y0], [b, line.y1], [a, line.y1]])
 
 
+_CN_LABELS = {"姓名": "nameCn", "英文姓名": "nameEn", "姓名拼音": "nameEn", "出生日期": "birthDate", "性别": "sex",
+              "有效期限": "validPeriod", "签发机关": "issueAuthority", "签发地点": "issuePlace",
+              "证件号码": "permitNumber", "换证次数": "issueCount", "签发次数": "issueCount"}
+
+
+def fuzzy_label(text: str) -> str | None:
+    """The field a misread Chinese label names (经发机关 -> issueAuthority), or None."""
+    if not _CJK.match(text) or not 2 <= len(text) <= 5 or text in PLACES:
+        return None
+    best = max(_CN_LABELS, key=lambda c: difflib.SequenceMatcher(None, text, c).ratio())
+    ratio = difflib.SequenceMatcher(None, text, best).ratio()
+    return _CN_LABELS[best] if ratio >= 0.6 or (len(text) >= 4 and ratio >= 0.5) else None
+
+
+def _misread_label_start(head: str) -> int:
+    """Where a misread label at the end of ``head`` begins (len(head) when there is none)."""
+    for n in (4, 3, 2):
+        if len(head) >= n and fuzzy_label(head[-n:]) is not None:
+            return len(head) - n
+    return 0 if len(head) <= 5 else len(head)  # a short head before a colon is a label we cannot read
+
+
 def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
     """(values, bare labels): a label followed by text in the same box names that text."""
     raw = unicodedata.normalize("NFKC", line.text)
@@ -238,8 +276,25 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
     cuts = [*spans, (len(raw), len(raw), None)]
     for start, end, nxt in cuts:
         chunk = raw[pos:start]
+        while chunk.startswith((":", " ")):
+            chunk, pos = chunk[1:], pos + 1
+        if ":" in chunk:  # "value label：value" with a label we could not read: the colon still separates
+            head, tail = chunk.split(":", 1)
+            cut = _misread_label_start(normalize(head))
+            if head[:cut].strip():
+                values.append(Piece(_sub_quad(line, pos, pos + cut, len(raw)), normalize(head[:cut]), line.score,
+                                    hint, "same box" if hint else ""))
+            hint = fuzzy_label(normalize(head[cut:])) if cut < len(head) else hint
+            pos += len(head) + 1
+            chunk = tail
+        if (k := chunk.find("管理局")) >= 0 and len(normalize(chunk[k + 3:])) >= 2:  # authority, then place
+            values.append(Piece(_sub_quad(line, pos, pos + k + 3, len(raw)), normalize(chunk[:k + 3]), line.score,
+                                hint, "same box" if hint else ""))
+            pos, chunk, hint = pos + k + 3, chunk[k + 3:], None
         text = normalize(chunk).strip(":：.,-_/")
-        if text:
+        if text and hint is None and (guess := fuzzy_label(text)) is not None:
+            labels.append(Piece(_sub_quad(line, pos, start, len(raw)), "", line.score, guess))
+        elif text:
             values.append(Piece(_sub_quad(line, pos, start, len(raw)), text, line.score, hint,
                                 "same box" if hint else ""))
         elif hint is not None:
@@ -292,9 +347,9 @@ def _parse(name: str, text: str) -> str | None:
 _SELF_EVIDENT = ("validPeriod", "permitNumber", "nameEn", "issueAuthority", "birthDate", "sex", "issueCount")
 
 
-def _take(found: dict[str, Field], name: str, p: Piece, value: str, cue: str, trust: float) -> None:
+def _take(found: dict[str, Field], name: str, p: Piece, value: str, cue: str) -> None:
     old = found.get(name)
-    score = p.score * trust
+    score = p.score
     if old is None or score > old.score:
         found[name] = Field(value, score, p.quad, cue)
         p.used = True
@@ -322,9 +377,9 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
     # 1. a label and the value's pattern agree: strongest
     for p in values:
         if p.hint and (v := _parse(p.hint, p.text)) is not None:
-            _take(found, p.hint, p, v, "label+pattern", 1.0)
+            _take(found, p.hint, p, v, "label+pattern")
         if p.hint == "permitNumber" and (n := permit_number(p.text)) and n[1]:
-            _take(found, "issueCount", p, n[1], "label+pattern", 1.0)
+            _take(found, "issueCount", p, n[1], "label+pattern")
     # 2. unmistakable patterns, whatever the labels say (a label may have been misread or missing)
     for name in _SELF_EVIDENT:
         if name in found:
@@ -337,9 +392,15 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
         if not cands:
             continue
         p, v = _nearest_to_number(found, cands) if name == "issueCount" else cands[0]
-        _take(found, name, p, v, "pattern", 0.97)
+        _take(found, name, p, v, "pattern")
         if name == "permitNumber" and (n := permit_number(p.text)) and n[1] and "issueCount" not in found:
-            _take(found, "issueCount", p, n[1], "pattern", 0.97)
+            _take(found, "issueCount", p, n[1], "pattern")
+    if "nameEn" not in found:
+        for p in values:
+            if not p.used and (v := name_en_without_comma(p.text)) is not None:
+                _take(found, "nameEn", p, v, "pattern")
+                found["nameEn"].score *= 0.8
+                break
     # 3. Chinese name and place: a place name, the authority's row, the Latin name's neighbourhood
     cjk = [p for p in values if not p.used and chinese(p.text)]
     if "issuePlace" not in found:
@@ -348,9 +409,9 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
         same_row = [p for p in cjk if auth is not None and auth.quad is not None
                     and abs(p.cy - float(auth.quad[:, 1].mean())) < 0.04 * CARD_H]
         if places:
-            _take(found, "issuePlace", places[0], places[0].text, "pattern", 0.95)
+            _take(found, "issuePlace", places[0], places[0].text, "pattern")
         elif same_row:
-            _take(found, "issuePlace", same_row[0], same_row[0].text, "position", 0.85)
+            _take(found, "issuePlace", same_row[0], same_row[0].text, "position")
     if "nameCn" not in found:
         rest = [p for p in cjk if not p.used and not place(p.text)]
         en = found.get("nameEn")
@@ -360,7 +421,7 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
                 p = min(rest, key=lambda p: abs(p.cy - ey))
             else:
                 p = min(rest, key=lambda p: p.cy)
-            _take(found, "nameCn", p, p.text, "position", 0.9)
+            _take(found, "nameCn", p, p.text, "position")
 
     family = None
     if "permitType" in found:

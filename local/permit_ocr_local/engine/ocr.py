@@ -85,7 +85,7 @@ class Ocr:
             "Global.log_level": "warning",
             "Det.model_path": str(det_path), "Det.limit_type": "max", "Det.limit_side_len": 960,
             "Det.box_thresh": 0.5, "Det.unclip_ratio": 1.6,
-            "Rec.model_path": str(rec_path), "Rec.rec_batch_num": 8,
+            "Rec.model_path": str(rec_path), "Rec.rec_batch_num": 8, "Rec.rec_img_shape": [3, 48, 96],
             "Cls.model_path": str(cls_path),
         })
         with _quiet_threads(_threads()):
