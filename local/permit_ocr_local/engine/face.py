@@ -1,6 +1,7 @@
-"""The holder's photo: a large block, unlike the card's background, on the left or the right of the card.
+"""The holder's photo: the largest portrait-shaped block that differs from the card's background.
 
-Some card designs print no photo: then there is no face box (``None``), rather than a guess.
+It may sit left or right of the fields; some card designs print none, and then there is no face box
+(``None``) rather than a guess.
 """
 
 from __future__ import annotations
@@ -15,31 +16,36 @@ from .geometry import CARD_H, CARD_W, f32
 Img = np.ndarray[Any, Any]
 Quad = np.ndarray[Any, Any]
 
-# search areas on the straightened card (x0, y0, x1, y1) as fractions: each outer third below the title
-_AREAS = ((0.01, 0.15, 0.34, 0.92), (0.66, 0.15, 0.99, 0.92))
-_MIN_W, _MIN_H = 0.12, 0.30  # a photo is at least this big (fractions of the card)
+_MIN_W, _MIN_H = 0.12, 0.28  # a photo is at least this big (fractions of the card)
+_ASPECT = (0.9, 2.3)  # height / width of a portrait
 
 
-def _block(card: Img, area: tuple[float, float, float, float]) -> tuple[float, Quad] | None:
-    x0, y0, x1, y1 = (int(area[0] * CARD_W), int(area[1] * CARD_H), int(area[2] * CARD_W),
-                      int(area[3] * CARD_H))
-    region = cv2.GaussianBlur(card[y0:y1, x0:x1], (5, 5), 0).astype(np.float32)
-    bg = np.median(region.reshape(-1, 3), axis=0)  # the card's background dominates the area
-    diff = np.abs(region - bg).max(axis=2) > 40
-    diff = cv2.morphologyEx(diff.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    cols = np.flatnonzero(diff.mean(axis=0) > 0.45)
-    rows = np.flatnonzero(diff.mean(axis=1) > 0.3)
-    if cols.size < _MIN_W * CARD_W or rows.size < _MIN_H * CARD_H:
-        return None
-    fx0, fx1 = x0 + cols[0], x0 + cols[-1] + 1
-    fy0, fy1 = y0 + rows[0], y0 + rows[-1] + 1
-    fill = float(diff[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].mean())
-    return fill, f32([[fx0, fy0], [fx1, fy0], [fx1, fy1], [fx0, fy1]])
+def _mask(card: Img) -> Img:
+    """Pixels unlike the background in colour or texture (a photo's background may be as pale as the card)."""
+    blur = cv2.GaussianBlur(card, (5, 5), 0).astype(np.float32)
+    bg = np.median(blur[::4, ::4].reshape(-1, 3), axis=0)
+    colour = np.abs(blur - bg).max(axis=2) > 30
+    gray = cv2.cvtColor(card, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    texture = cv2.blur(np.abs(cv2.Laplacian(gray, cv2.CV_32F)), (9, 9)) > 6
+    mask = (colour | texture).astype(np.uint8)
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
 
 
 def photo_box(card: Img) -> Quad | None:
     """Photo corners (TL, TR, BR, BL) in card coordinates, or None when the card shows no photo."""
-    found = [b for area in _AREAS if (b := _block(card, area)) is not None and b[0] > 0.5]
-    if not found:
+    mask = _mask(card)
+    mask[: int(0.12 * CARD_H)] = 0  # the title band
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+    best, best_area = None, 0.0
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if w < _MIN_W * CARD_W or h < _MIN_H * CARD_H or not _ASPECT[0] <= h / w <= _ASPECT[1]:
+            continue
+        if area / (w * h) < 0.5 or not (x + w < 0.45 * CARD_W or x > 0.55 * CARD_W):  # solid, at a side
+            continue
+        if area > best_area:
+            best, best_area = (x, y, w, h), float(area)
+    if best is None:
         return None
-    return max(found, key=lambda b: b[0])[1]
+    x, y, w, h = best
+    return f32([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])

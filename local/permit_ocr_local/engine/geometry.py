@@ -178,7 +178,8 @@ def to_original(points: Quad, m_inv: Img) -> Quad:
 
 
 def is_photocopy(img: Img) -> bool:
-    """Copies are grey: little saturation anywhere on the card (the colour photo included)."""
+    """Copies are grey: almost no saturation anywhere on the card, while even a pale tinted card (or a
+    card without a photo) keeps some in its background and ink."""
     hsv = cv2.cvtColor(cv2.resize(img, (212, 134), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
     sat = hsv[..., 1].astype(np.float32)
-    return float(np.percentile(sat, 90)) < 22.0
+    return float(np.percentile(sat, 50)) < 6.0 and float(np.percentile(sat, 99)) < 40.0

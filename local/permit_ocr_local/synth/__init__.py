@@ -94,30 +94,33 @@ def desk_photo(seed: int) -> bytes:
     return _jpeg(img, rng.randint(35, 60))
 
 
-# the committed set: both kinds, clean and a few typical degradations
-SAMPLE_PLAN: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("hk-clean", "hk", ()),
-    ("macao-clean", "macao", ()),
-    ("taiwan-clean", "taiwan", ()),
-    ("hk-rot90", "hk", ("rot90",)),
-    ("taiwan-rot180", "taiwan", ("rot180",)),
-    ("macao-perspective", "macao", ("perspective", "light")),
-    ("hk-photocopy", "hk", ("photocopy",)),
-    ("taiwan-blur", "taiwan", ("blur", "noise", "rotate")),
+# the committed set: both kinds, clean and a few typical degradations (classic layout), then one clean
+# card and one phone photo per layout family under families/
+SAMPLE_PLAN: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("hk-clean", "hk", (), "classic"),
+    ("macao-clean", "macao", (), "classic"),
+    ("taiwan-clean", "taiwan", (), "classic"),
+    ("hk-rot90", "hk", ("rot90",), "classic"),
+    ("taiwan-rot180", "taiwan", ("rot180",), "classic"),
+    ("macao-perspective", "macao", ("perspective", "light"), "classic"),
+    ("hk-photocopy", "hk", ("photocopy",), "classic"),
+    ("taiwan-blur", "taiwan", ("blur", "noise", "rotate"), "classic"),
+    *((f"families/{fam}-{kind}-{'photo' if deg else 'clean'}", kind, deg, fam)
+      for i, fam in enumerate(FAMILIES) for j, deg in enumerate(((), ("phone",)))
+      for kind in (KINDS[(i + j) % 3],)),
 )
 
 
-def write_samples(dir: str | Path, n: int = len(SAMPLE_PLAN), seed: int = 20240501) -> list[Path]:
-    """Write ``<name>.jpg`` + ``<name>.truth.json`` for the first ``n`` entries of SAMPLE_PLAN (cycled)."""
+def write_samples(dir: str | Path, seed: int = 20240501) -> list[Path]:
+    """Write ``<name>.jpg`` + ``<name>.truth.json`` for every entry of SAMPLE_PLAN."""
     out = Path(dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
-    for i in range(n):
-        name, kind, deg = SAMPLE_PLAN[i % len(SAMPLE_PLAN)]
-        if i >= len(SAMPLE_PLAN):
-            name = f"{name}-{i}"
-        image, truth = generate(seed + i, kind, deg)
-        (out / f"{name}.jpg").write_bytes(image)
-        (out / f"{name}.truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        written.append(out / f"{name}.jpg")
+    for i, (name, kind, deg, fam) in enumerate(SAMPLE_PLAN):
+        image, truth = generate(seed + i, kind, deg, fam)
+        path = out / f"{name}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image)
+        path.with_name(f"{path.stem}.truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n",
+                                                            "utf-8")
+        written.append(path)
     return written
