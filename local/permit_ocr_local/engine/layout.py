@@ -43,7 +43,7 @@ LABELS: tuple[tuple[str, str], ...] = (
     (r"签发机关|Issuing\s*authority|Authority", "issueAuthority"),
     (r"签?发地点|签发地|Place\s*of\s*issue|Place", "issuePlace"),
     (r"证件号码|证件号|Permit\s*No\.?|No\.", "permitNumber"),
-    (r"换证次数|签发次数|次数|Issue", "issueCount"),
+    (r"(?:换证|签发)次[^\d\s]?|次数|Issue", "issueCount"),
 )
 # case-sensitive: printed English labels are title case, and a capitalised pinyin name may hold NAME
 _LABEL_RE = re.compile("|".join(f"(?P<f{i}>{pat})" for i, (pat, _) in enumerate(LABELS)))
@@ -54,6 +54,7 @@ PLACES = ("北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", 
           "内蒙古", "广西", "西藏", "宁夏", "新疆", "厦门", "福州", "泉州", "深圳", "广州", "珠海", "南京", "杭州",
           "武汉", "成都", "西安", "昆山", "东莞", "漳州")
 
+_MIN_SCORE = 0.45  # recognizer confidence below which a piece is noise rather than a misread value
 _DATE = re.compile(r"((?:19|20)\d{2})[^\d]{0,2}([01]\d)[^\d]{0,2}([0-3]\d)")
 _HKM_NUMBER = re.compile(r"([HM])(\d{8})(\d{2})?")
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
@@ -162,9 +163,8 @@ def span_is_regular(period: str) -> bool:
         start, end = (dt.datetime.strptime(d, "%Y.%m.%d").date() for d in period.split("-"))
     except ValueError:
         return False
-    years = end.year - start.year
-    back = end + dt.timedelta(days=1)
-    return years in (5, 10) and (back.month, back.day) in ((start.month, start.day), (3, 1))
+    back = end + dt.timedelta(days=1)  # the anniversary the permit runs up to
+    return back.year - start.year in (5, 10) and (back.month, back.day) in ((start.month, start.day), (3, 1))
 
 
 def birth_date(text: str) -> str | None:
@@ -184,13 +184,13 @@ def permit_number(text: str) -> tuple[str, str] | None:
     t = text.upper().replace(" ", "")
     if m := _HKM_NUMBER.search(t[:1] + t[1:].translate(_DIGIT_FIX)):
         return m.group(1) + m.group(2), m.group(3) or ""
-    if m := re.fullmatch(r"[^\d]{0,3}(\d{8})", t.translate(_DIGIT_FIX)):
+    if m := re.fullmatch(r"[^\dA-Z]{0,3}(\d{8})", t[:1] + t[1:].translate(_DIGIT_FIX)):
         return m.group(1), ""
     return None
 
 
 def issue_count(text: str) -> str | None:
-    m = re.fullmatch(r"[A-Za-z:.\s]{0,6}([\dOoIl]{1,2})", text)  # a misread label's letters may precede it
+    m = re.fullmatch(r"[A-Za-z:.\s]{0,6}(\d[\dOoIl]?|[OoIl]\d)", text)  # a misread label may precede it
     return m.group(1).translate(_DIGIT_FIX).zfill(2) if m else None
 
 
@@ -231,6 +231,7 @@ def place(text: str) -> str | None:
 
 
 def chinese(text: str) -> str | None:
+    text = re.sub(r"^(姓名|姓|名)(?=.{2})", "", text)  # the label's first characters read into the name
     return text if _CJK.match(text) and 2 <= len(text) <= 5 else None
 
 
@@ -270,7 +271,7 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
     raw = unicodedata.normalize("NFKC", line.text)
     values: list[Piece] = []
     labels: list[Piece] = []
-    pos, hint = 0, None
+    pos, hint, label_at = 0, None, 0
     spans = [(m.start(), m.end(), LABELS[int(next(k for k, v in m.groupdict().items() if v)[1:])][1])
              for m in _LABEL_RE.finditer(raw)]
     cuts = [*spans, (len(raw), len(raw), None)]
@@ -278,8 +279,8 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
         chunk = raw[pos:start]
         while chunk.startswith((":", " ")):
             chunk, pos = chunk[1:], pos + 1
-        if ":" in chunk:  # "value label：value" with a label we could not read: the colon still separates
-            head, tail = chunk.split(":", 1)
+        if colon := re.search(r"(?<!\d):|:(?!\d)", chunk):  # "label：value", the label unreadable (not 11:12)
+            head, tail = chunk[:colon.start()], chunk[colon.end():]
             cut = _misread_label_start(normalize(head))
             if head[:cut].strip():
                 values.append(Piece(_sub_quad(line, pos, pos + cut, len(raw)), normalize(head[:cut]), line.score,
@@ -292,14 +293,16 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
                                 hint, "same box" if hint else ""))
             pos, chunk, hint = pos + k + 3, chunk[k + 3:], None
         text = normalize(chunk).strip(":：.,-_/")
+        if hint is None and nxt is not None and _CJK.match(text or "-") and len(text) <= 2:
+            text = ""  # a fragment glued to the label after it (美文 of 英文姓名) is no value
         if text and hint is None and (guess := fuzzy_label(text)) is not None:
             labels.append(Piece(_sub_quad(line, pos, start, len(raw)), "", line.score, guess))
         elif text:
             values.append(Piece(_sub_quad(line, pos, start, len(raw)), text, line.score, hint,
                                 "same box" if hint else ""))
         elif hint is not None:
-            labels.append(Piece(_sub_quad(line, pos, start, len(raw)), "", line.score, hint))
-        pos, hint = end, nxt
+            labels.append(Piece(_sub_quad(line, label_at, pos, len(raw)), "", line.score, hint))
+        pos, hint, label_at = end, nxt, start
     return values, labels
 
 
@@ -373,6 +376,7 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
         values += v
         labels += lab
     attach_labels(values, labels)
+    values = [p for p in values if p.score >= _MIN_SCORE]  # noise: guilloche, a photo's edge, a smudge
 
     # 1. a label and the value's pattern agree: strongest
     for p in values:
@@ -421,7 +425,7 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
                 p = min(rest, key=lambda p: abs(p.cy - ey))
             else:
                 p = min(rest, key=lambda p: p.cy)
-            _take(found, "nameCn", p, p.text, "position")
+            _take(found, "nameCn", p, chinese(p.text) or p.text, "position")
 
     family = None
     if "permitType" in found:

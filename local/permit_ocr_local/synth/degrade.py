@@ -151,9 +151,10 @@ def _card_quad(rng: random.Random, cw: int, ch: int, w: int, h: int, fill: float
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     q = corners @ rot.T
     span = q.max(axis=0) - q.min(axis=0)
-    if span[0] > w or span[1] > h:  # keep the whole card in frame
-        q *= 0.98 * min(w / span[0], h / span[1])
-    lo, hi = -q.min(axis=0), np.array([w, h]) - q.max(axis=0)
+    room = np.array([w, h]) * 0.94  # a person keeps the whole card in frame, with a little desk around it
+    if span[0] > room[0] or span[1] > room[1]:
+        q *= min(room[0] / span[0], room[1] / span[1])
+    lo, hi = -q.min(axis=0) + 0.03 * np.array([w, h]), np.array([w, h]) * 0.97 - q.max(axis=0)
     centre = np.array([rng.uniform(lo[0], max(lo[0], hi[0])), rng.uniform(lo[1], max(lo[1], hi[1]))])
     return q + centre
 
