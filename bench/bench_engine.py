@@ -20,7 +20,6 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from permit_ocr_local.engine import Engine, EngineError
 from permit_ocr_local.engine.confidence import REVIEW_MIN_PROB, fit_trust, value_prob

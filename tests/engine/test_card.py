@@ -46,14 +46,14 @@ def test_a_page_of_unrelated_text_is_refused(engine: Engine) -> None:
     page = np.full((600, 800, 3), 250, np.uint8)
     for i, text in enumerate(("Meeting notes 2024", "Bring the report", "Call back at 10:30", "Total 1234.50")):
         cv2.putText(page, text, (40, 80 + 90 * i), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (20, 20, 20), 3)
-    ok, buf = cv2.imencode(".jpg", page)
+    _ok, buf = cv2.imencode(".jpg", page)
     with pytest.raises(EngineError) as err:
         engine.recognize(buf.tobytes())
     assert err.value.code == "unmatchedImageType"
 
 
 def test_an_oversized_image_is_an_illegal_size_like_the_function_says(engine: Engine) -> None:
-    ok, buf = cv2.imencode(".png", np.zeros((20, 8200, 3), np.uint8))
+    _ok, buf = cv2.imencode(".png", np.zeros((20, 8200, 3), np.uint8))
     with pytest.raises(EngineError) as err:
         engine.recognize(buf.tobytes())
     assert err.value.code == "illegalImageSize"

@@ -78,7 +78,7 @@ def test_misread_label_before_a_colon_is_not_taken_for_a_value() -> None:
 
 def test_swapped_columns_and_rows_do_not_matter() -> None:
     """Sex before the name, the Latin name above the Chinese one, the count left of the number."""
-    lines = [line(TITLE, 200, 10, 40), line("女", 60, 90), line("欧阳晨平", 300, 90), line("OUYANG,CHENPING", 60, 40 + 110),
+    lines = [line(TITLE, 200, 10, 40), line("女", 60, 90), line("欧阳晨平", 300, 90), line("OUYANG,CHENPING", 60, 150),
              line("01", 60, 380), line("M28536603", 300, 380), line("2023.03.11-2033.03.10", 60, 260),
              line("1963.04.25", 300, 200)]
     got = values(lines)

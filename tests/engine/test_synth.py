@@ -66,11 +66,11 @@ def test_every_family_renders_both_kinds_with_truth(family: str) -> None:
 
 
 def test_phone_photo_is_600_to_700_px_wide_and_tracks_the_card() -> None:
-    image, truth = generate(8, "macao", ("phone",), "inline")
+    _image, truth = generate(8, "macao", ("phone",), "inline")
     assert 600 <= truth["width"] <= 700
     xs = [p["x"] for p in truth["card"]]
     ys = [p["y"] for p in truth["card"]]
-    assert 0 <= min(xs) and max(xs) <= truth["width"] and 0 <= min(ys) and max(ys) <= truth["height"]
+    assert min(xs) >= 0 and max(xs) <= truth["width"] and min(ys) >= 0 and max(ys) <= truth["height"]
     # the card covers 40-80 % of the frame (its quad's area, by the shoelace formula)
     area = 0.5 * abs(sum(xs[i] * ys[(i + 1) % 4] - xs[(i + 1) % 4] * ys[i] for i in range(4)))
     assert 0.3 <= area / (truth["width"] * truth["height"]) <= 0.85

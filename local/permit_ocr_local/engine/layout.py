@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import CARD_H, f32
+from .geometry import CARD_H, CARD_W, f32
 
 Quad = np.ndarray[Any, Any]
 
@@ -195,12 +195,15 @@ def issue_count(text: str) -> str | None:
 
 
 # common Chinese surnames in pinyin: put back a comma the recognizer dropped (GUOWENYU -> GUO,WENYU)
-SURNAMES_PINYIN = frozenset(
-    "WANG LI ZHANG LIU CHEN YANG HUANG ZHAO WU ZHOU XU SUN MA ZHU HU GUO HE LIN LUO GAO ZHENG LIANG XIE SONG "
-    "TANG HAN FENG DENG CAO PENG ZENG XIAO TIAN DONG PAN YUAN CAI JIANG YU DU YE CHENG WEI SU LV LU DING REN "
-    "YAO SHEN ZHONG CUI TAN FAN LIAO SHI JIN JIA XIA FU FANG ZOU XIONG BAI MENG QIN QIU HOU YIN XUE YAN DUAN "
-    "LEI LONG TAO GU MAO HAO GONG SHAO WAN QIAN DAI MO KONG XIANG CHAN CHEUNG WONG LEUNG LAU NG HO KWOK TSANG "
-    "OUYANG SIMA SHANGGUAN ZHUGE DONGFANG".split())
+SURNAMES_PINYIN = frozenset((
+    "WANG", "LI", "ZHANG", "LIU", "CHEN", "YANG", "HUANG", "ZHAO", "WU", "ZHOU", "XU", "SUN", "MA", "ZHU", "HU",
+    "GUO", "HE", "LIN", "LUO", "GAO", "ZHENG", "LIANG", "XIE", "SONG", "TANG", "HAN", "FENG", "DENG", "CAO", "PENG",
+    "ZENG", "XIAO", "TIAN", "DONG", "PAN", "YUAN", "CAI", "JIANG", "YU", "DU", "YE", "CHENG", "WEI", "SU", "LV",
+    "LU", "DING", "REN", "YAO", "SHEN", "ZHONG", "CUI", "TAN", "FAN", "LIAO", "SHI", "JIN", "JIA", "XIA", "FU",
+    "FANG", "ZOU", "XIONG", "BAI", "MENG", "QIN", "QIU", "HOU", "YIN", "XUE", "YAN", "DUAN", "LEI", "LONG", "TAO",
+    "GU", "MAO", "HAO", "GONG", "SHAO", "WAN", "QIAN", "DAI", "MO", "KONG", "XIANG", "CHAN", "CHEUNG", "WONG",
+    "LEUNG", "LAU", "NG", "HO", "KWOK", "TSANG", "OUYANG", "SIMA", "SHANGGUAN", "ZHUGE", "DONGFANG",
+))
 
 
 def name_en(text: str) -> str | None:
@@ -309,10 +312,10 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
 def attach_labels(values: list[Piece], labels: list[Piece]) -> None:
     """A bare label names the nearest unlabelled value right of it on its row, else the one below it."""
     for lab in labels:
-        right = [v for v in values if v.hint is None and v.x0 >= lab.x1 - 4 and abs(v.cy - lab.cy) < 0.6 * max(v.h, lab.h)
-                 and v.x0 - lab.x1 < 0.25 * 848]
+        right = [v for v in values if v.hint is None and v.x0 >= lab.x1 - 4
+                 and abs(v.cy - lab.cy) < 0.6 * max(v.h, lab.h) and v.x0 - lab.x1 < 0.25 * CARD_W]
         below = [v for v in values if v.hint is None and 0 < v.cy - lab.cy < 2.2 * max(v.h, lab.h)
-                 and abs(v.x0 - lab.x0) < 0.06 * 848]
+                 and abs(v.x0 - lab.x0) < 0.06 * CARD_W]
         if right:
             v = min(right, key=lambda v: v.x0 - lab.x1)
             v.hint, v.hint_how = lab.hint, "left"
@@ -372,9 +375,9 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
     for ln in lines:
         if ln is title_line or _SUBTITLE.search(ln.text):
             continue
-        v, lab = split_line(ln)
-        values += v
-        labels += lab
+        vals, labs = split_line(ln)
+        values += vals
+        labels += labs
     attach_labels(values, labels)
     values = [p for p in values if p.score >= _MIN_SCORE]  # noise: guilloche, a photo's edge, a smudge
 

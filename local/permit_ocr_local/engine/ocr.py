@@ -54,15 +54,16 @@ def _quiet_threads(threads: int) -> Iterator[None]:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return opts
 
-    cls._init_sess_opts = staticmethod(patched)
+    setattr(cls, "_init_sess_opts", staticmethod(patched))  # noqa: B010 (mypy: a method is not assignable)
     try:
         yield
     finally:
-        cls._init_sess_opts = original
+        setattr(cls, "_init_sess_opts", staticmethod(original))  # noqa: B010
 
 
 def bundled_models() -> tuple[Path, Path, Path]:
-    """The det, rec and 0/180 classifier models inside the rapidocr wheel; missing ones are an install error, never a download."""
+    """The det, rec and 0/180 classifier models inside the rapidocr wheel; a missing one is an install
+    error, never a download."""
     import rapidocr
 
     root = Path(rapidocr.__file__).parent / "models"

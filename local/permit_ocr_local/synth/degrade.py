@@ -193,11 +193,12 @@ def phone_photo(rng: random.Random, card: Img, pts: Pts) -> tuple[Img, Pts, int]
     img = np.clip(img, 0, 255).astype(np.uint8)
 
     length = rng.randint(3, 9)  # motion blur along a random direction
-    kernel = np.zeros((length, length), np.float32)
+    kernel: Img = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1.0 / length
     rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
     kernel = cv2.warpAffine(kernel, rot, (length, length))
-    img = cv2.filter2D(img, -1, kernel / max(1e-6, float(kernel.sum())))
+    kernel = (kernel / max(1e-6, float(kernel.sum()))).astype(np.float32)
+    img = cv2.filter2D(img, -1, kernel)
     noise = np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(2, 6), img.shape)
     img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
