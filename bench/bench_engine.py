@@ -37,6 +37,7 @@ class Read:
     fields: dict[str, tuple[bool, str, float]]  # field -> (right, cue, raw score); cue "" when not found
     empty_ok: dict[str, bool]  # field -> the truth is empty and the engine left it empty
     seconds: float
+    cpu: float  # process CPU seconds (both ONNX threads): less hurt than wall time by a busy machine
     error: str = ""
 
 
@@ -65,13 +66,13 @@ def run(n: int, seed: int) -> Results:
     for k, (fam, setting, s, kind) in enumerate(todo, start=1):
         image, truth = generate(s, kind, ("phone",) if setting == "photo" else (), fam)
         name = f"seed={s} {kind} {fam} {setting}"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         error = ""
         try:
             data = engine.recognize(image)["data"]
         except EngineError as exc:
             data, error = dict.fromkeys(FIELDS, ""), exc.code
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         for stage, sec in engine.stages.items():
             res.stages[stage].append(sec)
         got: dict[str, tuple[bool, str, float]] = {}
@@ -80,7 +81,7 @@ def run(n: int, seed: int) -> Results:
             want = truth["data"][f]
             got[f] = (data[f] == want, engine.cues.get(f, "") if not error else "", engine.raw.get(f, 0.0))
             empty_ok[f] = want == "" and data[f] == ""
-        res.reads.append(Read(fam, setting, name, got, empty_ok, seconds, error))
+        res.reads.append(Read(fam, setting, name, got, empty_ok, seconds, cpu, error))
         if k % 8 == 0 or k == len(todo):
             print(f"  {k}/{len(todo)} images, {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
     return res
@@ -146,12 +147,18 @@ def report(res: Results) -> str:
               f"| wrong | {len(wrong)} | {100 * sum(p < REVIEW_MIN_PROB for p in wrong) / max(1, len(wrong)):.1f} % |",
               f"| right | {len(right)} | {100 * sum(p < REVIEW_MIN_PROB for p in right) / max(1, len(right)):.1f} % |"]
 
+    everything = [(cue, raw, ok) for r in res.reads for ok, cue, raw in r.fields.values() if cue]
+    lines.append(f"\nper-cue trust fitted on all families (engine/confidence.py TRUST): {fit_trust(everything)}")
+
     lat = {s: [r.seconds for r in res.reads if r.setting == s] for s in SETTINGS}
     every = lat["clean"] + lat["photo"]
     lines += ["", "| latency (s) | clean | photo | all |", "|---|---:|---:|---:|"]
     for name, q in (("p50", 0.5), ("p95", 0.95)):
         lines.append(f"| {name} | {pct(lat['clean'], q):.3f} | {pct(lat['photo'], q):.3f} | {pct(every, q):.3f} |")
-    lines += ["", "| stage | mean s | share |", "|---|---:|---:|"]
+    cpu = {s: [r.cpu for r in res.reads if r.setting == s] for s in SETTINGS}
+    lines.append(f"| CPU s/image, p50 | {pct(cpu['clean'], 0.5):.3f} | {pct(cpu['photo'], 0.5):.3f} "
+                 f"| {pct(cpu['clean'] + cpu['photo'], 0.5):.3f} |")
+    lines += ["", "| stage (slowest first) | mean s | share |", "|---|---:|---:|"]
     total = sum(sum(v) for v in res.stages.values()) or 1.0
     for stage, secs in sorted(res.stages.items(), key=lambda kv: -sum(kv[1])):
         lines.append(f"| {stage} | {statistics.mean(secs):.3f} | {100 * sum(secs) / total:.0f} % |")

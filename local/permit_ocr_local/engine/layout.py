@@ -54,7 +54,8 @@ PLACES = ("北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", 
           "内蒙古", "广西", "西藏", "宁夏", "新疆", "厦门", "福州", "泉州", "深圳", "广州", "珠海", "南京", "杭州",
           "武汉", "成都", "西安", "昆山", "东莞", "漳州")
 
-_MIN_SCORE = 0.45  # recognizer confidence below which a piece is noise rather than a misread value
+_AMBIGUOUS = 0.85  # a field decided without a label among several candidates of its pattern
+_MIN_SCORE = 0.35  # recognizer confidence below which a piece is noise rather than a misread value
 _DATE = re.compile(r"((?:19|20)\d{2})[^\d]{0,2}([01]\d)[^\d]{0,2}([0-3]\d)")
 _HKM_NUMBER = re.compile(r"([HM])(\d{8})(\d{2})?")
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
@@ -184,7 +185,7 @@ def permit_number(text: str) -> tuple[str, str] | None:
     t = text.upper().replace(" ", "")
     if m := _HKM_NUMBER.search(t[:1] + t[1:].translate(_DIGIT_FIX)):
         return m.group(1) + m.group(2), m.group(3) or ""
-    if m := re.fullmatch(r"[^\dA-Z]{0,3}(\d{8})", t[:1] + t[1:].translate(_DIGIT_FIX)):
+    if m := re.search(r"(?:^|[^\dA-Z])(\d{8})$", t[:1] + t[1:].translate(_DIGIT_FIX)):  # "No.07455973" too
         return m.group(1), ""
     return None
 
@@ -295,6 +296,13 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
             values.append(Piece(_sub_quad(line, pos, pos + k + 3, len(raw)), normalize(chunk[:k + 3]), line.score,
                                 hint, "same box" if hint else ""))
             pos, chunk, hint = pos + k + 3, chunk[k + 3:], None
+        if m := re.fullmatch(r"\s*\S{1,3}\s+(\d{1,2})\s*", chunk):  # "92 01": a misread short label, a count
+            pos, chunk = pos + m.start(1), m.group(1)
+        if (d := _DATE.search(chunk)) and re.fullmatch(r"[A-Za-z\s]{0,6}\d{1,2}", chunk[d.end():].strip()):
+            # "1968.01.25 hsue 02": a date, then a count whose label was misread, in one box
+            values.append(Piece(_sub_quad(line, pos, pos + d.end(), len(raw)), normalize(chunk[:d.end()]),
+                                line.score, hint, "same box" if hint else ""))
+            pos, chunk, hint = pos + d.end(), chunk[d.end():], None
         text = normalize(chunk).strip(":：.,-_/")
         if hint is None and nxt is not None and _CJK.match(text or "-") and len(text) <= 2:
             text = ""  # a fragment glued to the label after it (美文 of 英文姓名) is no value
@@ -400,6 +408,8 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
             continue
         p, v = _nearest_to_number(found, cands) if name == "issueCount" else cands[0]
         _take(found, name, p, v, "pattern")
+        if len(cands) > 1:  # the pattern alone had a choice to make: trust the pick less
+            found[name].score *= _AMBIGUOUS
         if name == "permitNumber" and (n := permit_number(p.text)) and n[1] and "issueCount" not in found:
             _take(found, "issueCount", p, n[1], "pattern")
     if "nameEn" not in found:
@@ -429,6 +439,8 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
             else:
                 p = min(rest, key=lambda p: p.cy)
             _take(found, "nameCn", p, chinese(p.text) or p.text, "position")
+            if len(rest) > 1:
+                found["nameCn"].score *= _AMBIGUOUS
 
     family = None
     if "permitType" in found:
