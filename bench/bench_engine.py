@@ -33,6 +33,7 @@ SETTINGS = ("clean", "photo")
 class Read:
     family: str
     setting: str
+    kind: str
     name: str
     fields: dict[str, tuple[bool, str, float]]  # field -> (right, cue, raw score); cue "" when not found
     empty_ok: dict[str, bool]  # field -> the truth is empty and the engine left it empty
@@ -81,7 +82,7 @@ def run(n: int, seed: int) -> Results:
             want = truth["data"][f]
             got[f] = (data[f] == want, engine.cues.get(f, "") if not error else "", engine.raw.get(f, 0.0))
             empty_ok[f] = want == "" and data[f] == ""
-        res.reads.append(Read(fam, setting, name, got, empty_ok, seconds, cpu, error))
+        res.reads.append(Read(fam, setting, kind, name, got, empty_ok, seconds, cpu, error))
         if k % 8 == 0 or k == len(todo):
             print(f"  {k}/{len(todo)} images, {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
     return res
@@ -127,6 +128,10 @@ def report(res: Results) -> str:
     overall = [accuracy([r for r in res.reads if r.setting == s]) for s in SETTINGS]
     lines.append(f"| **all** | **{overall[0]:.1f} %** | **{overall[1]:.1f} %** | **{accuracy(res.reads):.1f} %** "
                  f"| {sum(bool(r.error) for r in res.reads)} |")
+    for kind in KINDS:
+        cells = [accuracy([r for r in res.reads if r.setting == s and r.kind == kind]) for s in SETTINGS]
+        lines.append(f"| kind {kind} | {cells[0]:.1f} % | {cells[1]:.1f} % "
+                     f"| {accuracy([r for r in res.reads if r.kind == kind]):.1f} % | |")
     worst = min(per_family, key=lambda f: per_family[f])
     lines.append(f"\nworst family: {worst} {per_family[worst]:.1f} %; images: {len(res.reads)} "
                  f"({len(res.reads) // len(FAMILIES)} per family)")

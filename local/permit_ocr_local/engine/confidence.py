@@ -13,8 +13,9 @@ from collections.abc import Iterable
 
 REVIEW_MIN_PROB = 90  # function/permit_ocr/config.py's default
 CUES = ("label+pattern", "pattern", "position")
-# fitted with fit_trust on the benchmark's six development families (seed 7, 12 images each)
-TRUST: dict[str, float] = {"label+pattern": 1.0, "pattern": 1.0, "position": 1.0}
+# fit_trust on all eight families of `make bench-engine` (-n 6, seed 7: 96 images, 2026-12-01); the benchmark
+# itself scores each family with a refit that leaves it out
+TRUST: dict[str, float] = {"label+pattern": 0.99, "pattern": 1.2, "position": 1.3}
 
 
 def value_prob(raw: float, cue: str, trust: dict[str, float] | None = None) -> int:
@@ -23,7 +24,7 @@ def value_prob(raw: float, cue: str, trust: dict[str, float] | None = None) -> i
 
 
 def fit_trust(samples: Iterable[tuple[str, float, bool]], threshold: int = REVIEW_MIN_PROB,
-              right_below: float = 0.02) -> dict[str, float]:
+              right_below: float = 0.03) -> dict[str, float]:
     """``samples``: (cue, raw score, value was right). Returns a scale per cue (1.0 where no data)."""
     by_cue: dict[str, list[tuple[float, bool]]] = {c: [] for c in CUES}
     for cue, raw, ok in samples:
