@@ -5,10 +5,10 @@
 For every layout family of the generator, ``n`` clean cards and ``n`` phone photos of cards (desk clutter,
 perspective, lighting, glare, motion blur, noise, 600-700 px, JPEG 35-60), both permit kinds alternating.
 Scoring is leave-one-family-out: the engine's one fitted parameter set (the per-cue confidence scale,
-engine/confidence.py) is refitted on the other families before each family is scored, and the families in
-``BLIND`` were written after the extraction rules and never used to tune them. Prints per family and
-overall field accuracy (clean / photo), the valueProb calibration at REVIEW_MIN_PROB, latency percentiles
-and the slowest stages, as Markdown; progress goes to stderr.
+engine/confidence.py) is refitted on the other families before each family is scored. The extraction
+rules are code, not fitted: the families in ``BLIND`` were never looked at while writing them. Prints per
+family, per kind and overall field accuracy (clean / photo), the valueProb calibration at REVIEW_MIN_PROB,
+latency percentiles and the slowest stages, as Markdown; progress goes to stderr.
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("bold", "above", False, "sans", True, "left",
            (("permitNumber", "issueCount"), ("nameCn", "sex"), ("nameEn",), ("birthDate",), ("validPeriod",),
             ("issueAuthority", "issuePlace")), 27, 1.70, (214, 226, 240), (50, 20, 20), 0.2),
-    # written after the engine's rules and never used to tune them: the benchmark's blind families
+    # written after the engine's first rules: ledger's misreads were then looked at while fixing rules,
+    # minimal's never were (the benchmark's one blind family)
     Family("ledger", "inline", True, "serif", True, "left",
            (("sex", "nameCn"), ("birthDate", "issueCount"), ("nameEn",), ("validPeriod",), ("permitNumber",),
             ("issueAuthority", "issuePlace")), 23, 1.60, (232, 226, 210), (60, 30, 10), 0.7),
@@ -84,7 +85,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            (("nameEn",), ("nameCn", "sex"), ("validPeriod",), ("birthDate",), ("issueAuthority", "issuePlace"),
             ("permitNumber", "issueCount")), 30, 1.45, (205, 222, 206), (15, 45, 25), 0.0),
 )}
-BLIND = ("ledger", "minimal")
+BLIND = ("minimal",)
 
 
 @dataclass(frozen=True)
