@@ -38,11 +38,13 @@ $(WHEELS): $(STAMP) function/requirements.txt
 
 install: $(STAMP) $(WHEELS)
 
-# fonts for the synthetic permit generator (Debian's Noto CJK); only targets that render permits need it
+# fonts for the synthetic permit generator: OFL subsets of Noto Sans/Serif CJK are committed in
+# local/permit_ocr_local/synth/fonts/; this only checks they are there (no system package is installed)
+FONT_DIR := local/permit_ocr_local/synth/fonts
 fonts:
-	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK\|Noto Serif CJK" || { \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk) >/dev/null \
-	  || echo "warning: could not install fonts-noto-cjk; the generator falls back to committed samples" >&2; }
+	@for f in NotoSansSC-Regular NotoSansSC-Bold NotoSerifSC-Regular NotoSerifSC-Bold; do \
+	  test -s $(FONT_DIR)/$$f.subset.otf || { echo "missing $(FONT_DIR)/$$f.subset.otf: restore it with git checkout" >&2; exit 1; }; \
+	done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check function local tests bench
@@ -61,7 +63,7 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 bench-engine: $(STAMP) fonts
-	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_engine.py $(ARGS)
 
 chaos: $(STAMP)
 	$(PY) bench/chaos.py

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from permit_ocr_local import engine as engine_pkg
 from permit_ocr_local.cli import main
@@ -42,13 +45,62 @@ def test_annotate_writes_png(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     out = tmp_path / "ann.png"
     assert main(["recognize", str(SAMPLES / "hk-rot90.jpg"), "--annotate", str(out)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert "figure" not in doc  # drawn, but only printed with --figure
+    assert "figure" not in doc
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     many = tmp_path / "many.png"
     assert main(["recognize", str(SAMPLES / "hk-clean.jpg"), str(SAMPLES / "taiwan-clean.jpg"),
                  "--annotate", str(many)]) == 0
     assert (tmp_path / "many-1.png").is_file() and (tmp_path / "many-2.png").is_file()
+
+
+def test_annotate_writes_the_format_its_suffix_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ann.jpg"
+    assert main(["recognize", str(SAMPLES / "hk-clean.jpg"), "--annotate", str(out)]) == 0
+    assert out.read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_annotate_refuses_a_suffix_it_cannot_write_in_one_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recognize", str(SAMPLES / "hk-clean.jpg"), "--annotate", str(tmp_path / "ann.xyz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ".xyz" in err and not (tmp_path / "ann.xyz").exists()
+
+
+def test_annotation_draws_a_face_box_only_with_figure_and_lists_each_cue(engine: Engine) -> None:
+    from permit_ocr_local.engine.annotate import FACE, render
+
+    image = (SAMPLES / "hk-clean.jpg").read_bytes()
+    without = engine.recognize(image)
+    cues = dict(engine.cues)
+    with_fig = engine.recognize(image, output_figure=True)
+    assert with_fig["figure"]
+
+    def face_pixels(data: dict[str, object]) -> int:
+        arr = np.asarray(render(image, data, cues))
+        return int(np.all(arr == FACE, axis=-1).sum())
+
+    assert face_pixels(without) == 0 < face_pixels(with_fig)
+    assert set(cues) >= {"nameCn", "permitNumber"} and all(
+        c in ("label+pattern", "pattern", "position") for c in cues.values())
+
+
+def test_annotation_tags_stay_inside_a_turned_card(engine: Engine) -> None:
+    """On a card photographed at 90 degrees every field tag is drawn inside the image, none cut off."""
+    from permit_ocr_local.engine.annotate import render
+
+    image = (SAMPLES / "hk-rot90.jpg").read_bytes()
+    data = engine.recognize(image)
+    picture = render(image, data, engine.cues)
+    w, _ = Image.open(io.BytesIO(image)).size
+    assert picture.width > w  # the panel with the values sits beside the image, not over it
+
+
+def test_oversized_image_is_illegal_image_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    big = tmp_path / "big.png"
+    Image.new("RGB", (8200, 20)).save(big)
+    assert main(["recognize", str(big)]) == 1
+    assert json.loads(capsys.readouterr().err)["Code"] == "illegalImageSize"
 
 
 def test_bad_file_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,11 +7,9 @@ import re
 
 import pytest
 
-from permit_ocr_local.synth import DEGRADATIONS, FIELDS, generate
+from permit_ocr_local.synth import DEGRADATIONS, FAMILIES, FIELDS, generate
 from permit_ocr_local.synth.fields import add_years
-from permit_ocr_local.synth.fonts import font_exists
-
-pytestmark = pytest.mark.skipif(not font_exists(), reason="no Noto CJK font: run `make fonts`")
+from permit_ocr_local.synth.fonts import FACES, WEIGHTS, charset, font
 
 
 def _date(s: str) -> dt.date:
@@ -48,6 +46,34 @@ def test_deterministic() -> None:
     b = generate(42, "macao", ("perspective", "noise"))
     assert a == b
     assert generate(43, "macao")[1]["data"] != a[1]["data"]
+
+
+def test_committed_fonts_cover_every_character_the_generator_prints() -> None:
+    """The subsets were cut from charset(); a character added to the tables without rebuilding them fails here."""
+    for face in FACES:
+        for weight in WEIGHTS:
+            f = font(20, weight, face)
+            missing = [c for c in charset() if c.strip() and f.getmask(c).getbbox() is None]
+            assert not missing, (face, weight, missing)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_renders_both_kinds_with_truth(family: str) -> None:
+    for kind in ("hk", "taiwan"):
+        image, truth = generate(3, kind, (), family)
+        assert image[:2] == b"\xff\xd8" and truth["family"] == family and truth["kind"] == kind
+        assert (truth["face"] is None) == (FAMILIES[family].photo == "none")
+
+
+def test_phone_photo_is_600_to_700_px_wide_and_tracks_the_card() -> None:
+    _image, truth = generate(8, "macao", ("phone",), "inline")
+    assert 600 <= truth["width"] <= 700
+    xs = [p["x"] for p in truth["card"]]
+    ys = [p["y"] for p in truth["card"]]
+    assert min(xs) >= 0 and max(xs) <= truth["width"] and min(ys) >= 0 and max(ys) <= truth["height"]
+    # the card covers 40-80 % of the frame (its quad's area, by the shoelace formula)
+    area = 0.5 * abs(sum(xs[i] * ys[(i + 1) % 4] - xs[(i + 1) % 4] * ys[i] for i in range(4)))
+    assert 0.3 <= area / (truth["width"] * truth["height"]) <= 0.85
 
 
 def test_quarter_turn_swaps_size_and_tracks_card() -> None:

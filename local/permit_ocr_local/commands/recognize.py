@@ -14,9 +14,10 @@ Runs the offline recognizer on each IMAGE and prints its Data object (the JSON t
 its Data field), one JSON document per line, in argument order. An image that cannot be read prints
 {"image": ..., "Code": ..., "Message": ...} on stderr instead, and the exit status is 1.
 
---annotate OUT.png draws what was read and where: the card outline, the face box, and each field's box
-with its value. With one IMAGE it writes OUT.png; with several it writes OUT-1.png, OUT-2.png, ...
-(numbered in argument order)."""
+--annotate OUT.png draws what was read, where, and why: the card outline, each field's numbered box, and a
+panel listing every field's value, valueProb and the cue that decided it (label, pattern, position; red
+when below the review threshold); the face box too with --figure. The suffix picks the format (.png, .jpg,
+.webp, ...). With one IMAGE it writes OUT.png; with several OUT-1.png, OUT-2.png, ... (argument order)."""
 
 
 def register(subparsers: Any) -> None:
@@ -39,13 +40,20 @@ def annotated_path(out: Path, index: int, count: int) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from permit_ocr_local.engine import Engine, EngineError
+    from permit_ocr_local.engine.annotate import annotate, output_format
 
+    if args.annotate:
+        try:
+            output_format(args.annotate)
+        except ValueError as exc:
+            print(f"permit-ocr recognize: {exc}", file=sys.stderr)
+            return 2
     engine = Engine()
     status = 0
     for i, path in enumerate(args.images, start=1):
         try:
             image = path.read_bytes()
-            data = engine.recognize(image, output_figure=bool(args.figure or args.annotate))
+            data = engine.recognize(image, output_figure=bool(args.figure))
         except (OSError, EngineError) as exc:
             code = getattr(exc, "code", "fileNotReadable")
             message = getattr(exc, "message", str(exc))
@@ -54,10 +62,6 @@ def run(args: argparse.Namespace) -> int:
             status = 1
             continue
         if args.annotate:
-            from permit_ocr_local.engine.annotate import annotate
-
-            annotate(image, data, annotated_path(args.annotate, i, len(args.images)))
-            if not args.figure:
-                data.pop("figure", None)
+            annotate(image, data, annotated_path(args.annotate, i, len(args.images)), engine.cues)
         print(json.dumps(data, ensure_ascii=False, indent=args.indent), flush=True)
     return status

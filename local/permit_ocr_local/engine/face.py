@@ -1,7 +1,7 @@
-"""The holder's photo: found as the large non-card-coloured block left of the fields.
+"""The holder's photo: the largest portrait-shaped block that differs from the card's background.
 
-Starts from the layout's photo area and tightens it to where the pixels stop looking like the card
-background, so a photo printed a little off-template still gets a snug box.
+It may sit left or right of the fields; some card designs print none, and then there is no face box
+(``None``) rather than a guess.
 """
 
 from __future__ import annotations
@@ -16,23 +16,36 @@ from .geometry import CARD_H, CARD_W, f32
 Img = np.ndarray[Any, Any]
 Quad = np.ndarray[Any, Any]
 
-# search area on the straightened card (x0, y0, x1, y1) as fractions: the left third below the title
-_AREA = (0.01, 0.17, 0.30, 0.85)
+_MIN_W, _MIN_H = 0.12, 0.28  # a photo is at least this big (fractions of the card)
+_ASPECT = (0.9, 2.3)  # height / width of a portrait
 
 
-def photo_box(card: Img) -> Quad:
-    """Photo corners (TL, TR, BR, BL) in card coordinates."""
-    x0, y0, x1, y1 = (int(_AREA[0] * CARD_W), int(_AREA[1] * CARD_H), int(_AREA[2] * CARD_W),
-                      int(_AREA[3] * CARD_H))
-    region = cv2.GaussianBlur(card[y0:y1, x0:x1], (5, 5), 0).astype(np.float32)
-    border = np.concatenate([region[:, :4].reshape(-1, 3), region[:4, :].reshape(-1, 3)])
-    bg = np.median(border, axis=0)
-    diff = np.abs(region - bg).max(axis=2) > 28
-    cols = np.flatnonzero(diff.mean(axis=0) > 0.35)
-    rows = np.flatnonzero(diff.mean(axis=1) > 0.35)
-    if cols.size < 20 or rows.size < 20:  # nothing photo-like: fall back to the layout's photo area
-        fx0, fy0, fx1, fy1 = 0.04 * CARD_W, 0.24 * CARD_H, 0.26 * CARD_W, 0.73 * CARD_H
-    else:
-        fx0, fx1 = x0 + cols[0], x0 + cols[-1] + 1
-        fy0, fy1 = y0 + rows[0], y0 + rows[-1] + 1
-    return f32([[fx0, fy0], [fx1, fy0], [fx1, fy1], [fx0, fy1]])
+def _mask(card: Img) -> Img:
+    """Pixels unlike the background in colour or texture (a photo's background may be as pale as the card)."""
+    blur = cv2.GaussianBlur(card, (5, 5), 0).astype(np.float32)
+    bg = np.median(blur[::4, ::4].reshape(-1, 3), axis=0)
+    colour = np.abs(blur - bg).max(axis=2) > 30
+    gray = cv2.cvtColor(card, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    texture = cv2.blur(np.abs(cv2.Laplacian(gray, cv2.CV_32F)), (9, 9)) > 6
+    mask = (colour | texture).astype(np.uint8)
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+
+
+def photo_box(card: Img) -> Quad | None:
+    """Photo corners (TL, TR, BR, BL) in card coordinates, or None when the card shows no photo."""
+    mask = _mask(card)
+    mask[: int(0.12 * CARD_H)] = 0  # the title band
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+    best, best_area = None, 0.0
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if w < _MIN_W * CARD_W or h < _MIN_H * CARD_H or not _ASPECT[0] <= h / w <= _ASPECT[1]:
+            continue
+        if area / (w * h) < 0.5 or not (x + w < 0.45 * CARD_W or x > 0.55 * CARD_W):  # solid, at a side
+            continue
+        if area > best_area:
+            best, best_area = (x, y, w, h), float(area)
+    if best is None:
+        return None
+    x, y, w, h = best
+    return f32([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])

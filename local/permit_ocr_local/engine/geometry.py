@@ -12,6 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from permit_ocr.precheck import MAX_RATIO, MAX_SIDE, MIN_SIDE  # the API's size limits, one definition
+
 from .errors import EngineError
 
 Img = np.ndarray[Any, Any]
@@ -40,10 +42,17 @@ def decode(image: bytes) -> Img:
                 img = cv2.cvtColor(np.asarray(pil.convert("RGB")), cv2.COLOR_RGB2BGR)
         except Exception as exc:  # Pillow raises several unrelated types for junk input
             raise EngineError("unsupportedImageFormat", "the bytes are not a decodable image") from exc
-    h, w = img.shape[:2]
-    if min(h, w) <= 15 or max(h, w) >= 8192:
-        raise EngineError("unsupportedImageFormat", f"image size {w}x{h} is outside 16..8191 px")
+    check_size(*img.shape[1::-1])
     return img
+
+
+def check_size(w: int, h: int) -> None:
+    """The API's limits (function/permit_ocr/precheck.py is the reference): 15 < side < 8192, ratio < 50."""
+    if min(w, h) <= MIN_SIDE or max(w, h) >= MAX_SIDE:
+        raise EngineError("illegalImageSize", f"image is {w}x{h} px; each side must be over {MIN_SIDE} "
+                          f"and under {MAX_SIDE} px")
+    if max(w, h) / min(w, h) >= MAX_RATIO:
+        raise EngineError("illegalImageSize", f"image is {w}x{h} px; the aspect ratio must be under {MAX_RATIO}")
 
 
 def order_quad(pts: Quad) -> Quad:
@@ -73,18 +82,24 @@ def _quad_score(q: Quad, area_img: float) -> float:
 
 
 def _candidates(small: Img) -> list[Quad]:
-    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    gray = cv2.GaussianBlur(gray, (5, 5), 0)
+    """Card-like outlines from several masks: brightness (both polarities), saturation, and edges."""
+    gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+    sat = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[..., 1], (5, 5), 0)
     masks = []
-    _, otsu = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    masks.append(otsu)
-    edges = cv2.Canny(gray, 30, 90)
-    masks.append(cv2.dilate(edges, np.ones((5, 5), np.uint8)))
+    for channel in (gray, sat):
+        _, otsu = cv2.threshold(channel, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        masks += [otsu, 255 - otsu]
+    for lo, hi in ((30, 90), (15, 45)):
+        masks.append(cv2.dilate(cv2.Canny(gray, lo, hi), np.ones((3, 3), np.uint8)))
     out: list[Quad] = []
-    for mask in masks:
+    for i, mask in enumerate(masks):
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+        if i >= 4:  # edge masks: fill closed outlines so the card is one blob
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            mask = cv2.drawContours(np.zeros_like(mask), contours, -1, 255, cv2.FILLED)
+            mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((9, 9), np.uint8))
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        for cnt in sorted(contours, key=cv2.contourArea, reverse=True)[:3]:
+        for cnt in sorted(contours, key=cv2.contourArea, reverse=True)[:4]:
             hull = cv2.convexHull(cnt)
             peri = cv2.arcLength(hull, True)
             for eps in (0.02, 0.035, 0.05):
@@ -97,26 +112,44 @@ def _candidates(small: Img) -> list[Quad]:
     return out
 
 
-def find_card(img: Img) -> Quad | None:
-    """Card corners (TL, TR, BR, BL in the image) or None when no card-like outline stands out."""
+def _inside(q: Quad, points: Img) -> float:
+    """Share of ``points`` inside quad ``q``."""
+    if len(points) == 0:
+        return 0.0
+    c = q.astype(np.float32).reshape(-1, 1, 2)
+    return float(np.mean([cv2.pointPolygonTest(c, (float(x), float(y)), False) >= 0 for x, y in points]))
+
+
+def find_card(img: Img, text_centres: Img | None = None) -> Quad | None:
+    """Card corners (TL, TR, BR, BL in the image) or None when no card-like outline stands out.
+
+    ``text_centres`` (image pixels) are where text was detected: an outline that leaves text outside
+    is another object on the desk (a sheet of paper, a shadow), not the card.
+    """
     h, w = img.shape[:2]
     scale = _QUAD_SIDE / max(h, w)
     small = cv2.resize(img, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
     area = float(small.shape[0] * small.shape[1])
+    centres = None if text_centres is None else np.asarray(text_centres, np.float32) * scale
     best, best_score = None, 0.0
     for q in _candidates(small):
         s = _quad_score(q, area)
+        if s > 0 and centres is not None and len(centres) >= 3:
+            # all the text, tightly: a larger outline around card and paper scores lower than the card's
+            frac = _quad_frac(q, area)
+            inside = _inside(q, centres)
+            s = 0.0 if inside < 0.8 else (s / frac) * inside ** 4 / frac ** 0.5
         if s > best_score:
             best, best_score = q, s
     return None if best is None else (best / scale).astype(np.float32)
 
 
-def card_corners(img: Img) -> Quad:
-    """The card quad, or the whole image when the photo is a tight crop of the card."""
-    found = find_card(img)
-    h, w = img.shape[:2]
-    q = f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]) if found is None else found
-    # make the first edge a long edge: a card photographed at 90/270 has its top edge vertical
+def _quad_frac(q: Quad, area_img: float) -> float:
+    return float(cv2.contourArea(q.astype(np.float32))) / area_img
+
+
+def long_edge_first(q: Quad) -> Quad:
+    """Make the first edge a long edge: a card photographed at 90/270 has its top edge vertical."""
     if np.linalg.norm(q[0] - q[1]) < np.linalg.norm(q[0] - q[3]):
         q = np.roll(q, -1, axis=0)
     return q
@@ -144,16 +177,9 @@ def to_original(points: Quad, m_inv: Img) -> Quad:
     return cv2.perspectiveTransform(pts, m_inv).reshape(-1, 2)
 
 
-def text_is_upright(boxes: list[Quad], height: int) -> bool:
-    """The title is the widest line and sits at the top of an upright card (at the bottom when flipped)."""
-    if not boxes:
-        return True
-    widest = max(boxes, key=lambda b: float(np.linalg.norm(b[0] - b[1])))
-    return float(widest[:, 1].mean()) < height / 2
-
-
 def is_photocopy(img: Img) -> bool:
-    """Copies are grey: little saturation anywhere on the card (the colour photo included)."""
+    """Copies are grey: almost no saturation anywhere on the card, while even a pale tinted card (or a
+    card without a photo) keeps some in its background and ink."""
     hsv = cv2.cvtColor(cv2.resize(img, (212, 134), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
     sat = hsv[..., 1].astype(np.float32)
-    return float(np.percentile(sat, 90)) < 22.0
+    return float(np.percentile(sat, 50)) < 6.0 and float(np.percentile(sat, 99)) < 40.0

@@ -1,17 +1,22 @@
-"""Field extraction from recognized lines on the straightened card.
+"""Field extraction that does not depend on one card layout.
 
-Lines are grouped into rows and nearby pieces of a row are merged (the detector sometimes splits
-"2014.04.10-2019.04.09"); each piece is then classified by content (dates, 男/女, number formats,
-Latin names, the authority) and, where content is ambiguous, by position relative to the title and
-the other fields (Chinese name above the Latin name, number on the lowest row, count right of it).
+Three kinds of cue decide each field, and losing one does not lose the field:
+- **label**: a label word (姓名, 出生日期, Sex, Permit No., ...) wherever it is: in front of the value in the
+  same detected box (``姓名：林嘉欣``, ``性别 女``), left of it on the same row, or above it;
+- **pattern**: what the value looks like (one date, two ordered dates, ``H``/``M`` + 8 digits or 8 digits,
+  ``SURNAME,GIVEN``, a two-digit count, 男/女, the authority's words, a place name);
+- **position**: only where label and pattern leave a choice (a Chinese name or a place): the place shares
+  the authority's row, the Chinese name sits next to the Latin name.
+Reading order is never used; the engine hands us boxes on an upright, straightened card.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,13 +33,34 @@ FIELDS = (
     "permitType", "nameCn", "nameEn", "birthDate", "sex", "validPeriod",
     "issueAuthority", "issuePlace", "permitNumber", "issueCount",
 )
-PHOTO_RIGHT = 0.28 * CARD_W  # values start right of the photo
-LABEL_WORDS = ("姓名", "出生", "性别", "有效期", "签发", "证件号", "次数", "Name", "Date", "Sex", "Period",
-               "Issu", "Place", "Permit", "MAINLAND", "TRAVEL", "RESIDENT")
+# label words -> the field they name; longer alternatives first so 姓名拼音 is not read as 姓名
+LABELS: tuple[tuple[str, str], ...] = (
+    (r"姓名拼音|英文姓名|拼音姓名|Name\s*in\s*Latin", "nameEn"),
+    (r"姓\s*名|Name", "nameCn"),
+    (r"出生日期|出生|Date\s*of\s*birth", "birthDate"),
+    (r"性\s*别|Sex", "sex"),
+    (r"有效期限|有效期|Period\s*of\s*validity|Valid\w*", "validPeriod"),
+    (r"签发机关|Issuing\s*authority|Authority", "issueAuthority"),
+    (r"签?发地点|签发地|Place\s*of\s*issue|Place", "issuePlace"),
+    (r"证件号码|证件号|Permit\s*No\.?|No\.", "permitNumber"),
+    (r"(?:换证|签发)次[^\d\s]?|次数|Issue", "issueCount"),
+)
+# case-sensitive: printed English labels are title case, and a capitalised pinyin name may hold NAME
+_LABEL_RE = re.compile("|".join(f"(?P<f{i}>{pat})" for i, (pat, _) in enumerate(LABELS)))
+_SUBTITLE = re.compile(r"MAINLAND|TRAVEL|PERMIT\s*FOR|RESIDENTS", re.IGNORECASE)
+# provinces and cities an issuing office may name (Taiwan residents' permits print the place)
+PLACES = ("北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建",
+          "江西", "山东", "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西", "甘肃", "青海",
+          "内蒙古", "广西", "西藏", "宁夏", "新疆", "厦门", "福州", "泉州", "深圳", "广州", "珠海", "南京", "杭州",
+          "武汉", "成都", "西安", "昆山", "东莞", "漳州")
 
-_DATE = re.compile(r"((?:19|20)\d{2})\D?([01]\d)\D?([0-3]\d)")
+_AMBIGUOUS = 0.85  # a field decided without a label among several candidates of its pattern
+_MIN_SCORE = 0.35  # recognizer confidence below which a piece is noise rather than a misread value
+_DATE = re.compile(r"((?:19|20)\d{2})[^\d]{0,2}([01]\d)[^\d]{0,2}([0-3]\d)")
 _HKM_NUMBER = re.compile(r"([HM])(\d{8})(\d{2})?")
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
+_DIGIT_FIX = str.maketrans({"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", "Z": "2", "S": "5",
+                            "B": "8"})
 
 
 @dataclass
@@ -60,6 +86,10 @@ class Line:
         return float(self.quad[:, 1].max())
 
     @property
+    def cx(self) -> float:
+        return (self.x0 + self.x1) / 2
+
+    @property
     def cy(self) -> float:
         return (self.y0 + self.y1) / 2
 
@@ -71,44 +101,23 @@ class Line:
 @dataclass
 class Field:
     value: str
-    score: float
+    score: float  # 0..1: how much to trust the value (becomes valueProb)
     quad: Quad | None
+    cue: str = "pattern"  # what decided it: label, pattern, position (joined with + when several agreed)
+
+
+@dataclass
+class Piece(Line):
+    """A value-bearing part of a line, with the field a label in front of or above it names."""
+
+    hint: str | None = None
+    hint_how: str = ""  # "same box", "left", "above"
+    used: bool = field(default=False)
 
 
 def normalize(text: str) -> str:
-    """NFKC folds full-width digits, letters and punctuation (，．) to ASCII; spaces carry no meaning."""
+    """NFKC folds full-width digits, letters and punctuation (，．：) to ASCII; spaces carry no meaning."""
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
-
-
-def merge(lines: list[Line]) -> Line:
-    lines = sorted(lines, key=lambda ln: ln.x0)
-    pts = np.concatenate([ln.quad for ln in lines])
-    x0, y0 = pts.min(axis=0)
-    x1, y1 = pts.max(axis=0)
-    quad = f32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-    text = "".join(ln.text for ln in lines)
-    return Line(quad, text, float(min(ln.score for ln in lines)))
-
-
-def rows_of(lines: list[Line]) -> list[list[Line]]:
-    """Group lines whose vertical centres are close, then merge touching pieces within a row."""
-    rows: list[list[Line]] = []
-    for ln in sorted(lines, key=lambda ln: ln.cy):
-        if rows and abs(rows[-1][-1].cy - ln.cy) < 0.45 * min(rows[-1][-1].h, ln.h):
-            rows[-1].append(ln)
-        else:
-            rows.append([ln])
-    merged_rows = []
-    for row in rows:
-        row.sort(key=lambda ln: ln.x0)
-        pieces: list[list[Line]] = [[row[0]]]
-        for ln in row[1:]:
-            if ln.x0 - pieces[-1][-1].x1 < 0.035 * CARD_W:
-                pieces[-1].append(ln)
-            else:
-                pieces.append([ln])
-        merged_rows.append([merge(p) for p in pieces])
-    return merged_rows
 
 
 def snap(text: str, choices: tuple[str, ...], cutoff: float) -> str | None:
@@ -118,6 +127,8 @@ def snap(text: str, choices: tuple[str, ...], cutoff: float) -> str | None:
 
 def title_of(text: str) -> str | None:
     t = normalize(text)
+    if len(t) < 5:
+        return None
     if "台湾" in t or "大陆" in t:
         return TITLE_TAIWAN
     if "港澳" in t or "内地" in t:
@@ -125,98 +136,347 @@ def title_of(text: str) -> str | None:
     return snap(t, (TITLE_HK_MACAO, TITLE_TAIWAN), 0.6)
 
 
-def _dates(text: str) -> list[str]:
-    return [f"{y}.{m}.{d}" for y, m, d in _DATE.findall(text)]
+# --- content patterns: small pure functions --------------------------------------------------------
+
+def dates(text: str) -> list[str]:
+    """Every plausible yyyy.mm.dd in ``text`` (any or no separator)."""
+    out = []
+    for y, m, d in _DATE.findall(text.translate(_DIGIT_FIX)):
+        try:
+            dt.date(int(y), int(m), int(d))
+        except ValueError:
+            continue
+        out.append(f"{y}.{m}.{d}")
+    return out
 
 
-def _is_label(text: str) -> bool:
-    return any(w.lower() in text.lower() for w in LABEL_WORDS)
+def valid_period(text: str) -> str | None:
+    """``start-end`` when ``text`` holds two dates in order."""
+    ds = dates(text)
+    if len(ds) >= 2 and ds[0] < ds[1]:
+        return f"{ds[0]}-{ds[1]}"
+    return None
 
 
-def _name_en(text: str) -> str | None:
-    t = re.sub(r"[.，。·:;]", ",", text.upper())
-    t = re.sub(r"[^A-Z,]", "", t)
-    if len(t) < 3 or not re.fullmatch(r"[A-Z]+(,[A-Z]+)?", t):
+def span_is_regular(period: str) -> bool:
+    """A permit runs 5 or 10 years and ends the day before the anniversary (or on 28 Feb/1 Mar)."""
+    try:
+        start, end = (dt.datetime.strptime(d, "%Y.%m.%d").date() for d in period.split("-"))
+    except ValueError:
+        return False
+    back = end + dt.timedelta(days=1)  # the anniversary the permit runs up to
+    return back.year - start.year in (5, 10) and (back.month, back.day) in ((start.month, start.day), (3, 1))
+
+
+def birth_date(text: str) -> str | None:
+    ds = dates(text)
+    return ds[0] if len(ds) == 1 else None
+
+
+def sex(text: str) -> str | None:
+    t = re.sub(r"[A-Za-z性别:\s]", "", text)  # a misread label (性ses) may cling to the value
+    if len(t) <= 2 and ("男" in t) != ("女" in t):
+        return "男" if "男" in t else "女"
+    return None
+
+
+def permit_number(text: str) -> tuple[str, str] | None:
+    """(number, issue count printed after it or "") for ``H/M`` + 8 digits, or 8 digits alone (Taiwan)."""
+    t = text.upper().replace(" ", "")
+    if m := _HKM_NUMBER.search(t[:1] + t[1:].translate(_DIGIT_FIX)):
+        return m.group(1) + m.group(2), m.group(3) or ""
+    if m := re.search(r"(?:^|[^\dA-Z])(\d{8})$", t[:1] + t[1:].translate(_DIGIT_FIX)):  # "No.07455973" too
+        return m.group(1), ""
+    return None
+
+
+def issue_count(text: str) -> str | None:
+    m = re.fullmatch(r"[A-Za-z:.\s]{0,6}(\d[\dOoIl]?|[OoIl]\d)", text)  # a misread label may precede it
+    return m.group(1).translate(_DIGIT_FIX).zfill(2) if m else None
+
+
+# common Chinese surnames in pinyin: put back a comma the recognizer dropped (GUOWENYU -> GUO,WENYU)
+SURNAMES_PINYIN = frozenset((
+    "WANG", "LI", "ZHANG", "LIU", "CHEN", "YANG", "HUANG", "ZHAO", "WU", "ZHOU", "XU", "SUN", "MA", "ZHU", "HU",
+    "GUO", "HE", "LIN", "LUO", "GAO", "ZHENG", "LIANG", "XIE", "SONG", "TANG", "HAN", "FENG", "DENG", "CAO", "PENG",
+    "ZENG", "XIAO", "TIAN", "DONG", "PAN", "YUAN", "CAI", "JIANG", "YU", "DU", "YE", "CHENG", "WEI", "SU", "LV",
+    "LU", "DING", "REN", "YAO", "SHEN", "ZHONG", "CUI", "TAN", "FAN", "LIAO", "SHI", "JIN", "JIA", "XIA", "FU",
+    "FANG", "ZOU", "XIONG", "BAI", "MENG", "QIN", "QIU", "HOU", "YIN", "XUE", "YAN", "DUAN", "LEI", "LONG", "TAO",
+    "GU", "MAO", "HAO", "GONG", "SHAO", "WAN", "QIAN", "DAI", "MO", "KONG", "XIANG", "CHAN", "CHEUNG", "WONG",
+    "LEUNG", "LAU", "NG", "HO", "KWOK", "TSANG", "OUYANG", "SIMA", "SHANGGUAN", "ZHUGE", "DONGFANG",
+))
+
+
+def name_en(text: str) -> str | None:
+    """``SURNAME,GIVEN`` in capitals (the comma may be read as . or ，), found anywhere in ``text``."""
+    t = re.sub(r"[.，。·:;]", ",", text)
+    m = re.search(r"(?<![A-Z])([A-Z]{1,20}),([A-Z]{1,30})(?![A-Za-z])", t)
+    return f"{m.group(1)},{m.group(2)}" if m else None
+
+
+def name_en_without_comma(text: str) -> str | None:
+    """A capitals-only run whose start is a known surname: the comma was lost (trusted less)."""
+    if not re.fullmatch(r"[A-Z]{4,40}", text):
         return None
-    return t
+    for n in range(min(len(text) - 2, 9), 0, -1):
+        if text[:n] in SURNAMES_PINYIN:
+            return f"{text[:n]},{text[n:]}"
+    return None
+
+
+def authority(text: str) -> str | None:
+    if any(k in text for k in ("公安", "出入境", "管理局")):
+        return snap(text, (AUTHORITY,), 0.6) or text
+    return None
+
+
+def place(text: str) -> str | None:
+    return text if text in PLACES else None
+
+
+def chinese(text: str) -> str | None:
+    text = re.sub(r"^(姓名|姓|名)(?=.{2})", "", text)  # the label's first characters read into the name
+    return text if _CJK.match(text) and 2 <= len(text) <= 5 else None
+
+
+# --- splitting lines into labels and values --------------------------------------------------------
+
+def _sub_quad(line: Line, start: int, end: int, total: int) -> Quad:
+    """The part of an axis-aligned line box holding characters [start, end) (by character share)."""
+    w = line.x1 - line.x0
+    a, b = line.x0 + w * start / max(1, total), line.x0 + w * end / max(1, total)
+    return f32([[a, line.y0], [b, line.y0], [b, line.y1], [a, line.y1]])
+
+
+_CN_LABELS = {"姓名": "nameCn", "英文姓名": "nameEn", "姓名拼音": "nameEn", "出生日期": "birthDate", "性别": "sex",
+              "有效期限": "validPeriod", "签发机关": "issueAuthority", "签发地点": "issuePlace",
+              "证件号码": "permitNumber", "换证次数": "issueCount", "签发次数": "issueCount"}
+
+
+def fuzzy_label(text: str) -> str | None:
+    """The field a misread Chinese label names (经发机关 -> issueAuthority), or None."""
+    if not _CJK.match(text) or not 2 <= len(text) <= 5 or text in PLACES:
+        return None
+    best = max(_CN_LABELS, key=lambda c: difflib.SequenceMatcher(None, text, c).ratio())
+    ratio = difflib.SequenceMatcher(None, text, best).ratio()
+    return _CN_LABELS[best] if ratio >= 0.6 or (len(text) >= 4 and ratio >= 0.5) else None
+
+
+def _misread_label_start(head: str) -> int:
+    """Where a misread label at the end of ``head`` begins (len(head) when there is none)."""
+    for n in (4, 3, 2):
+        if len(head) >= n and fuzzy_label(head[-n:]) is not None:
+            return len(head) - n
+    return 0 if len(head) <= 5 else len(head)  # a short head before a colon is a label we cannot read
+
+
+def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
+    """(values, bare labels): a label followed by text in the same box names that text."""
+    raw = unicodedata.normalize("NFKC", line.text)
+    values: list[Piece] = []
+    labels: list[Piece] = []
+    pos, hint, label_at = 0, None, 0
+    spans = [(m.start(), m.end(), LABELS[int(next(k for k, v in m.groupdict().items() if v)[1:])][1])
+             for m in _LABEL_RE.finditer(raw)]
+    cuts = [*spans, (len(raw), len(raw), None)]
+    for start, end, nxt in cuts:
+        chunk = raw[pos:start]
+        while chunk.startswith((":", " ")):
+            chunk, pos = chunk[1:], pos + 1
+        if colon := re.search(r"(?<!\d):|:(?!\d)", chunk):  # "label：value", the label unreadable (not 11:12)
+            head, tail = chunk[:colon.start()], chunk[colon.end():]
+            cut = _misread_label_start(normalize(head))
+            if head[:cut].strip():
+                values.append(Piece(_sub_quad(line, pos, pos + cut, len(raw)), normalize(head[:cut]), line.score,
+                                    hint, "same box" if hint else ""))
+            hint = fuzzy_label(normalize(head[cut:])) if cut < len(head) else hint
+            pos += len(head) + 1
+            chunk = tail
+        if (k := chunk.find("管理局")) >= 0 and len(normalize(chunk[k + 3:])) >= 2:  # authority, then place
+            values.append(Piece(_sub_quad(line, pos, pos + k + 3, len(raw)), normalize(chunk[:k + 3]), line.score,
+                                hint, "same box" if hint else ""))
+            pos, chunk, hint = pos + k + 3, chunk[k + 3:], None
+        if m := re.fullmatch(r"\s*\S{1,3}\s+(\d{1,2})\s*", chunk):  # "92 01": a misread short label, a count
+            pos, chunk = pos + m.start(1), m.group(1)
+        if (d := _DATE.search(chunk)) and re.fullmatch(r"[A-Za-z\s]{0,6}\d{1,2}", chunk[d.end():].strip()):
+            # "1968.01.25 hsue 02": a date, then a count whose label was misread, in one box
+            values.append(Piece(_sub_quad(line, pos, pos + d.end(), len(raw)), normalize(chunk[:d.end()]),
+                                line.score, hint, "same box" if hint else ""))
+            pos, chunk, hint = pos + d.end(), chunk[d.end():], None
+        text = normalize(chunk).strip(":：.,-_/")
+        if hint is None and nxt is not None and _CJK.match(text or "-") and len(text) <= 2:
+            text = ""  # a fragment glued to the label after it (美文 of 英文姓名) is no value
+        if text and hint is None and (guess := fuzzy_label(text)) is not None:
+            labels.append(Piece(_sub_quad(line, pos, start, len(raw)), "", line.score, guess))
+        elif text:
+            values.append(Piece(_sub_quad(line, pos, start, len(raw)), text, line.score, hint,
+                                "same box" if hint else ""))
+        elif hint is not None:
+            labels.append(Piece(_sub_quad(line, label_at, pos, len(raw)), "", line.score, hint))
+        pos, hint, label_at = end, nxt, start
+    return values, labels
+
+
+def attach_labels(values: list[Piece], labels: list[Piece]) -> None:
+    """A bare label names the nearest unlabelled value right of it on its row, else the one below it."""
+    for lab in labels:
+        right = [v for v in values if v.hint is None and v.x0 >= lab.x1 - 4
+                 and abs(v.cy - lab.cy) < 0.6 * max(v.h, lab.h) and v.x0 - lab.x1 < 0.25 * CARD_W]
+        below = [v for v in values if v.hint is None and 0 < v.cy - lab.cy < 2.2 * max(v.h, lab.h)
+                 and abs(v.x0 - lab.x0) < 0.06 * CARD_W]
+        if right:
+            v = min(right, key=lambda v: v.x0 - lab.x1)
+            v.hint, v.hint_how = lab.hint, "left"
+        elif below:
+            v = min(below, key=lambda v: v.cy - lab.cy)
+            v.hint, v.hint_how = lab.hint, "above"
+
+
+# --- deciding the fields ---------------------------------------------------------------------------
+
+def _parse(name: str, text: str) -> str | None:
+    if name == "validPeriod":
+        return valid_period(text)
+    if name == "birthDate":
+        return birth_date(text)
+    if name == "sex":
+        return sex(text)
+    if name == "permitNumber":
+        n = permit_number(text)
+        return n[0] if n else None
+    if name == "issueCount":
+        return issue_count(text)
+    if name == "nameEn":
+        return name_en(text)
+    if name == "issueAuthority":
+        return authority(text)
+    if name == "issuePlace":
+        return place(text) or chinese(text)
+    if name == "nameCn":
+        return chinese(text) if place(text) is None else None
+    return None
+
+
+# patterns that decide a field on their own, strongest first; a name or a place needs more (below)
+_SELF_EVIDENT = ("validPeriod", "permitNumber", "nameEn", "issueAuthority", "birthDate", "sex", "issueCount")
+
+
+def _take(found: dict[str, Field], name: str, p: Piece, value: str, cue: str) -> None:
+    old = found.get(name)
+    score = p.score
+    if old is None or score > old.score:
+        found[name] = Field(value, score, p.quad, cue)
+        p.used = True
 
 
 def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
     """Fields found on the card and the permit family (``hk_macao``, ``taiwan`` or None)."""
     found: dict[str, Field] = {}
+    titles = [(ln, t) for ln in lines if (t := title_of(ln.text)) is not None]
     title_line = None
-    for ln in sorted(lines, key=lambda ln: ln.cy):
-        if ln.cy < 0.3 * CARD_H and (t := title_of(ln.text)) is not None and len(normalize(ln.text)) >= 5:
-            title_line = ln
-            found["permitType"] = Field(t, ln.score, ln.quad)
-            break
-    rest = [ln for ln in lines if ln is not title_line and ln.x0 >= PHOTO_RIGHT - 0.03 * CARD_W
-            and (title_line is None or ln.cy > title_line.y1)]
-    pieces = [p for row in rows_of(rest) for p in row]
-    for p in pieces:
-        p.text = normalize(p.text)
-    pieces = [p for p in pieces if p.text and not _is_label(p.text)]
+    if titles:
+        title_line, t = max(titles, key=lambda lt: lt[0].h * (lt[0].x1 - lt[0].x0))
+        found["permitType"] = Field(t, title_line.score, title_line.quad, "pattern")
 
-    numbers: list[tuple[Line, str, str]] = []  # (piece, number, count-in-same-piece)
-    counts: list[Line] = []
-    cjk: list[Line] = []
-    birth: list[Line] = []
-    for p in pieces:
-        t = p.text
-        dates = _dates(t)
-        if len(dates) >= 2 and "validPeriod" not in found:
-            found["validPeriod"] = Field(f"{dates[0]}-{dates[1]}", p.score, p.quad)
-        elif len(dates) == 1 and len(re.sub(r"\D", "", t)) == 8 and "." in t:
-            birth.append(p)
-        elif t in ("男", "女") or (len(t) <= 2 and ("男" in t) != ("女" in t)):
-            found.setdefault("sex", Field("男" if "男" in t else "女", p.score, p.quad))
-        elif m := _HKM_NUMBER.search(t.replace("O", "0")):
-            numbers.append((p, m.group(1) + m.group(2), m.group(3) or ""))
-        elif re.fullmatch(r"\d{8}", t):
-            numbers.append((p, t, ""))
-        elif re.fullmatch(r"\d{1,2}", t):
-            counts.append(p)
-        elif (en := _name_en(t)) is not None and "," in en:
-            found.setdefault("nameEn", Field(en, p.score, p.quad))
-        elif any(k in t for k in ("公安", "出入境", "管理局")):
-            found.setdefault("issueAuthority", Field(snap(t, (AUTHORITY,), 0.6) or t, p.score, p.quad))
-        elif _CJK.match(t):
-            cjk.append(p)
+    values: list[Piece] = []
+    labels: list[Piece] = []
+    for ln in lines:
+        if ln is title_line or _SUBTITLE.search(ln.text):
+            continue
+        vals, labs = split_line(ln)
+        values += vals
+        labels += labs
+    attach_labels(values, labels)
+    values = [p for p in values if p.score >= _MIN_SCORE]  # noise: guilloche, a photo's edge, a smudge
 
-    if birth:
-        p = min(birth, key=lambda b: b.cy)
-        found["birthDate"] = Field(_dates(p.text)[0], p.score, p.quad)
-    if numbers:
-        p, number, count = max(numbers, key=lambda n: n[0].cy)  # the number is on the lowest row
-        found["permitNumber"] = Field(number, p.score, p.quad)
-        if count:
-            found["issueCount"] = Field(count, p.score, p.quad)
-        right = [c for c in counts if c.x0 > p.x1 and abs(c.cy - p.cy) < 1.5 * p.h]
-        if right and "issueCount" not in found:
-            c = right[0]
-            found["issueCount"] = Field(c.text.zfill(2), c.score, c.quad)
-    if "issueCount" not in found and counts:
-        c = max(counts, key=lambda c: c.cy)
-        found["issueCount"] = Field(c.text.zfill(2), c.score, c.quad)
-    _names_and_place(found, cjk)
+    # 1. a label and the value's pattern agree: strongest
+    for p in values:
+        if p.hint and (v := _parse(p.hint, p.text)) is not None:
+            _take(found, p.hint, p, v, "label+pattern")
+        if p.hint == "permitNumber" and (n := permit_number(p.text)) and n[1]:
+            _take(found, "issueCount", p, n[1], "label+pattern")
+    # 2. unmistakable patterns, whatever the labels say (a label may have been misread or missing)
+    for name in _SELF_EVIDENT:
+        if name in found:
+            continue
+        cands = [(p, v) for p in values if not p.used and (v := _parse(name, p.text)) is not None]
+        if name == "permitNumber":
+            cands = [(p, v) for p, v in cands if len(re.sub(r"\D", "", p.text)) >= 8]
+        if name == "issueCount":
+            cands = [(p, v) for p, v in cands if len(re.sub(r"\D", "", p.text)) <= 2]
+        if not cands:
+            continue
+        p, v = _nearest_to_number(found, cands) if name == "issueCount" else cands[0]
+        _take(found, name, p, v, "pattern")
+        if len(cands) > 1:  # the pattern alone had a choice to make: trust the pick less
+            found[name].score *= _AMBIGUOUS
+        if name == "permitNumber" and (n := permit_number(p.text)) and n[1] and "issueCount" not in found:
+            _take(found, "issueCount", p, n[1], "pattern")
+    if "nameEn" not in found:
+        for p in values:
+            if not p.used and (v := name_en_without_comma(p.text)) is not None:
+                _take(found, "nameEn", p, v, "pattern")
+                found["nameEn"].score *= 0.8
+                break
+    # 3. Chinese name and place: a place name, the authority's row, the Latin name's neighbourhood
+    cjk = [p for p in values if not p.used and chinese(p.text)]
+    if "issuePlace" not in found:
+        places = [p for p in cjk if place(p.text)]
+        auth = found.get("issueAuthority")
+        same_row = [p for p in cjk if auth is not None and auth.quad is not None
+                    and abs(p.cy - float(auth.quad[:, 1].mean())) < 0.04 * CARD_H]
+        if places:
+            _take(found, "issuePlace", places[0], places[0].text, "pattern")
+        elif same_row:
+            _take(found, "issuePlace", same_row[0], same_row[0].text, "position")
+    if "nameCn" not in found:
+        rest = [p for p in cjk if not p.used and not place(p.text)]
+        en = found.get("nameEn")
+        if rest:
+            if en is not None and en.quad is not None:
+                ey = float(en.quad[:, 1].mean())
+                p = min(rest, key=lambda p: abs(p.cy - ey))
+            else:
+                p = min(rest, key=lambda p: p.cy)
+            _take(found, "nameCn", p, chinese(p.text) or p.text, "position")
+            if len(rest) > 1:
+                found["nameCn"].score *= _AMBIGUOUS
 
     family = None
     if "permitType" in found:
         family = "taiwan" if found["permitType"].value == TITLE_TAIWAN else "hk_macao"
     elif "permitNumber" in found:
         family = "taiwan" if found["permitNumber"].value.isdigit() else "hk_macao"
+    _cross_check(found, family)
     return found, family
 
 
-def _names_and_place(found: dict[str, Field], cjk: list[Line]) -> None:
-    """Chinese name: the topmost short CJK piece above the Latin name; place: CJK on the authority's row."""
-    auth = found.get("issueAuthority")
-    en = found.get("nameEn")
-    for p in sorted(cjk, key=lambda p: p.cy):
-        if auth is not None and auth.quad is not None and abs(p.cy - float(auth.quad[:, 1].mean())) < 0.04 * CARD_H:
-            if p.x0 > float(auth.quad[:, 0].max()):
-                found.setdefault("issuePlace", Field(p.text, p.score, p.quad))
-            continue
-        below_name = en is not None and en.quad is not None and p.cy > float(en.quad[:, 1].min())
-        if "nameCn" not in found and not below_name and 2 <= len(p.text) <= 5:
-            found["nameCn"] = Field(p.text, p.score, p.quad)
+def _nearest_to_number(found: dict[str, Field], cands: list[tuple[Piece, str]]) -> tuple[Piece, str]:
+    """Several small numbers: the count is the one nearest the permit number (printed beside it)."""
+    num = found.get("permitNumber")
+    if num is None or num.quad is None:
+        return cands[0]
+    nx, ny = num.quad[:, 0].mean(), num.quad[:, 1].mean()
+    return min(cands, key=lambda pv: float(np.hypot(pv[0].cx - nx, 2 * (pv[0].cy - ny))))
+
+
+def _cross_check(found: dict[str, Field], family: str | None) -> None:
+    """Rules between fields: a value that breaks one is kept but trusted less (it will need review)."""
+    def doubt(name: str, factor: float) -> None:
+        if name in found:
+            found[name].score *= factor
+
+    period = found.get("validPeriod")
+    if period is not None and not span_is_regular(period.value):
+        doubt("validPeriod", 0.8)
+    birth = found.get("birthDate")
+    if birth is not None and period is not None and birth.value >= period.value[:10]:
+        doubt("birthDate", 0.8)
+    number = found.get("permitNumber")
+    if number is not None and family is not None and number.value.isdigit() != (family == "taiwan"):
+        doubt("permitNumber", 0.8)
+    if family == "taiwan" and "issuePlace" in found and place(found["issuePlace"].value) is None:
+        doubt("issuePlace", 0.85)
+    name = found.get("nameCn")
+    if name is not None and not 2 <= len(name.value) <= 4:
+        doubt("nameCn", 0.85)

@@ -1,13 +1,14 @@
-"""Thin wrapper over RapidOCR's PP-OCRv4 detector and recognizer (ONNX models ship inside the wheel).
+"""Thin wrapper over RapidOCR 3.x's PP-OCRv6 detector and recognizer (the ONNX models ship in its wheel).
 
-We call the two stages directly rather than ``RapidOCR()``: the pipeline upsizes every image so the
-short side is 736 px and runs the angle classifier on every crop, which is most of its 1.3 s; we
-detect once on a small straightened card and only recognize crops whose orientation we already know.
+We call the two stages directly rather than ``RapidOCR()(img)``: the pipeline upsizes every image so the
+short side is 736 px and runs the angle classifier on every crop; we detect on a straightened card of a
+size we choose and only recognize crops whose orientation we already know.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,10 @@ import numpy as np
 
 Img = np.ndarray[Any, Any]
 Quad = np.ndarray[Any, Any]  # (4, 2) float32: TL, TR, BR, BL
+
+_DET_MODEL = "PP-OCRv6_det_small.onnx"
+_REC_MODEL = "PP-OCRv6_rec_small.onnx"
+_CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
 
 
 def _f32(rows: Any) -> Img:
@@ -35,56 +40,81 @@ def _quiet_threads(threads: int) -> Iterator[None]:
     """RapidOCR builds its own SessionOptions; while our sessions are created, add what it lacks.
 
     ORT's worker threads spin-wait between ops by default: on a shared 2-core box that burns the other
-    core: with other work on the machine our p50 went 5.4 s -> 2.7 s once spinning was off (and 0.95 s with
-    PERMIT_OCR_THREADS=1, the better setting when the box is shared).
+    core (the legacy engine's p50 went 5.4 s -> 2.7 s on a busy box once spinning was off).
     """
-    from rapidocr_onnxruntime.utils.infer_engine import OrtInferSession
+    from rapidocr.inference_engine.onnxruntime import main as ort_main
 
-    original = OrtInferSession._init_sess_opts
+    cls = ort_main.OrtInferSession
+    original = cls._init_sess_opts
 
-    def patched(config: dict[str, Any]) -> Any:
+    def patched(config: Any) -> Any:
         opts = original(config)
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return opts
 
-    OrtInferSession._init_sess_opts = staticmethod(patched)
+    setattr(cls, "_init_sess_opts", staticmethod(patched))  # noqa: B010 (mypy: a method is not assignable)
     try:
         yield
     finally:
-        OrtInferSession._init_sess_opts = original
+        setattr(cls, "_init_sess_opts", staticmethod(original))  # noqa: B010
+
+
+def bundled_models() -> tuple[Path, Path, Path]:
+    """The det, rec and 0/180 classifier models inside the rapidocr wheel; a missing one is an install
+    error, never a download."""
+    import rapidocr
+
+    root = Path(rapidocr.__file__).parent / "models"
+    paths = (root / _DET_MODEL, root / _REC_MODEL, root / _CLS_MODEL)
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise RuntimeError(f"rapidocr's bundled models are missing ({', '.join(missing)}): reinstall "
+                           "requirements/engine.txt; the engine never downloads models")
+    return paths
 
 
 class Ocr:
     def __init__(self) -> None:
-        import rapidocr_onnxruntime as pkg
-        from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
-        from rapidocr_onnxruntime.ch_ppocr_rec import TextRecognizer
-        from rapidocr_onnxruntime.utils import read_yaml
+        from rapidocr import RapidOCR
 
-        root = Path(pkg.__file__).parent
-        cfg = read_yaml(str(root / "config.yaml"))
+        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        det_path, rec_path, cls_path = bundled_models()
         # limit_type "max": keep our small card as is (the default upsizes the short side to 736 px)
-        det = dict(cfg["Det"], model_path=str(root / cfg["Det"]["model_path"]), limit_type="max",
-                   box_thresh=0.5, unclip_ratio=1.6)
-        rec = dict(cfg["Rec"], model_path=str(root / cfg["Rec"]["model_path"]), rec_batch_num=8)
+        pipeline = RapidOCR(params={
+            "Global.log_level": "warning",
+            "Det.model_path": str(det_path), "Det.limit_type": "max", "Det.limit_side_len": 960,
+            "Det.box_thresh": 0.5, "Det.unclip_ratio": 1.6,
+            "Rec.model_path": str(rec_path), "Rec.rec_batch_num": 8, "Rec.rec_img_shape": [3, 48, 96],
+            "Cls.model_path": str(cls_path),
+        })
         with _quiet_threads(_threads()):
-            self._det = TextDetector(det)
-            self._rec = TextRecognizer(rec)
+            self._det = pipeline._load_det_model()
+            self._rec = pipeline._load_rec_model()
+            self._cls = pipeline._load_cls_model()
 
     def detect(self, img: Img) -> list[Quad]:
-        """Text line quads in ``img`` coordinates (the caller picks the resolution; < 960 px is kept)."""
-        boxes, _ = self._det(img)
-        if boxes is None or len(boxes) == 0:
+        """Text line quads in ``img`` coordinates (the caller picks the resolution; <= 960 px is kept)."""
+        out = self._det(img)
+        if out.boxes is None or len(out.boxes) == 0:
             return []
-        return [np.asarray(b, np.float32) for b in boxes]
+        return [np.asarray(b, np.float32) for b in out.boxes]
+
+    def upside_down(self, crops: list[Img]) -> float:
+        """Confidence-weighted vote of the 0/180 classifier over ``crops``: > 0 means turned 180 degrees."""
+        if not crops:
+            return 0.0
+        out = self._cls(crops)
+        return float(sum(s if label == "180" else -s for label, s in out.cls_res or ()))
 
     def recognize(self, crops: list[Img]) -> list[tuple[str, float]]:
+        from rapidocr.ch_ppocr_rec import TextRecInput
+
         if not crops:
             return []
-        res, _ = self._rec(crops)
-        return [(str(t), float(s)) for t, s in res]
+        out = self._rec(TextRecInput(img=crops))
+        return [(str(t), float(s)) for t, s in zip(out.txts or (), out.scores, strict=True)]
 
 
 def crop_quad(img: Img, quad: Quad, pad: float = 0.0) -> Img:

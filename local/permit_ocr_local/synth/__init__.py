@@ -1,7 +1,8 @@
-"""Synthetic permit generator: images of both permit kinds with the truth alongside.
+"""Synthetic permit generator: images of both permit kinds, in several layout families, with the truth.
 
 The people are fictional: random names from a small table, random dates that obey the validity rules,
-numbers in the real formats, and the public-domain NASA astronaut portrait as the photo.
+numbers in the real formats, and the public-domain NASA astronaut portrait as the photo. ``phone`` turns
+the card into a phone photo of it lying on a desk (see ``degrade.phone_photo``).
 """
 
 from __future__ import annotations
@@ -18,36 +19,60 @@ import numpy as np
 from . import degrade as _degrade
 from .fields import FIELDS, KINDS, random_fields
 from .fonts import FontMissingError
-from .render import CANVAS_H, CANVAS_W, CARD_H, CARD_W, compose, render_card
+from .render import FAMILIES, compose, render_card
 
-__all__ = ["DEGRADATIONS", "FIELDS", "KINDS", "FontMissingError", "generate", "write_samples"]
-DEGRADATIONS = _degrade.DEGRADATIONS
+__all__ = ["DEGRADATIONS", "FAMILIES", "FIELDS", "KINDS", "FontMissingError", "desk_photo", "generate",
+           "write_samples"]
+DEGRADATIONS = (*_degrade.DEGRADATIONS, "phone")
 
 
-def generate(seed: int, kind: str | None = None, degrade: Sequence[str] = ()) -> tuple[bytes, dict[str, Any]]:
-    """One synthetic permit photo as JPEG bytes and its truth; the same arguments give the same bytes."""
+def _jpeg(img: np.ndarray[Any, Any], quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV always encodes a uint8 RGB image
+        raise RuntimeError("JPEG encoding failed")
+    return bytes(buf.tobytes())
+
+
+def generate(seed: int, kind: str | None = None, degrade: Sequence[str] = (),
+             family: str = "classic") -> tuple[bytes, dict[str, Any]]:
+    """One synthetic permit image as JPEG bytes and its truth; the same arguments give the same bytes.
+
+    ``phone`` in ``degrade`` photographs the card on a desk (other degradations still apply after it,
+    except the scanner-style composition).
+    """
     rng = random.Random(seed)
     kind = kind or rng.choice(KINDS)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {sorted(FAMILIES)}, not {family!r}")
     fields = random_fields(rng, kind)
-    card = render_card(rng, kind, fields)
-    canvas, (ox, oy) = compose(rng, card)
-
-    fx, fy, fw, fh = card.face
-    corners = [[0, 0], [CARD_W, 0], [CARD_W, CARD_H], [0, CARD_H]]
+    card = render_card(rng, kind, fields, family)
+    cw, ch = card.image.size
+    fx, fy, fw, fh = card.face or (0, 0, 0, 0)
+    corners = [[0, 0], [cw, 0], [cw, ch], [0, ch]]
     photo = [[fx, fy], [fx + fw, fy], [fx + fw, fy + fh], [fx, fy + fh]]
-    pts = np.asarray(corners + photo, dtype=np.float64) + np.array([ox, oy])
-    img, pts, quality = _degrade.apply(rng, canvas, pts, list(degrade))
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:  # pragma: no cover - OpenCV always encodes a uint8 RGB image
-        raise RuntimeError("JPEG encoding failed")
+    pts = np.asarray(corners + photo, dtype=np.float64)
+    rest = [d for d in degrade if d != "phone"]
+    if "phone" in degrade:
+        canvas, pts, phone_quality = _degrade.phone_photo(rng, np.asarray(card.image), pts)
+    else:
+        canvas, (ox, oy) = compose(rng, card)
+        pts = pts + np.array([ox, oy])
+    img, pts, quality = _degrade.apply(rng, canvas, pts, rest)
+    if "phone" in degrade and "jpeg" not in rest:
+        quality = phone_quality
+    image = _jpeg(img, quality)
 
-    face = pts[4:8]
-    x0, y0 = face.min(axis=0)
-    x1, y1 = face.max(axis=0)
+    face_box = None
+    if card.face is not None:
+        face = pts[4:8]
+        x0, y0 = face.min(axis=0)
+        x1, y1 = face.max(axis=0)
+        face_box = {"x": int(x0), "y": int(y0), "w": int(x1 - x0), "h": int(y1 - y0)}
     truth: dict[str, Any] = {
         "kind": kind,
+        "family": family,
         "data": {k: fields[k] for k in FIELDS},
         "seed": seed,
         "degrade": sorted(set(degrade)),
@@ -55,36 +80,47 @@ def generate(seed: int, kind: str | None = None, degrade: Sequence[str] = ()) ->
         "width": int(img.shape[1]),
         "height": int(img.shape[0]),
         "card": [{"x": round(float(x), 1), "y": round(float(y), 1)} for x, y in pts[:4]],
-        "face": {"x": int(x0), "y": int(y0), "w": int(x1 - x0), "h": int(y1 - y0)},
-        "canvas": [CANVAS_W, CANVAS_H],
+        "face": face_box,
     }
-    return buf.tobytes(), truth
+    return image, truth
 
 
-# the committed set: both kinds, clean and a few typical degradations
-SAMPLE_PLAN: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("hk-clean", "hk", ()),
-    ("macao-clean", "macao", ()),
-    ("taiwan-clean", "taiwan", ()),
-    ("hk-rot90", "hk", ("rot90",)),
-    ("taiwan-rot180", "taiwan", ("rot180",)),
-    ("macao-perspective", "macao", ("perspective", "light")),
-    ("hk-photocopy", "hk", ("photocopy",)),
-    ("taiwan-blur", "taiwan", ("blur", "noise", "rotate")),
+def desk_photo(seed: int) -> bytes:
+    """A phone photo of a cluttered desk with no card on it (what the engine must refuse)."""
+    rng = random.Random(seed)
+    img = _degrade.desk(rng, 1400, 1050)
+    w = rng.randint(600, 700)
+    img = cv2.resize(img, (w, round(w * 0.75)), interpolation=cv2.INTER_AREA)
+    return _jpeg(img, rng.randint(35, 60))
+
+
+# the committed set: both kinds, clean and a few typical degradations (classic layout), then one clean
+# card and one phone photo per layout family under families/
+SAMPLE_PLAN: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("hk-clean", "hk", (), "classic"),
+    ("macao-clean", "macao", (), "classic"),
+    ("taiwan-clean", "taiwan", (), "classic"),
+    ("hk-rot90", "hk", ("rot90",), "classic"),
+    ("taiwan-rot180", "taiwan", ("rot180",), "classic"),
+    ("macao-perspective", "macao", ("perspective", "light"), "classic"),
+    ("hk-photocopy", "hk", ("photocopy",), "classic"),
+    ("taiwan-blur", "taiwan", ("blur", "noise", "rotate"), "classic"),
+    *((f"families/{fam}-{kind}-{'photo' if deg else 'clean'}", kind, deg, fam)
+      for i, fam in enumerate(FAMILIES) for j, deg in enumerate(((), ("phone",)))
+      for kind in (KINDS[(i + j) % 3],)),
 )
 
 
-def write_samples(dir: str | Path, n: int = len(SAMPLE_PLAN), seed: int = 20240501) -> list[Path]:
-    """Write ``<name>.jpg`` + ``<name>.truth.json`` for the first ``n`` entries of SAMPLE_PLAN (cycled)."""
+def write_samples(dir: str | Path, seed: int = 20240501) -> list[Path]:
+    """Write ``<name>.jpg`` + ``<name>.truth.json`` for every entry of SAMPLE_PLAN."""
     out = Path(dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
-    for i in range(n):
-        name, kind, deg = SAMPLE_PLAN[i % len(SAMPLE_PLAN)]
-        if i >= len(SAMPLE_PLAN):
-            name = f"{name}-{i}"
-        image, truth = generate(seed + i, kind, deg)
-        (out / f"{name}.jpg").write_bytes(image)
-        (out / f"{name}.truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        written.append(out / f"{name}.jpg")
+    for i, (name, kind, deg, fam) in enumerate(SAMPLE_PLAN):
+        image, truth = generate(seed + i, kind, deg, fam)
+        path = out / f"{name}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image)
+        path.with_name(f"{path.stem}.truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n",
+                                                            "utf-8")
+        written.append(path)
     return written

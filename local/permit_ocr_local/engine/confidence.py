@@ -1,0 +1,43 @@
+"""valueProb: the recognizer's confidence in a value, scaled by how the field was decided.
+
+A value read with a label that agrees with its pattern is trusted as read; one decided by pattern or
+position alone is trusted less. The scale per cue (``TRUST``) is the engine's one fitted parameter set:
+``fit_trust`` picks, per cue, the smallest scale that keeps at most ``right_below`` of the right values
+under the review threshold, so wrong values fall under it as often as possible. The benchmark refits it
+leaving each layout family out and scores that family with the refit (bench/bench_engine.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+REVIEW_MIN_PROB = 90  # function/permit_ocr/config.py's default
+CUES = ("label+pattern", "pattern", "position")
+# fit_trust on all eight families of `make bench-engine` (-n 6, seed 7: 96 images, 2026-12-01); the benchmark
+# itself scores each family with a refit that leaves it out
+TRUST: dict[str, float] = {"label+pattern": 0.99, "pattern": 1.2, "position": 1.3}
+
+
+def value_prob(raw: float, cue: str, trust: dict[str, float] | None = None) -> int:
+    t = (trust or TRUST).get(cue, 1.0)
+    return max(0, min(100, round(100 * raw * t)))
+
+
+def fit_trust(samples: Iterable[tuple[str, float, bool]], threshold: int = REVIEW_MIN_PROB,
+              right_below: float = 0.03) -> dict[str, float]:
+    """``samples``: (cue, raw score, value was right). Returns a scale per cue (1.0 where no data)."""
+    by_cue: dict[str, list[tuple[float, bool]]] = {c: [] for c in CUES}
+    for cue, raw, ok in samples:
+        by_cue.setdefault(cue, []).append((raw, ok))
+    out: dict[str, float] = {}
+    for cue, rows in by_cue.items():
+        right = [r for r, ok in rows if ok]
+        best = 1.0
+        for step in range(60, 131):  # 0.60 .. 1.30
+            t = step / 100
+            below = sum(value_prob(r, cue, {cue: t}) < threshold for r in right)
+            if not right or below <= right_below * len(right):
+                best = t
+                break
+        out[cue] = best
+    return out

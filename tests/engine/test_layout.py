@@ -1,0 +1,134 @@
+"""The field extractor, one cue at a time: labels wherever they are, content patterns, and position.
+
+Lines are built by hand in card coordinates (848 x 536), so each test pins one rule with no OCR involved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from permit_ocr_local.engine import layout
+from permit_ocr_local.engine.layout import Line, extract
+
+TITLE = "港澳居民来往内地通行证"
+
+
+def line(text: str, x: float, y: float, h: float = 30, score: float = 0.99) -> Line:
+    w = max(1, len(text)) * h * 0.8
+    return Line(np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32), text, score)
+
+
+def values(lines: list[Line]) -> dict[str, str]:
+    fields, _ = extract(lines)
+    return {k: f.value for k, f in fields.items()}
+
+
+def cues(lines: list[Line]) -> dict[str, str]:
+    fields, _ = extract(lines)
+    return {k: f.cue for k, f in fields.items()}
+
+
+def test_label_on_the_same_line_as_its_value() -> None:
+    lines = [line(TITLE, 200, 10, 40), line("姓名 林嘉欣", 60, 100), line("性别 女", 500, 100),
+             line("出生日期 1990.03.05", 60, 160), line("有效期限 2020.01.01-2029.12.31", 60, 220),
+             line("证件号码 H12345678", 60, 280), line("换证次数 03", 500, 280)]
+    got = values(lines)
+    assert got["nameCn"] == "林嘉欣" and got["sex"] == "女" and got["birthDate"] == "1990.03.05"
+    assert got["validPeriod"] == "2020.01.01-2029.12.31" and got["permitNumber"] == "H12345678"
+    assert got["issueCount"] == "03"
+    assert cues(lines)["nameCn"] == "label+pattern"
+
+
+def test_label_above_its_value() -> None:
+    lines = [line(TITLE, 200, 10, 40), line("签发地点 Place of issue", 500, 300, 13), line("福州", 500, 320),
+             line("姓名 Name", 250, 80, 13), line("陈思", 250, 98), line("签发机关 Issuing authority", 250, 300, 13),
+             line("公安部出入境管理局", 250, 320)]
+    fields, _ = extract(lines)
+    assert fields["nameCn"].value == "陈思" and fields["nameCn"].cue == "label+pattern"
+    assert fields["issuePlace"].value == "福州" and fields["issuePlace"].cue == "label+pattern"
+
+
+def test_no_labels_at_all_patterns_and_position_decide() -> None:
+    lines = [line("台湾居民来往大陆通行证", 200, 10, 40), line("王美琪", 60, 90), line("WANG,MEIQI", 60, 140),
+             line("1984.11.02", 60, 200), line("男", 500, 200), line("2019.06.01-2024.05.31", 60, 260),
+             line("公安部出入境管理局", 60, 320), line("厦门", 500, 320), line("12345678", 60, 380),
+             line("02", 500, 380)]
+    got = values(lines)
+    assert got == {"permitType": "台湾居民来往大陆通行证", "nameCn": "王美琪", "nameEn": "WANG,MEIQI",
+                   "birthDate": "1984.11.02", "sex": "男", "validPeriod": "2019.06.01-2024.05.31",
+                   "issueAuthority": "公安部出入境管理局", "issuePlace": "厦门", "permitNumber": "12345678",
+                   "issueCount": "02"}
+    assert cues(lines)["nameCn"] == "position"
+
+
+def test_label_and_value_merged_into_one_box_with_a_colon() -> None:
+    lines = [line(TITLE, 200, 10, 40), line("姓名：马兰英", 250, 100), line("性别：男", 550, 100),
+             line("签发机关：公安部出入境管理局签发地点：江苏", 250, 300), line("证件号码：H16792358", 250, 360)]
+    got = values(lines)
+    assert got["nameCn"] == "马兰英" and got["sex"] == "男" and got["permitNumber"] == "H16792358"
+    assert got["issueAuthority"] == "公安部出入境管理局" and got["issuePlace"] == "江苏"
+
+
+def test_misread_label_before_a_colon_is_not_taken_for_a_value() -> None:
+    lines = [line(TITLE, 200, 10, 40), line("姓书：孙群", 250, 100), line("性期：女", 550, 100)]
+    got = values(lines)
+    assert got["nameCn"] == "孙群" and got["sex"] == "女"
+
+
+def test_swapped_columns_and_rows_do_not_matter() -> None:
+    """Sex before the name, the Latin name above the Chinese one, the count left of the number."""
+    lines = [line(TITLE, 200, 10, 40), line("女", 60, 90), line("欧阳晨平", 300, 90), line("OUYANG,CHENPING", 60, 150),
+             line("01", 60, 380), line("M28536603", 300, 380), line("2023.03.11-2033.03.10", 60, 260),
+             line("1963.04.25", 300, 200)]
+    got = values(lines)
+    assert got["sex"] == "女" and got["nameCn"] == "欧阳晨平" and got["nameEn"] == "OUYANG,CHENPING"
+    assert got["issueCount"] == "01" and got["permitNumber"] == "M28536603" and got["birthDate"] == "1963.04.25"
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_reading_order_does_not_matter(rotate: bool) -> None:
+    lines = [line(TITLE, 200, 10, 40), line("姓名 林嘉欣", 60, 100), line("LAM,KAYAN", 60, 150),
+             line("1990.03.05", 60, 200), line("2020.01.01-2029.12.31", 60, 260), line("H12345678", 60, 320)]
+    shuffled = list(reversed(lines)) if rotate else lines
+    assert values(shuffled) == values(lines)
+
+
+def test_two_dates_in_the_wrong_order_are_not_a_validity_span() -> None:
+    assert layout.valid_period("2029.12.31-2020.01.01") is None
+    assert layout.valid_period("2020.01.01 2029.12.31") == "2020.01.01-2029.12.31"
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("H1234567802", ("H12345678", "02")), ("M12345678", ("M12345678", "")), ("12345678", ("12345678", "")),
+    ("1234567", None), ("X12345678", None),
+])
+def test_permit_number_formats(text: str, want: tuple[str, str] | None) -> None:
+    assert layout.permit_number(text) == want
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("LAM,KAYAN", "LAM,KAYAN"), ("LAM.KAYAN", "LAM,KAYAN"), ("inLatOUYANG,CHENPING", "OUYANG,CHENPING"),
+    ("Lam,Kayan", None), ("LAMKAYAN", None),
+])
+def test_latin_name_pattern(text: str, want: str | None) -> None:
+    assert layout.name_en(text) == want
+
+
+def test_latin_name_without_its_comma_is_repaired_and_trusted_less() -> None:
+    lines = [line(TITLE, 200, 10, 40), line("GUOWENYU", 60, 150, score=0.99), line("1990.03.05", 60, 200),
+             line("H12345678", 60, 320)]
+    fields, _ = extract(lines)
+    assert fields["nameEn"].value == "GUO,WENYU" and fields["nameEn"].score < 0.9
+
+
+def test_a_span_that_breaks_the_validity_rule_is_trusted_less() -> None:
+    ok = [line(TITLE, 200, 10, 40), line("2020.01.01-2029.12.31", 60, 260), line("H12345678", 60, 320),
+          line("1990.03.05", 60, 200)]
+    odd = [line(TITLE, 200, 10, 40), line("2020.01.01-2027.12.31", 60, 260), line("H12345678", 60, 320),
+           line("1990.03.05", 60, 200)]
+    assert extract(odd)[0]["validPeriod"].score < extract(ok)[0]["validPeriod"].score
+
+
+def test_sex_with_a_misread_label_clinging_to_it() -> None:
+    assert layout.sex("性ses男") == "男" and layout.sex("男女") is None
