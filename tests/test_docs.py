@@ -39,7 +39,7 @@ def test_every_make_target_in_the_readme_exists() -> None:
 # --- every shell block of every Markdown file: run here, or marked as needing the cloud --------------------------
 
 FENCE = re.compile(r"^```(sh|bash|shell|console)\s*$")
-MARK = re.compile(r"^<!-- docs-test: (run|cloud|make)\b.*-->$")
+MARK = re.compile(r"^<!-- docs-test: (run|cloud|make|tested-by)\b(.*)-->$")
 SKIP_DIRS = {".venv", "var", "dist", "build", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules"}
 
 
@@ -57,7 +57,10 @@ def shell_blocks() -> list[tuple[str, int, str, str]]:
                 above = next((x.strip() for x in reversed(lines[:i]) if x.strip()), "")
                 m = MARK.match(above)
                 end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
-                out.append((str(rel), i + 1, m.group(1) if m else "", "\n".join(lines[i + 1 : end])))
+                mark = m.group(1) if m else ""
+                if mark == "tested-by":  # a test of its own runs the block (it stages a situation first)
+                    mark = f"tested-by {m.group(2).strip()}" if m else ""
+                out.append((str(rel), i + 1, mark, "\n".join(lines[i + 1 : end])))
                 i = end
             i += 1
     return out
@@ -68,8 +71,15 @@ BLOCKS = shell_blocks()
 
 def test_every_shell_block_is_run_here_or_marked_as_needing_the_cloud() -> None:
     unmarked = [f"{f}:{n}" for f, n, mark, _ in BLOCKS if not mark]
-    assert unmarked == [], "mark each with <!-- docs-test: run|cloud|make --> on the line above"
-    assert {"run", "cloud", "make"} == {mark for *_, mark, _ in BLOCKS}
+    assert unmarked == [], "mark each with <!-- docs-test: run|cloud|make|tested-by TEST_FILE --> on the line above"
+    assert {"run", "cloud", "make"} <= {mark for *_, mark, _ in BLOCKS}
+
+
+@pytest.mark.parametrize(("path", "line", "mark"), [(f, n, m) for f, n, m, _ in BLOCKS if m.startswith("tested-by")])
+def test_a_block_tested_elsewhere_names_a_test_that_reads_its_file(path: str, line: int, mark: str) -> None:
+    test_file = REPO / mark.split(" ", 1)[1]
+    assert test_file.is_file(), f"{path}:{line}: no test file {test_file}"
+    assert Path(path).name in test_file.read_text(), f"{path}:{line}: {test_file.name} does not read {path}"
 
 
 @pytest.mark.parametrize(("path", "line", "code"), [(f, n, c) for f, n, m, c in BLOCKS if m == "make"],
