@@ -169,7 +169,7 @@ class OssState:
         prefixes: list[str] = []
         last = ""
         with self._lock:
-            for key in sorted(self._walk(bucket)):
+            for key in sorted(self._walk(bucket, prefix)):
                 if not key.startswith(prefix) or key <= after or (after.endswith(delimiter or "\0")
                                                                    and key.startswith(after)):
                     continue
@@ -206,12 +206,21 @@ class OssState:
     def _meta_path(self, bucket: str, key: str) -> Path:
         return self._meta_root / bucket / (hashlib.sha256(key.encode()).hexdigest() + ".json")
 
-    def _walk(self, bucket: str) -> Iterator[str]:
+    def _walk(self, bucket: str, prefix: str = "") -> Iterator[str]:
+        """Every key that can start with ``prefix``: the walk starts at the prefix's folder and enters only the
+        subfolders that can hold such keys, so a listing costs what it returns, not the bucket's size."""
         base = self.root / bucket
-        for dirpath, _dirs, files in os.walk(base):
+        folder = prefix.rpartition("/")[0]
+        start = base / folder if folder else base
+        if not start.is_dir():
+            return
+        for dirpath, dirs, files in os.walk(start):
             rel = Path(dirpath).relative_to(base).as_posix()
+            here = "" if rel == "." else f"{rel}/"
+            dirs[:] = [d for d in dirs if f"{here}{d}/".startswith(prefix) or prefix.startswith(f"{here}{d}/")
+                       or f"{here}{d}".startswith(prefix)]
             for name in files:
-                yield name if rel == "." else f"{rel}/{name}"
+                yield f"{here}{name}"
 
     def _read_meta(self, bucket: str, key: str) -> ObjectMeta | None:
         try:
