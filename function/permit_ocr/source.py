@@ -10,6 +10,7 @@ fact about the world, not a verdict on a version: ``NoSuchKey`` here becomes a s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import unquote, unquote_plus
 
 from .config import Config
@@ -58,7 +59,7 @@ def _first_read(storage: Storage, bucket: str, key: str, whole: bool) -> tuple[s
     last: StorageError | None = None
     for candidate in key_candidates(key):
         try:
-            return candidate, retrying(lambda c=candidate: _read(storage, bucket, c, whole))  # type: ignore[misc]
+            return candidate, retrying(partial(_read, storage, bucket, candidate, whole))
         except StorageError as err:
             if not err.not_found:
                 raise SourceError(err.code, f"reading the image failed: {err.message}", err.transient,
