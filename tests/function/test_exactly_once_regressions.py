@@ -350,3 +350,19 @@ def test_a_live_claim_of_another_request_is_never_taken_as_this_uploads_outcome(
     now[0] += 1000  # the holder ended without an outcome and its claim expired: FC's retry takes over
     assert app.handle(oss_event([up]), ctx("re-upload"))["counts"] == {"result": 1}
     assert billed(stack, data) == 1
+
+
+def test_one_multi_record_event_mixing_versions_and_key_forms_pays_once_for_the_current_one(
+        make_app: Callable[..., App], bucket: Bucket, stack: LocalStack) -> None:
+    old, new = image("H0000000101"), image("H0000000201")
+    v1 = bucket.put("uploads/m x.png", old)
+    v2 = bucket.put("uploads/m x.png", new)
+    records = [v1, v2, Upload(v2.bucket, "uploads/m%20x.png", v2.etag, v2.size),
+               Upload(v2.bucket, v2.key, v2.etag, 50_000_000), Upload(v2.bucket, v2.key, None, None)]
+    out = make_app(WORKERS="4").handle(oss_event(records), ctx("one-batch"))
+    statuses = sorted(o["status"] for o in out["outcomes"])
+    assert statuses.count("result") == 1 and "retrying" not in statuses and "error" not in statuses, statuses
+    assert billed(stack, new) == 1 and billed(stack, old) == 0
+    stored = orjson.loads(bucket.get("uploads/m x.png.json"))
+    assert stored["source"]["etag"] == v2.etag and stored["data"]["data"]["permitNumber"] == "H0000000201"
+    assert not bucket.exists("uploads/m x.png.error.json")
