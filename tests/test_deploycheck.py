@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from permit_ocr.config import load_config
-from permit_ocr_local import cli, deploycheck
-from permit_ocr_local.deploycheck import Finding, Trigger
+from permit_ocr_local import cli
+from permit_ocr_local.fcruntime import deployment
+from permit_ocr_local.fcruntime.deployment import Finding, Trigger
+from permit_ocr_local.tools import deploycheck
 
 ROOT = Path(__file__).resolve().parents[1]
 S_YAML = ROOT / "s.yaml"
@@ -22,11 +24,11 @@ EXPLICIT = list(deploycheck.RECOMMENDED_EVENTS)
 
 @pytest.fixture(scope="module")
 def base() -> dict[str, Any]:
-    return deploycheck.load_s_yaml(S_YAML)
+    return deployment.load_s_yaml(S_YAML)
 
 
 def props_of(doc: dict[str, Any]) -> dict[str, Any]:
-    return deploycheck.function_resource(doc)[1]
+    return deployment.function_resource(doc)[1]
 
 
 def variant(base: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -345,7 +347,7 @@ def test_trust_policy_is_function_compute_only() -> None:
 
 def test_ocr_quota_check_warns_when_instances_times_qps_exceed_the_quota() -> None:
     from permit_ocr.config import load_config
-    from permit_ocr_local.deploycheck import check_ocr_quota
+    from permit_ocr_local.tools.deploycheck import check_ocr_quota
 
     cfg = load_config({"SOURCE_BUCKETS": "permit-ocr-demo", "OCR_QPS": "4"})
     assert check_ocr_quota({"concurrencyConfig": {"reservedConcurrency": 5}}, cfg)[0].level == "warn"

@@ -12,9 +12,10 @@ import pytest
 
 from permit_ocr.eventbridge import as_oss_event
 from permit_ocr.events import MalformedEvent, ObjectRef, parse_event
-from permit_ocr_local import deploycheck
-from permit_ocr_local.fcemu import Upload, oss_record
-from permit_ocr_local.trigger import eventbridge_envelope, fires, pattern_matches
+from permit_ocr_local.fcruntime import deployment
+from permit_ocr_local.fcruntime.context import Upload, oss_record
+from permit_ocr_local.fcruntime.trigger import eventbridge_envelope, fires, pattern_matches
+from permit_ocr_local.tools import deploycheck
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "events" / "eventbridge-put-object.json"
@@ -69,20 +70,20 @@ def test_non_envelopes_are_left_to_the_native_parser() -> None:
 
 @pytest.fixture(scope="module")
 def doc() -> dict[str, Any]:
-    return deploycheck.load_s_yaml(S_EB)
+    return deployment.load_s_yaml(S_EB)
 
 
 def test_s_eventbridge_yaml_passes_check_config(doc: dict[str, Any]) -> None:
     findings = deploycheck.check_deployment(doc)
     assert not deploycheck.failed(findings), deploycheck.format_findings(findings)
-    [trigger], _ = deploycheck.parse_triggers(deploycheck.function_resource(deploycheck.resolve(doc)[0])[1])
+    [trigger], _ = deployment.parse_triggers(deployment.function_resource(deployment.resolve(doc)[0])[1])
     assert (trigger.kind, trigger.bucket, trigger.prefix, trigger.suffix) == (
         "eventbridge", "permit-ocr-demo", "uploads/", "")
 
 
 def test_s_eventbridge_yaml_passes_the_fc3_schema(doc: dict[str, Any]) -> None:
     schema = json.loads((ROOT / "tests" / "fixtures" / "fc3" / "schema.json").read_text(encoding="utf-8"))
-    props = deploycheck.function_resource(deploycheck.resolve(doc)[0])[1]
+    props = deployment.function_resource(deployment.resolve(doc)[0])[1]
     assert list(jsonschema.Draft7Validator(schema).iter_errors(props)) == []
     eb = {"definitions": schema["definitions"], "$ref": "#/definitions/IEventBridge"}
     for t in props["triggers"]:
@@ -90,8 +91,8 @@ def test_s_eventbridge_yaml_passes_the_fc3_schema(doc: dict[str, Any]) -> None:
 
 
 def test_only_the_trigger_and_its_output_prefix_differ_from_s_yaml(doc: dict[str, Any]) -> None:
-    native = deploycheck.function_resource(deploycheck.resolve(deploycheck.load_s_yaml(ROOT / "s.yaml"))[0])[1]
-    bridged = deploycheck.function_resource(deploycheck.resolve(doc)[0])[1]
+    native = deployment.function_resource(deployment.resolve(deployment.load_s_yaml(ROOT / "s.yaml"))[0])[1]
+    bridged = deployment.function_resource(deployment.resolve(doc)[0])[1]
     differ = {k for k in native.keys() | bridged.keys() if native.get(k) != bridged.get(k)}
     assert differ == {"triggers", "environmentVariables"}
     env_n, env_b = native["environmentVariables"], bridged["environmentVariables"]
@@ -100,14 +101,14 @@ def test_only_the_trigger_and_its_output_prefix_differ_from_s_yaml(doc: dict[str
 
 def test_a_rule_without_a_subject_prefix_is_an_error() -> None:
     cfg = {"eventRuleFilterPattern": json.dumps({"source": ["acs.oss"], "type": ["oss:ObjectCreated:PutObject"]})}
-    finding = deploycheck.parse_eventbridge_trigger("t", cfg)
-    assert isinstance(finding, deploycheck.Finding) and finding.level == "error"
+    finding = deployment.parse_eventbridge_trigger("t", cfg)
+    assert isinstance(finding, deployment.Finding) and finding.level == "error"
 
 
 # --- the stand-in's rule matching ------------------------------------------------------------------------------
 
 def test_the_rule_fires_for_any_suffix_in_any_case_under_the_prefix_only(doc: dict[str, Any]) -> None:
-    [t], _ = deploycheck.parse_triggers(deploycheck.function_resource(deploycheck.resolve(doc)[0])[1])
+    [t], _ = deployment.parse_triggers(deployment.function_resource(deployment.resolve(doc)[0])[1])
     put = "ObjectCreated:PutObject"
     assert fires(t, "permit-ocr-demo", "uploads/Photo.JPG", put)
     assert fires(t, "permit-ocr-demo", "uploads/notes.txt", put)

@@ -24,9 +24,9 @@ from permit_ocr.publish import (
     message_body,
     tag_for,
 )
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.keyring import Keyring
-from permit_ocr_local.mns import MnsServer, start_mns
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.keyring import Keyring
+from permit_ocr_local.standins.mns import MnsServer, start_mns
 
 TOPIC = "ocr-results"
 AK, SECRET = "LTAI5tTESTKEY", "test-secret"

@@ -1,4 +1,4 @@
-"""schema/*.schema.json and permit_ocr_local.schemas: realistic documents pass, malformed ones are named."""
+"""schema/*.schema.json and permit_ocr_local.tools.schemas: realistic documents pass, malformed ones are named."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from permit_ocr_local.schemas import SCHEMA_DIR, load_schema, validate_document
+from permit_ocr_local.tools.schemas import SCHEMA_DIR, load_schema, validate_document
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = (ROOT / "docs" / "result-document.md", ROOT / "docs" / "result-document.zh-CN.md")

@@ -13,10 +13,11 @@ from typing import Any
 
 from permit_ocr.handler import handler
 from permit_ocr_local.cli import main
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.fc import FcServer, start_fc
-from permit_ocr_local.runner import FAILURE_TOPIC, LocalFunction
-from permit_ocr_local.trigger import failure_payload
+from permit_ocr_local.fcruntime.fcapi import start_fc
+from permit_ocr_local.fcruntime.function import FAILURE_TOPIC, LocalFunction
+from permit_ocr_local.fcruntime.invoker import failure_payload
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.fc import FcServer
 from support import SAMPLE_TRUTH
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,10 +12,10 @@ import pytest
 
 from e2e.backfill_env import Env, md5, sha, summary_of, truth, world
 from permit_ocr.handler import handler
-from permit_ocr_local.backfill import FcInvoker, encode_event
 from permit_ocr_local.cli import main
-from permit_ocr_local.fcemu import FcContext, Upload, oss_event
-from permit_ocr_local.trigger import failure_payload
+from permit_ocr_local.fcruntime.context import FcContext, Upload, oss_event
+from permit_ocr_local.fcruntime.invoker import failure_payload
+from permit_ocr_local.tools.backfill import FcInvoker, encode_event
 from support import permit_image
 
 

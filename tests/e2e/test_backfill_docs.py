@@ -16,10 +16,10 @@ import pytest
 
 from e2e.backfill_env import Env, md5, world
 from e2e.test_backfill_issue12 import permanent_records, permits, transient_records
-from permit_ocr_local.backfill import encode_event
 from permit_ocr_local.cli import main
-from permit_ocr_local.fcemu import Upload
-from permit_ocr_local.trigger import failure_payload
+from permit_ocr_local.fcruntime.context import Upload
+from permit_ocr_local.fcruntime.invoker import failure_payload
+from permit_ocr_local.tools.backfill import encode_event
 from support import permit_image
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "backfill.md"

@@ -17,10 +17,10 @@ from permit_ocr.config import load_config
 from permit_ocr.credentials import resolve
 from permit_ocr.sinks import JSON_TYPE
 from permit_ocr.storage import Storage
-from permit_ocr_local.backfill import encode_event
-from permit_ocr_local.fcemu import Upload
-from permit_ocr_local.runner import FAILURE_TOPIC
-from permit_ocr_local.trigger import failure_payload
+from permit_ocr_local.fcruntime.context import Upload
+from permit_ocr_local.fcruntime.function import FAILURE_TOPIC
+from permit_ocr_local.fcruntime.invoker import failure_payload
+from permit_ocr_local.tools.backfill import encode_event
 from support import permit_image
 
 Capture = pytest.CaptureFixture[str]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from permit_ocr_local.chaos import Options as ChaosOptions
-from permit_ocr_local.chaos import render, run
+from permit_ocr_local.tools.chaos import Options as ChaosOptions
+from permit_ocr_local.tools.chaos import render, run
 
 UPLOADS = 1_000
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from permit_ocr.config import SPEC
-from permit_ocr_local.fcemu import Upload, oss_event
+from permit_ocr_local.fcruntime.context import Upload, oss_event
 from support import SAMPLE_TRUTH, permit_image
 
 CLI = [sys.executable, "-m", "permit_ocr_local.cli"]

@@ -21,7 +21,7 @@ import pytest
 
 from e2e.backfill_env import Env, md5, world
 from e2e.test_backfill_issue12 import permanent_records, permits, plant_records
-from permit_ocr_local.common.faults import Fault
+from permit_ocr_local.standins.faults import Fault
 
 Capture = pytest.CaptureFixture[str]
 

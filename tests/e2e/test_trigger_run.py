@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from permit_ocr_local.cli import main
-from permit_ocr_local.runner import LocalFunction
+from permit_ocr_local.fcruntime.function import LocalFunction
 from support import SAMPLE_TRUTH, Bucket, permit_image
 
 REPO = Path(__file__).resolve().parents[2]

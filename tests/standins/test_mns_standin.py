@@ -17,12 +17,12 @@ from mns.account import Account
 from mns.mns_exception import MNSServerException
 from mns.topic import TopicMessage
 
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.http import Request
-from permit_ocr_local.common.keyring import Keyring
-from permit_ocr_local.mns import MnsServer, start_mns
-from permit_ocr_local.mns.auth import sdk_content_md5, signature, string_to_sign
-from permit_ocr_local.mns.errors import service_error
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.http import Request
+from permit_ocr_local.standins.keyring import Keyring
+from permit_ocr_local.standins.mns import MnsServer, start_mns
+from permit_ocr_local.standins.mns.auth import sdk_content_md5, signature, string_to_sign
+from permit_ocr_local.standins.mns.errors import service_error
 
 TOPIC = "ocr-results"
 AK, SECRET = "LTAI5tTESTKEY", "test-secret"

@@ -10,9 +10,10 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from permit_ocr_local.common.keyring import Keyring
-from permit_ocr_local.ocr import acs3
-from permit_ocr_local.ocr.errors import OcrError
+from permit_ocr_local.standins import acs3
+from permit_ocr_local.standins.acs3 import GatewayError
+from permit_ocr_local.standins.keyring import Keyring
+from permit_ocr_local.standins.ocr.errors import OcrError
 
 EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 BODY_SHA = "e9d1c68b1eb607c7077f0e016eb15efbb5c94bb33bf3ef12700cc2438846277d"  # captures #2-#4 (8004 bytes)
@@ -87,7 +88,7 @@ def verify(query: str, headers: list[tuple[str, str]], body: bytes, keyring: Key
 
 
 def code_of(query: str, headers: list[tuple[str, str]], body: bytes, keyring: Keyring, **kw: float) -> str:
-    with pytest.raises(OcrError) as info:
+    with pytest.raises(GatewayError) as info:
         verify(query, headers, body, keyring, **kw)  # type: ignore[arg-type]
     return info.value.code
 
@@ -136,10 +137,10 @@ def test_wrong_secret_and_injected_query_are_rejected(keyring: Keyring) -> None:
 
 def test_tampered_body_fails_the_content_hash(keyring: Keyring) -> None:
     query, headers = client_sign({}, b"image-bytes", "LTAI_TEST_AK", "TEST_SECRET_123")
-    with pytest.raises(OcrError) as info:
+    with pytest.raises(GatewayError) as info:
         verify(query, headers, b"image-bytez", keyring)
-    assert (info.value.code, info.value.status) == ("SignatureDoesNotMatch", 400)
-    assert "x-acs-content-sha256" in info.value.message
+    assert (info.value.code, OcrError(info.value.code).status) == ("SignatureDoesNotMatch", 400)
+    assert "x-acs-content-sha256" in str(info.value.message)
 
 
 def test_malformed_authorization_and_signed_headers(keyring: Keyring) -> None:
@@ -159,9 +160,9 @@ def test_malformed_authorization_and_signed_headers(keyring: Keyring) -> None:
 
 def test_unknown_access_key_is_404(keyring: Keyring) -> None:
     query, headers = client_sign({}, b"", "NOPE", "x")
-    with pytest.raises(OcrError) as info:
+    with pytest.raises(GatewayError) as info:
         verify(query, headers, b"", keyring)
-    assert (info.value.code, info.value.status) == ("InvalidAccessKeyId.NotFound", 404)
+    assert (info.value.code, OcrError(info.value.code).status) == ("InvalidAccessKeyId.NotFound", 404)
 
 
 @pytest.mark.parametrize(("skew", "ok"), [(-14 * 60, True), (14 * 60, True), (16 * 60, False), (-16 * 60, False)])
@@ -182,7 +183,7 @@ def test_nonce_reuse_is_refused_for_15_minutes(keyring: Keyring) -> None:
     nonces = acs3.NonceCache()
     query, headers = client_sign({}, b"", "LTAI_TEST_AK", "TEST_SECRET_123", nonce="once")
     verify(query, headers, b"", keyring, nonces=nonces)
-    with pytest.raises(OcrError, match="SignatureNonceUsed"):
+    with pytest.raises(GatewayError, match="SignatureNonceUsed"):
         verify(query, headers, b"", keyring, now=NOW + 60, nonces=nonces)
     # a reuse after 15 min already fails the date check; the cache may forget it then
     assert nonces.use("LTAI_TEST_AK", "once", NOW + 15 * 60 + 1)
@@ -199,7 +200,7 @@ def test_nonce_cache_is_bounded() -> None:
 def test_failed_signature_does_not_burn_the_nonce(keyring: Keyring) -> None:
     nonces = acs3.NonceCache()
     query, bad = client_sign({}, b"", "LTAI_TEST_AK", "WRONG", nonce="n")
-    with pytest.raises(OcrError):
+    with pytest.raises(GatewayError):
         verify(query, bad, b"", keyring, nonces=nonces)
     query, good = client_sign({}, b"", "LTAI_TEST_AK", "TEST_SECRET_123", nonce="n")
     verify(query, good, b"", keyring, nonces=nonces)

@@ -27,14 +27,14 @@ from alibabacloud_tea_util.models import RuntimeOptions
 from PIL import Image
 from Tea.exceptions import TeaException
 
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.http import Request
-from permit_ocr_local.common.keyring import Keyring
-from permit_ocr_local.ocr.backends import EngineBackend, RecognitionError, TruthBackend, make_backend
-from permit_ocr_local.ocr.errors import service_error
-from permit_ocr_local.ocr.imageinfo import dimensions, sniff_format
-from permit_ocr_local.ocr.server import OcrStandin, start_ocr
-from permit_ocr_local.ocr.truthmark import embed_truth
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.http import Request
+from permit_ocr_local.standins.keyring import Keyring
+from permit_ocr_local.standins.ocr.backends import EngineBackend, RecognitionError, TruthBackend, make_backend
+from permit_ocr_local.standins.ocr.errors import service_error
+from permit_ocr_local.standins.ocr.imageinfo import dimensions, sniff_format
+from permit_ocr_local.standins.ocr.server import OcrStandin, start_ocr
+from permit_ocr_local.standins.ocr.truthmark import embed_truth
 
 # The Data string of the API document's sample response (928x626, OutputFigure on)
 SAMPLE_DATA = (

@@ -13,10 +13,10 @@ import alibabacloud_oss_v2 as oss
 import oss2
 import pytest
 
-from permit_ocr_local.common.http import Request
-from permit_ocr_local.common.keyring import Keyring
-from permit_ocr_local.oss import auth
-from permit_ocr_local.oss.errors import (
+from permit_ocr_local.standins.http import Request
+from permit_ocr_local.standins.keyring import Keyring
+from permit_ocr_local.standins.oss import auth
+from permit_ocr_local.standins.oss.errors import (
     AccessDenied,
     InvalidAccessKeyId,
     InvalidArgument,

@@ -30,8 +30,8 @@ from test_oss_standin import (  # noqa: F401  (fixtures are found by name)
     v2_error,
 )
 
-from permit_ocr_local.oss import OssStandin, rules
-from permit_ocr_local.oss.auth import V1_SUBRESOURCES
+from permit_ocr_local.standins.oss import OssStandin, rules
+from permit_ocr_local.standins.oss.auth import V1_SUBRESOURCES
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # oss2 calls datetime.utcnow()
 BODY = b"0123456789"
@@ -408,8 +408,8 @@ def test_concurrent_forbid_overwrite_creators_exactly_one_wins(server: OssStandi
 def test_forbid_overwrite_is_atomic_across_two_state_instances_on_one_root(server: OssStandin) -> None:
     """Two OssState objects over one folder (the server and, say, a CLI tool) share no lock: the file system
     decides, so racing creators of a key never both succeed."""
-    from permit_ocr_local.oss import OssState
-    from permit_ocr_local.oss.errors import FileAlreadyExists
+    from permit_ocr_local.standins.oss import OssState
+    from permit_ocr_local.standins.oss.errors import FileAlreadyExists
 
     states = [server.service.state, OssState(root_of(server))]
     rounds, wins = 150, [0] * 150

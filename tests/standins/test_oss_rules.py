@@ -7,8 +7,8 @@ from email.utils import formatdate
 
 import pytest
 
-from permit_ocr_local.oss import rules
-from permit_ocr_local.oss.errors import InvalidRange, OperationNotImplemented, PreconditionFailed
+from permit_ocr_local.standins.oss import rules
+from permit_ocr_local.standins.oss.errors import InvalidRange, OperationNotImplemented, PreconditionFailed
 
 WHOLE = None  # serve the whole object with 200
 REFUSED = "416"

@@ -19,10 +19,10 @@ import pytest
 import requests
 from alibabacloud_oss_v2.crc import Crc64
 
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.keyring import Keyring
-from permit_ocr_local.oss import OssStandin, start_oss
-from permit_ocr_local.oss.errors import InvalidObjectName
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.keyring import Keyring
+from permit_ocr_local.standins.oss import OssStandin, start_oss
+from permit_ocr_local.standins.oss.errors import InvalidObjectName
 
 AK, SK = "LTAI5tTESTKEY", "test-secret"
 STS_AK, STS_SK, TOKEN = "STS.NTestTempKey", "sts-secret", "CAIS+token/with=special&chars=="

@@ -9,7 +9,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from permit_ocr_local.ocr.truthmark import KEYWORD, embed_truth, read_truth
+from permit_ocr_local.standins.ocr.truthmark import KEYWORD, embed_truth, read_truth
 
 TRUTH = {"permitType": "港澳居民来往内地通行证", "nameCn": "何郑", "nameEn": "HE,CHENG", "valueProb": {"nameEn": 62}}
 

@@ -1,4 +1,4 @@
-"""The pure parts of backfill/replay: classification, batching, the token bucket, checkpoints, cursors."""
+"""The pure parts of backfill/replay: classification, batching, pacing, checkpoints, cursors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from permit_ocr.config import load_config
 from permit_ocr.storage import ObjectHead
-from permit_ocr_local.backfill import (
+from permit_ocr_local.fcruntime.context import Upload
+from permit_ocr_local.tools.backfill import (
     REPLAY_MARK,
     Checkpoint,
     CheckpointError,
@@ -19,22 +20,18 @@ from permit_ocr_local.backfill import (
     Listed,
     ListingError,
     RecordGone,
-    Replayer,
     RunOptions,
     SentBatch,
-    TokenBucket,
     classify,
     encode_event,
-    failure_log_events,
     fc_endpoint,
     load_checkpoint,
-    log_cursor,
     option_problem,
     replay_decision,
     run_items,
     save_checkpoint,
 )
-from permit_ocr_local.fcemu import Upload
+from permit_ocr_local.tools.replay import Replayer, failure_log_events, log_cursor
 
 CFG = load_config({"SOURCE_BUCKETS": "bkt", "OUTPUT_PREFIX": "out/"})
 
@@ -62,18 +59,6 @@ def test_endpoint_forms() -> None:
     assert fc_endpoint("123.cn-hangzhou.fc.aliyuncs.com") == ("123.cn-hangzhou.fc.aliyuncs.com", "https")
 
 
-def test_token_bucket_spaces_events_at_the_rate() -> None:
-    now = [0.0]
-    slept: list[float] = []
-    tb = TokenBucket(4.0, clock=lambda: now[0], sleep=slept.append)
-    assert tb.reserve() == 0.0  # the burst token
-    assert tb.reserve() == pytest.approx(0.25)
-    assert tb.reserve() == pytest.approx(0.5)
-    now[0] = 10.0
-    assert tb.reserve() == 0.0  # refilled, but never beyond the burst
-    assert tb.reserve() == pytest.approx(0.25)
-
-
 class Recorder:
     def __init__(self, fail_at: int | None = None) -> None:
         self.events: list[list[str]] = []
@@ -92,6 +77,14 @@ def items(keys: list[str], skip: frozenset[str] = frozenset()) -> list[Item]:
 
 
 KEYS = [f"k{i:02d}.png" for i in range(10)]
+
+
+def test_batches_are_paced_at_the_rate_with_the_functions_token_bucket() -> None:
+    now = [0.0]
+    slept: list[float] = []
+    run_items(items(KEYS[:4]), Checkpoint("backfill", "b", ""), Recorder(), RunOptions(batch=1, rate=4.0),
+              clock=lambda: now[0], sleep=slept.append)
+    assert slept == pytest.approx([0.25, 0.5, 0.75])  # the first event goes at once, then one every 1/rate s
 
 
 def test_batches_checkpoint_after_each_and_resume_after_the_cursor(tmp_path: Path) -> None:
@@ -168,9 +161,6 @@ def test_max_batches_below_one_is_refused(max_batches: int) -> None:
 def test_rate_must_be_finite_and_sane(rate: float) -> None:
     problem = option_problem(batch=10, rate=rate, max_batches=None)
     assert problem is not None and "--rate" in problem
-    if rate != rate or rate <= 0:  # nan, negative and zero are no rate at all, for the bucket too
-        with pytest.raises(ValueError):
-            TokenBucket(rate)
 
 
 def test_sane_options_pass() -> None:

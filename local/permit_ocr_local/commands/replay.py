@@ -20,9 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from permit_ocr_local.backfill import Checkpoint, Item
-
-from .backfill import (
+from permit_ocr_local.tools.backfill import Checkpoint, Item
+from permit_ocr_local.tools.backfill.job import (
     Unavailable,
     UsageError,
     add_common,
@@ -50,7 +49,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from permit_ocr_local.backfill import Lister, OssReader, Replayer, oss_client
+    from permit_ocr_local.tools.backfill import Lister, OssReader, oss_client
+    from permit_ocr_local.tools.replay import Replayer
 
     env = dict(os.environ)
     try:
