@@ -17,7 +17,7 @@ from permit_ocr_local.fcruntime import deployment
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 TEMPLATE = json.loads((ROOT / "tests" / "fixtures" / "fc3" / "oss-event.json").read_text(encoding="utf-8"))
-# native OSS trigger events; eventbridge-*.json are CloudEvents envelopes (tests/test_eventbridge.py)
+# native OSS trigger events; eventbridge-*.json are CloudEvents envelopes (tests/fcruntime/test_eventbridge.py)
 SAMPLES = sorted(p for p in EVENTS.glob("*.json") if not p.name.startswith("eventbridge-"))
 EXPECTED = {"put-object.json", "multi-record.json", "complete-multipart.json", "own-output.json",
             "other-bucket.json", "eventbridge-put-object.json"}

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 
 from permit_ocr_local.tools.schemas import SCHEMA_DIR, load_schema, validate_document
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "docs" / "result-document.md", ROOT / "docs" / "result-document.zh-CN.md")
 
 

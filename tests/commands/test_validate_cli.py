@@ -12,7 +12,7 @@ import pytest
 
 from permit_ocr_local.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _BLOCKS = re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "result-document.md").read_text(encoding="utf-8"), re.S)
 EXAMPLES = {d["type"]: d for d in map(json.loads, _BLOCKS) if isinstance(d, dict) and "type" in d}
 

@@ -17,7 +17,7 @@ from permit_ocr_local.fcruntime.context import Upload, oss_record
 from permit_ocr_local.fcruntime.trigger import eventbridge_envelope, fires, pattern_matches
 from permit_ocr_local.tools import deploycheck
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "events" / "eventbridge-put-object.json"
 S_EB = ROOT / "s.eventbridge.yaml"
 

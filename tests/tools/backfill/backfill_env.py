@@ -20,7 +20,7 @@ from permit_ocr_local.standins.faults import FaultPlan
 from permit_ocr_local.standins.fc import FcServer
 from support import SAMPLE_TRUTH
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # not under test here, and slow on 2 cores: per-instance OCR pacing, in-function OCR retries, and the OCR
 # stand-in fetching a presigned URL (a new TLS context per fetch) instead of reading the bytes sent
 FAST = {"OCR_QPS": "1000", "OCR_MAX_ATTEMPTS": "1", "WORKERS": "8", "IMAGE_SOURCE": "body", "LOG_LEVEL": "warning"}

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from e2e.backfill_env import Env, md5, world
-from e2e.test_backfill_issue12 import permanent_records, permits, transient_records
 from permit_ocr_local.cli import main
 from permit_ocr_local.fcruntime.context import Upload
 from permit_ocr_local.fcruntime.invoker import failure_payload
 from permit_ocr_local.tools.backfill import encode_event
 from support import permit_image
+from tools.backfill.backfill_env import Env, md5, world
+from tools.backfill.test_backfill_issue12 import permanent_records, permits, transient_records
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "backfill.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "backfill.md"
 Capture = pytest.CaptureFixture[str]
 
 

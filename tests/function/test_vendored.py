@@ -15,7 +15,7 @@ from test_package import package  # bench/package.py, loaded once
 
 from permit_ocr import vendored
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PINNED = dict(line.split("==") for line in (REPO / "function" / "requirements.txt").read_text().splitlines()
               if "==" in line and not line.startswith("#"))
 SHADOWED = ("alibabacloud_tea_openapi", "alibabacloud_ocr_api20210707", "alibabacloud_oss_v2", "Tea", "orjson",

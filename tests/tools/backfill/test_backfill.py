@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from e2e.backfill_env import Env, md5, sha, summary_of, truth, world
 from permit_ocr.handler import handler
 from permit_ocr_local.cli import main
 from permit_ocr_local.fcruntime.context import FcContext, Upload, oss_event
 from permit_ocr_local.fcruntime.invoker import failure_payload
 from permit_ocr_local.tools.backfill import FcInvoker, encode_event
 from support import permit_image
+from tools.backfill.backfill_env import Env, md5, sha, summary_of, truth, world
 
 
 def test_backfill_recognizes_exactly_the_missing_images_and_a_resumed_run_bills_nothing_twice(

@@ -12,7 +12,7 @@ from permit_ocr_local.cli import main
 from permit_ocr_local.fcruntime.function import LocalFunction
 from support import permit_image
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_backfill_recognizes_objects_that_were_there_before_the_trigger(

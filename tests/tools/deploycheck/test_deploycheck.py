@@ -16,7 +16,7 @@ from permit_ocr_local.fcruntime import deployment
 from permit_ocr_local.fcruntime.deployment import Finding, Trigger
 from permit_ocr_local.tools import deploycheck
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 S_YAML = ROOT / "s.yaml"
 BUCKET, PREFIX = "permit-ocr-demo", "uploads/"
 EXPLICIT = list(deploycheck.RECOMMENDED_EVENTS)

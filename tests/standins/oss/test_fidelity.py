@@ -13,7 +13,10 @@ import alibabacloud_oss_v2 as oss
 import oss2
 import pytest
 import requests
-from test_oss_standin import (  # noqa: F401  (fixtures are found by name)
+
+from permit_ocr_local.standins.oss import OssStandin, rules
+from permit_ocr_local.standins.oss.auth import V1_SUBRESOURCES
+from standins.oss.test_standin import (  # noqa: F401  (fixtures are found by name)
     AK,
     BUCKET,
     REGION,
@@ -29,9 +32,6 @@ from test_oss_standin import (  # noqa: F401  (fixtures are found by name)
     v2_client,
     v2_error,
 )
-
-from permit_ocr_local.standins.oss import OssStandin, rules
-from permit_ocr_local.standins.oss.auth import V1_SUBRESOURCES
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # oss2 calls datetime.utcnow()
 BODY = b"0123456789"

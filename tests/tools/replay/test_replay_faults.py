@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from e2e.backfill_env import Env, md5, world
-from e2e.test_backfill_issue12 import permanent_records, permits, plant_records
 from permit_ocr_local.standins.faults import Fault
+from tools.backfill.backfill_env import Env, md5, world
+from tools.backfill.test_backfill_issue12 import permanent_records, permits, plant_records
 
 Capture = pytest.CaptureFixture[str]
 

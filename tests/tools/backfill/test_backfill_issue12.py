@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from e2e.backfill_env import FAST, Env, md5, summary_of, truth, world
 from permit_ocr.config import load_config
 from permit_ocr.credentials import resolve
 from permit_ocr.sinks import JSON_TYPE
@@ -22,6 +21,7 @@ from permit_ocr_local.fcruntime.function import FAILURE_TOPIC
 from permit_ocr_local.fcruntime.invoker import failure_payload
 from permit_ocr_local.tools.backfill import encode_event
 from support import permit_image
+from tools.backfill.backfill_env import FAST, Env, md5, summary_of, truth, world
 
 Capture = pytest.CaptureFixture[str]
 

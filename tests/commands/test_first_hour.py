@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from e2e.test_cli_stack_invoke import CLI, detached_stack
+from commands.test_cli_stack_invoke import CLI, detached_stack
 from permit_ocr_local.commands.invoke import EXIT_NO_OBJECT, EXIT_NO_STACK, EXIT_USAGE
 from support import SAMPLE_TRUTH, permit_image
 

@@ -406,7 +406,7 @@ def test_a_bug_is_contained(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_docs_example_matches_the_code() -> None:
     """The example in docs/result-document.md is what review() produces for the API sample on that day."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "result-document.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "result-document.md").read_text(encoding="utf-8")
     blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)]
     example = next(b for b in blocks if b.get("type") == "result")
     day = D.fromisoformat(example["processedAt"][:10])
