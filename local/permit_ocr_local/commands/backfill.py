@@ -20,25 +20,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from permit_ocr_local.tools import backfill as bf
-from permit_ocr_local.tools.backfill import Checkpoint, Item
-from permit_ocr_local.tools.backfill.job import (
-    Unavailable,
-    UsageError,
-    add_common,
-    check_options,
-    execute,
-    fail,
-    function_config,
-    job_of,
-    oss_preflight,
-    storage_for,
-)
+from permit_ocr_local.tools.backfill import Checkpoint, Item, job
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("backfill", help="invoke the function for objects already in a bucket", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
+    job.add_common(p)
     p.add_argument("--since", metavar="ISO8601", help="only objects modified at or after this time (UTC if naive)")
     p.add_argument("--suffix", action="append", default=[], metavar=".jpg",
                    help="only keys ending so (repeatable; default: the function's IMAGE_SUFFIXES)")
@@ -55,14 +43,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"permit-ocr backfill: --since {args.since!r} is not ISO 8601", file=sys.stderr)
         return 2
     try:
-        check_options(args)
-        cfg = function_config(env, args.bucket)
+        job.check_options(args)
+        cfg = job.function_config(env, args.bucket)
         suffixes = bf.normalize_suffixes(args.suffix)
         foreign = [s for s in suffixes if not s.endswith(cfg.image_suffixes)]
         if foreign or any(not s.strip(".") for s in args.suffix):
-            raise UsageError(f"--suffix {', '.join(foreign) or repr('')}: not among the function's IMAGE_SUFFIXES "
+            raise job.UsageError(f"--suffix {', '.join(foreign) or repr('')}: not among the function's IMAGE_SUFFIXES "
                              f"({', '.join(cfg.image_suffixes)}); nothing would be sent")
-        storage = bf.OssReader(storage_for(cfg, env))
+        storage = bf.OssReader(job.storage_for(cfg, env))
         lister = bf.Lister(bf.oss_client(env, cfg))
 
         def items(cp: Checkpoint) -> Iterable[Item]:
@@ -73,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
             return cp.counts.get("listed", 0) + lister.count(args.bucket, args.prefix, cp.cursor) if args.count \
                 else None
 
-        job = job_of(args, since=since.isoformat() if since else "", suffixes=sorted(set(suffixes)))
-        preflight = oss_preflight(lister, (args.bucket, cfg.output_bucket_for(args.bucket)), args.prefix)
-        return execute(args, Checkpoint("backfill", args.bucket, args.prefix, job=job), items, env=env,
+        identity = job.job_of(args, since=since.isoformat() if since else "", suffixes=sorted(set(suffixes)))
+        preflight = job.oss_preflight(lister, (args.bucket, cfg.output_bucket_for(args.bucket)), args.prefix)
+        return job.execute(args, Checkpoint("backfill", args.bucket, args.prefix, job=identity), items, env=env,
                        preflight=preflight, total=total)
-    except (UsageError, Unavailable) as exc:
-        return fail("backfill", exc)
+    except (job.UsageError, job.Unavailable) as exc:
+        return job.fail("backfill", exc)

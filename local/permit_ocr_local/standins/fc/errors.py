@@ -3,10 +3,10 @@ Error) with the statuses of the FC error-code table; request ids look like FC's 
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 
+from .. import http
 from ..http import Request, Response
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -45,9 +45,7 @@ def new_request_id() -> str:
 
 def json_response(status: int, body: object, request_id: str,
                   extra: list[tuple[str, str]] | None = None) -> Response:
-    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Response(status, [("Content-Type", JSON_CONTENT_TYPE), ("x-fc-request-id", request_id),
-                             *(extra or [])], raw)
+    return http.json_response(status, body, JSON_CONTENT_TYPE, [("x-fc-request-id", request_id), *(extra or [])])
 
 
 def error_response(error: FcError, request_id: str | None = None) -> Response:

@@ -5,9 +5,9 @@ Statuses follow the documented table (§9.2); codes the table lacks are POP-gate
 
 from __future__ import annotations
 
-import json
 import uuid
 
+from .. import http
 from ..http import Request, Response
 
 DEFAULT_HOST_ID = "ocr-api.cn-hangzhou.aliyuncs.com"
@@ -86,8 +86,7 @@ def error_body(error: OcrError, request_id: str, host: str) -> dict[str, str]:
 
 
 def json_response(status: int, body: dict[str, str], request_id: str) -> Response:
-    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Response(status, [("Content-Type", JSON_CONTENT_TYPE), ("x-acs-request-id", request_id)], raw)
+    return http.json_response(status, body, JSON_CONTENT_TYPE, [("x-acs-request-id", request_id)])
 
 
 def error_response(error: OcrError, request: Request | None, request_id: str | None = None) -> Response:
