@@ -68,7 +68,7 @@ bench-engine: $(STAMP) fonts
 	$(PY) bench/bench_engine.py $(ARGS)
 
 chaos: $(STAMP)
-	$(PY) bench/chaos.py
+	$(PY) bench/chaos.py $(ARGS)
 
 # s.yaml's pre-deploy action runs this, so `s deploy` always ships function/ as it is now
 package: $(STAMP) $(WHEELS)

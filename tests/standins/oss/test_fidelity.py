@@ -1,7 +1,7 @@
 # ruff: noqa: F811  (the fixtures imported from test_oss_standin are parameters by name)
 """The OSS stand-in behaves like OSS where the function's correctness depends on it (issue 11), driven by the
 real SDKs (alibabacloud-oss-v2, oss2) and plain HTTP over 127.0.0.1. Each behaviour cites the OSS page it follows
-in permit_ocr_local/oss/rules.py."""
+in permit_ocr_local/standins/oss/rules.py."""
 
 from __future__ import annotations
 

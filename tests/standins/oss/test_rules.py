@@ -1,4 +1,4 @@
-"""The OSS stand-in's pure rules (permit_ocr_local/oss/rules.py): the documented Range table for a 1,000-byte
+"""The OSS stand-in's pure rules (permit_ocr_local/standins/oss/rules.py): the documented Range table for a 1,000-byte
 object with and without ``x-oss-range-behavior: standard``, and the If-* evaluation order."""
 
 from __future__ import annotations
