@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the MNS stand-in's fixtures imported below are parameters by name)
 """permit_ocr.publish: the message format, and MnsPublisher through the real SDK against the MNS stand-in."""
 
 from __future__ import annotations
@@ -8,13 +9,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 import pytest
+from standins.mns.test_standin import (  # noqa: F401  (the MNS stand-in's fixtures, found by name)
+    AK,
+    SECRET,
+    STS_AK,
+    STS_SECRET,
+    STS_TOKEN,
+    TOPIC,
+    keyring,
+    mns,
+    shared_mns,
+)
 
 from permit_ocr.publish import (
     MAX_MESSAGE_BYTES,
@@ -28,31 +39,7 @@ from permit_ocr_local.standins.faults import FaultPlan
 from permit_ocr_local.standins.keyring import Keyring
 from permit_ocr_local.standins.mns import MnsServer, start_mns
 
-TOPIC = "ocr-results"
-AK, SECRET = "LTAI5tTESTKEY", "test-secret"
-STS_AK, STS_SECRET, STS_TOKEN = "STS.NTestTempKey", "sts-secret", "CAIS+tok/en=="
 LOCATION = {"bucket": "permits", "key": "uploads/照片 1.jpg.json"}
-
-
-@pytest.fixture(scope="module")
-def keyring() -> Keyring:
-    kr = Keyring()
-    kr.add(AK, SECRET)
-    kr.add(STS_AK, STS_SECRET, STS_TOKEN, expires_at=time.time() + 3600)
-    return kr
-
-
-@pytest.fixture(scope="module")
-def shared_mns(keyring: Keyring, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MnsServer]:
-    # one server per module: each stop costs the base server's 0.5 s shutdown poll
-    with start_mns(keyring, tmp_path_factory.mktemp("mns"), topics=[TOPIC]) as server:
-        yield server
-
-
-@pytest.fixture
-def mns(shared_mns: MnsServer) -> MnsServer:
-    shared_mns.state.reset()
-    return shared_mns
 
 
 def publisher(server: MnsServer, topic: str = TOPIC, ak: str = AK, secret: str = SECRET,
