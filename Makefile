@@ -46,9 +46,11 @@ fonts:
 	  test -s $(FONT_DIR)/$$f.subset.otf || { echo "missing $(FONT_DIR)/$$f.subset.otf: restore it with git checkout" >&2; exit 1; }; \
 	done
 
+# the house plan (docs/architecture.md): pyproject.toml's import contracts
 lint: $(STAMP)
 	$(VENV)/bin/ruff check function local tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: $(STAMP) $(WHEELS) fonts
 	$(PY) -m permit_ocr_local.cli check-config s.yaml
@@ -66,7 +68,7 @@ bench-engine: $(STAMP) fonts
 	$(PY) bench/bench_engine.py $(ARGS)
 
 chaos: $(STAMP)
-	$(PY) bench/chaos.py
+	$(PY) bench/chaos.py $(ARGS)
 
 # s.yaml's pre-deploy action runs this, so `s deploy` always ships function/ as it is now
 package: $(STAMP) $(WHEELS)

@@ -100,8 +100,8 @@ class StackProcess:
 
 
 def _serve(root: Path) -> None:
-    from permit_ocr_local.common.faults import FaultPlan
-    from permit_ocr_local.stack import DEFAULT_BUCKET, LocalStack, StackOptions
+    from permit_ocr_local.fcruntime.stack import DEFAULT_BUCKET, LocalStack, StackOptions
+    from permit_ocr_local.standins.faults import FaultPlan
 
     plan = FaultPlan(seed=1)
     stack = LocalStack(StackOptions(root=root, faults=plan)).start()
@@ -327,7 +327,7 @@ def truth_png(size: tuple[int, int] = (928, 626), noise: bool = False) -> bytes:
 
     from PIL import Image
 
-    from permit_ocr_local.ocr.truthmark import embed_truth
+    from permit_ocr_local.standins.ocr.truthmark import embed_truth
 
     sys.path.insert(0, str(REPO / "tests"))
     from support import SAMPLE_TRUTH
@@ -343,8 +343,8 @@ def truth_png(size: tuple[int, int] = (928, 626), noise: bool = False) -> bytes:
 
 def oss_event(bucket: str, objects: Sequence[tuple[str, str, int]]) -> bytes:
     """An OSS trigger event (bytes, as FC delivers it) for (key, etag, size) objects."""
-    from permit_ocr_local.fcemu import Upload
-    from permit_ocr_local.fcemu import oss_event as make
+    from permit_ocr_local.fcruntime.context import Upload
+    from permit_ocr_local.fcruntime.context import oss_event as make
 
     return json.dumps(make(Upload(bucket, k, etag, size) for k, etag, size in objects)).encode()
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from permit_ocr_local.chaos import Options, render, run
+from permit_ocr_local.tools.chaos import Options, render, run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,8 @@ import pytest
 
 from permit_ocr.config import load_config
 from permit_ocr.handler import App
-from permit_ocr_local.schemas import validate_document
-from permit_ocr_local.stack import LocalStack, StackOptions
+from permit_ocr_local.fcruntime.stack import LocalStack, StackOptions
+from permit_ocr_local.tools.schemas import validate_document
 from support import Bucket
 
 

@@ -11,10 +11,10 @@ import alibabacloud_oss_v2 as oss
 from PIL import Image
 
 from permit_ocr.handler import App
-from permit_ocr_local.fcemu import FcContext, Upload, oss_event
-from permit_ocr_local.ocr.backends import Backend
-from permit_ocr_local.ocr.truthmark import embed_truth
-from permit_ocr_local.stack import DEFAULT_BUCKET, LocalStack
+from permit_ocr_local.fcruntime.context import FcContext, Upload, oss_event
+from permit_ocr_local.fcruntime.stack import DEFAULT_BUCKET, LocalStack
+from permit_ocr_local.standins.ocr.backends import Backend
+from permit_ocr_local.standins.ocr.truthmark import embed_truth
 
 SAMPLE_TRUTH: dict[str, str] = {  # the API document's sample response
     "permitType": "港澳居民来往内地通行证", "nameCn": "何郑", "nameEn": "HE,CHENG", "birthDate": "2000.01.01",
@@ -67,7 +67,7 @@ class Bucket:
 
 
 def invoke(app: App, *uploads: Upload, timeout: int = 60) -> dict[str, Any]:
-    from permit_ocr_local.fcemu import FunctionMeta
+    from permit_ocr_local.fcruntime.context import FunctionMeta
 
     return app.handle(oss_event(uploads), FcContext(function=FunctionMeta(timeout=timeout)))
 

@@ -12,12 +12,12 @@ import pytest
 from permit_ocr import guards
 from permit_ocr.config import Config, load_config
 from permit_ocr.events import parse_event
-from permit_ocr_local import deploycheck
+from permit_ocr_local.fcruntime import deployment
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 TEMPLATE = json.loads((ROOT / "tests" / "fixtures" / "fc3" / "oss-event.json").read_text(encoding="utf-8"))
-# native OSS trigger events; eventbridge-*.json are CloudEvents envelopes (tests/test_eventbridge.py)
+# native OSS trigger events; eventbridge-*.json are CloudEvents envelopes (tests/fcruntime/test_eventbridge.py)
 SAMPLES = sorted(p for p in EVENTS.glob("*.json") if not p.name.startswith("eventbridge-"))
 EXPECTED = {"put-object.json", "multi-record.json", "complete-multipart.json", "own-output.json",
             "other-bucket.json", "eventbridge-put-object.json"}
@@ -30,8 +30,8 @@ def load(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cfg() -> Config:
-    resolved, _ = deploycheck.resolve(deploycheck.load_s_yaml(ROOT / "s.yaml"))
-    return load_config(deploycheck.function_resource(resolved)[1]["environmentVariables"])
+    resolved, _ = deployment.resolve(deployment.load_s_yaml(ROOT / "s.yaml"))
+    return load_config(deployment.function_resource(resolved)[1]["environmentVariables"])
 
 
 def test_the_documented_samples_exist() -> None:

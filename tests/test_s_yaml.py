@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from permit_ocr.config import SPEC, load_config
-from permit_ocr_local import deploycheck
+from permit_ocr_local.fcruntime import deployment
+from permit_ocr_local.tools import deploycheck
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "fc3"
@@ -23,14 +24,14 @@ EXPLICIT = ["oss:ObjectCreated:PutObject", "oss:ObjectCreated:PostObject",
 
 @pytest.fixture(scope="module")
 def raw() -> dict[str, Any]:
-    return deploycheck.load_s_yaml(ROOT / "s.yaml")
+    return deployment.load_s_yaml(ROOT / "s.yaml")
 
 
 @pytest.fixture(scope="module")
 def props(raw: dict[str, Any]) -> dict[str, Any]:
-    resolved, unresolved = deploycheck.resolve(raw, ACCOUNT)
+    resolved, unresolved = deployment.resolve(raw, ACCOUNT)
     assert unresolved == []
-    return deploycheck.function_resource(resolved)[1]
+    return deployment.function_resource(resolved)[1]
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +137,8 @@ def test_no_wildcard_or_part_events_anywhere() -> None:
 
 @pytest.mark.parametrize("name", ["s.yaml", "s.eventbridge.yaml"])
 def test_s_deploy_builds_the_package_first(name: str) -> None:
-    resolved, _ = deploycheck.resolve(deploycheck.load_s_yaml(ROOT / name), ACCOUNT)
-    res_name, props = deploycheck.function_resource(resolved)
+    resolved, _ = deployment.resolve(deployment.load_s_yaml(ROOT / name), ACCOUNT)
+    res_name, props = deployment.function_resource(resolved)
     resource = resolved["resources"][res_name]
     assert [a["run"] for a in resource["actions"]["pre-deploy"]] == ["make package"]
     assert props["code"] == "./dist/function"

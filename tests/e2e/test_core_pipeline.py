@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from permit_ocr.handler import App
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.fcemu import Upload
-from permit_ocr_local.stack import LocalStack
+from permit_ocr_local.fcruntime.context import Upload
+from permit_ocr_local.fcruntime.stack import LocalStack
+from permit_ocr_local.standins.faults import FaultPlan
 from support import SAMPLE_TRUTH, Bucket, invoke, permit_image
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from permit_ocr.config import load_config
 from permit_ocr.handler import App
-from permit_ocr_local.common import ram
-from permit_ocr_local.deploycheck import load_s_yaml, render_policy
-from permit_ocr_local.stack import LocalStack, StackOptions
+from permit_ocr_local.fcruntime.deployment import load_s_yaml
+from permit_ocr_local.fcruntime.stack import LocalStack, StackOptions
+from permit_ocr_local.standins import ram
+from permit_ocr_local.tools.deploycheck import render_policy
 from support import Bucket, invoke, permit_image
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from permit_ocr.handler import App, RetryLater
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.stack import LocalStack
+from permit_ocr_local.fcruntime.stack import LocalStack
+from permit_ocr_local.standins.faults import FaultPlan
 from support import SAMPLE_TRUTH, Bucket, invoke, permit_image
 
 

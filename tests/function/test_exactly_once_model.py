@@ -38,10 +38,10 @@ import permit_ocr.sinks as sinks_module
 from permit_ocr.config import load_config
 from permit_ocr.handler import App, RetryLater
 from permit_ocr.layout import KIND_ERROR_RETRYING, KIND_RECEIPT, META_ETAG, META_KIND, META_PENDING, outputs_for
-from permit_ocr_local.common.crash import Crash, CrashAt
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.fcemu import FcContext, FunctionMeta
-from permit_ocr_local.stack import DEFAULT_BUCKET, LocalStack, StackOptions
+from permit_ocr_local.fcruntime.context import FcContext, FunctionMeta
+from permit_ocr_local.fcruntime.crash import Crash, CrashAt
+from permit_ocr_local.fcruntime.stack import DEFAULT_BUCKET, LocalStack, StackOptions
+from permit_ocr_local.standins.faults import FaultPlan
 from support import SAMPLE_TRUTH, Gate, permit_image
 
 EXAMPLES = int(os.environ.get("PERMIT_OCR_MODEL_EXAMPLES", "10"))

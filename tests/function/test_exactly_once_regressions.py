@@ -15,11 +15,12 @@ from permit_ocr.config import ConfigError, load_config
 from permit_ocr.handler import App, RetryLater
 from permit_ocr.layout import MARKERS_PREFIX, OVERLONG_PREFIX, key_digest
 from permit_ocr.ledger import Ticket
-from permit_ocr_local import deploycheck
-from permit_ocr_local.common.crash import Crash, CrashAt
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.fcemu import FcContext, FunctionMeta, Upload, oss_event
-from permit_ocr_local.stack import LocalStack
+from permit_ocr_local.fcruntime import deployment
+from permit_ocr_local.fcruntime.context import FcContext, FunctionMeta, Upload, oss_event
+from permit_ocr_local.fcruntime.crash import Crash, CrashAt
+from permit_ocr_local.fcruntime.stack import LocalStack
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.tools import deploycheck
 from support import SAMPLE_TRUTH, Bucket, Gate, invoke, permit_image
 
 
@@ -275,7 +276,7 @@ def test_settings_that_cannot_work_are_refused_at_start(env: dict[str, str], nam
 
 
 def test_check_config_refuses_an_output_prefix_inside_a_trigger_prefix() -> None:
-    doc = deploycheck.load_s_yaml(Path(__file__).parents[2] / "s.yaml")
+    doc = deployment.load_s_yaml(Path(__file__).parents[2] / "s.yaml")
     findings = deploycheck.check_deployment(doc, {"OUTPUT_PREFIX": "uploads/results/"})
     bad = [f for f in findings if f.code == "output-prefix"]
     assert bad and all(f.level == "error" and "skipped" in f.message for f in bad)

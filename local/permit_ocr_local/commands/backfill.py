@@ -14,236 +14,25 @@ rerun to resume)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Iterable
+from typing import Any
 
-from permit_ocr_local import backfill as bf
-from permit_ocr_local.backfill import Checkpoint, Item, RunResult, SentBatch
-
-DEFAULT_FUNCTION = "permit-ocr"
-# FC 3.0 naming rules: function names 1..128 of [A-Za-z0-9_-] not starting with a digit or '-'; a qualifier
-# is LATEST, a version number or an alias name
-_FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
-_QUALIFIER = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-EXIT = {"": 0, "error": 1, "max-batches": 3, "interrupted": 3}
+from permit_ocr_local.tools import backfill as bf
+from permit_ocr_local.tools.backfill import Checkpoint, Item, job
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("backfill", help="invoke the function for objects already in a bucket", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
+    job.add_common(p)
     p.add_argument("--since", metavar="ISO8601", help="only objects modified at or after this time (UTC if naive)")
     p.add_argument("--suffix", action="append", default=[], metavar=".jpg",
                    help="only keys ending so (repeatable; default: the function's IMAGE_SUFFIXES)")
     p.add_argument("--count", action="store_true", help="list once first, so the progress bar shows a total/ETA")
     p.set_defaults(func=run)
     return p
-
-
-def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bucket", required=True, help="source bucket (must be in SOURCE_BUCKETS)")
-    p.add_argument("--prefix", default="", help="only keys under this prefix")
-    p.add_argument("--rate", type=float, default=5.0,
-                   help=f"events per second sent to FC, {bf.RATE_MIN:g}..{bf.RATE_MAX:g} (default 5)")
-    p.add_argument("--batch", type=int, default=10, help=f"records per event, 1..{bf.MAX_BATCH} (default 10)")
-    p.add_argument("--checkpoint", type=Path, help="resume file (JSON), written atomically after each batch")
-    p.add_argument("--report", type=Path, metavar="FILE",
-                   help="append one JSON line per accepted batch (request id, keys) and the summary to FILE")
-    p.add_argument("--dry-run", action="store_true", help="list and decide, send nothing, write no checkpoint")
-    p.add_argument("--function", default=os.environ.get("FC_FUNCTION_NAME", DEFAULT_FUNCTION),
-                   help=f"function name (default $FC_FUNCTION_NAME or {DEFAULT_FUNCTION})")
-    p.add_argument("--qualifier", help="version or alias (default LATEST)")
-    p.add_argument("--endpoint", default=os.environ.get("FC_ENDPOINT", ""),
-                   help="FC API endpoint: <uid>.<region>.fc.aliyuncs.com, or http://127.0.0.1:PORT locally "
-                        "(default $FC_ENDPOINT)")
-    p.add_argument("--protocol", choices=("https", "http"), help="when --endpoint has no scheme")
-    p.add_argument("--fc-timeout", type=float, default=30.0, metavar="S",
-                   help="seconds to wait for FC's answer to one request before retrying it (default 30)")
-    p.add_argument("--fc-attempts", type=int, default=5, metavar="N",
-                   help="tries per FC request on throttling, 5xx, refused or timed-out connections (default 5)")
-    p.add_argument("--max-batches", type=int, help="stop after this many batches in this run (a canary); resumable")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-
-
-class UsageError(Exception):
-    """Exit 2: the command, its configuration or its checkpoint is wrong; nothing was sent."""
-
-
-class Unavailable(Exception):
-    """Exit 1: FC or OSS did not answer before the first batch; rerunning later may succeed."""
-
-
-def function_config(env: Mapping[str, str], bucket: str) -> Any:
-    """The function's Config from the same variables it reads in FC; SOURCE_BUCKETS defaults to --bucket."""
-    from permit_ocr.config import ConfigError, load_config
-
-    missing = [n for n in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET") if not env.get(n)]
-    if missing:
-        raise UsageError(f"no credentials: set {' and '.join(missing)}")
-    try:
-        cfg = load_config({**env, "SOURCE_BUCKETS": env.get("SOURCE_BUCKETS") or bucket})
-    except ConfigError as exc:
-        raise UsageError(bf.one_line(str(exc))) from None
-    if bucket not in cfg.source_buckets:
-        raise UsageError(f"bucket {bucket!r} is not in SOURCE_BUCKETS; the function would reject its events")
-    return cfg
-
-
-def storage_for(cfg: Any, env: Mapping[str, str]) -> Any:
-    from permit_ocr.credentials import resolve
-    from permit_ocr.storage import Storage
-
-    return Storage(cfg, lambda: resolve(env))
-
-
-def check_options(args: argparse.Namespace) -> None:
-    """UsageError for the first invalid option, before any configuration or network is looked at."""
-    problem = option_problems(args)
-    if problem:
-        raise UsageError(problem)
-
-
-def option_problems(args: argparse.Namespace) -> str | None:
-    """The first invalid option, in one line (pure: no file or network access beyond stat)."""
-    problem = bf.option_problem(batch=args.batch, rate=args.rate, max_batches=args.max_batches)
-    if problem:
-        return problem
-    if not _FUNCTION_NAME.match(args.function or ""):
-        return f"--function {args.function!r} is not a function name"
-    if args.qualifier is not None and not _QUALIFIER.match(args.qualifier):
-        return f"--qualifier {args.qualifier!r} is not a version or alias name"
-    if not (0.1 <= args.fc_timeout <= 600):  # also false for nan
-        return f"--fc-timeout must be 0.1..600 seconds (got {args.fc_timeout})"
-    if not 1 <= args.fc_attempts <= 10:
-        return f"--fc-attempts must be 1..10 (got {args.fc_attempts})"
-    for name in ("checkpoint", "report"):
-        path: Path | None = getattr(args, name)
-        if path is not None and (path.is_dir() or not path.parent.is_dir()):
-            what = "is a directory" if path.is_dir() else "is in a folder that does not exist"
-            return f"--{name} {path} {what}"
-    if not args.dry_run:
-        if not args.endpoint:
-            return "no FC endpoint: pass --endpoint or set FC_ENDPOINT"
-        try:
-            bf.fc_endpoint(args.endpoint, args.protocol)
-        except ValueError as exc:
-            return f"--endpoint: {exc}"
-    return None
-
-
-def job_of(args: argparse.Namespace, **filters: Any) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed: the command's filters and its target. Not --batch, --rate or
-    --endpoint: they change how a job is sent, not what it is (public and internal endpoints reach the same
-    function)."""
-    return {"function": args.function, "qualifier": args.qualifier or "LATEST", **filters}
-
-
-def execute(args: argparse.Namespace, fresh: Checkpoint, items: Callable[[Checkpoint], Iterable[Item]], *,
-            env: Mapping[str, str], preflight: Callable[[], None],
-            total: Callable[[Checkpoint], int | None] | None = None) -> int:
-    """Shared by backfill and replay: checkpoint, preflight, sender, progress bar, run, summary."""
-    try:
-        cp = bf.load_checkpoint(args.checkpoint, fresh)
-    except bf.CheckpointError as exc:
-        raise UsageError(str(exc)) from None
-    if cp.complete:
-        print(f"permit-ocr: {args.checkpoint} records a finished run; delete it to start over", file=sys.stderr)
-        return _report(RunResult(cp), dry_run=args.dry_run, report=None)
-    try:
-        sender = None
-        preflight()  # OSS: endpoint, credentials, list grant
-        if not args.dry_run:
-            host, protocol = bf.fc_endpoint(args.endpoint, args.protocol)
-            sender = bf.FcInvoker(host, protocol, args.function, env, qualifier=args.qualifier,
-                                  timeout_s=args.fc_timeout, attempts=args.fc_attempts)
-            sender.check()
-        known = total(cp) if total is not None else None
-    except bf.InvokeError as exc:
-        raise (UsageError if exc.final else Unavailable)(str(exc)) from None
-    except bf.ListingError as exc:
-        raise Unavailable(str(exc)) from None
-    except KeyboardInterrupt:
-        raise Unavailable("interrupted before the first batch; nothing was sent") from None
-    opts = bf.RunOptions(batch=args.batch, rate=args.rate, dry_run=args.dry_run, max_batches=args.max_batches,
-                         checkpoint_path=args.checkpoint)
-    from tqdm import tqdm
-
-    with _opened(args.report) as report, tqdm(
-            total=known, initial=cp.counts.get("listed", 0) if known is not None else 0, unit="obj",
-            desc=fresh.command, disable=args.no_progress, file=sys.stderr, dynamic_ncols=True) as bar:
-
-        def accepted(batch: SentBatch) -> None:
-            bar.write(batch.line(), file=sys.stdout)  # between progress bar refreshes
-            if report is not None:
-                report.write(json.dumps(batch.as_dict(), ensure_ascii=False) + "\n")
-                report.flush()
-
-        result = bf.run_items(items(cp), cp, sender, opts, progress=bar, on_batch=accepted)
-        return _report(result, dry_run=args.dry_run, report=report)
-
-
-class _opened:
-    """``--report FILE`` opened for appending (a resumed run adds to it), or nothing."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._path = path
-        self._file: TextIO | None = None
-
-    def __enter__(self) -> TextIO | None:
-        if self._path is not None:
-            self._file = self._path.open("a", encoding="utf-8")
-        return self._file
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
-def _report(result: RunResult, *, dry_run: bool, report: TextIO | None) -> int:
-    s = bf.summary(result, dry_run=dry_run)
-    print(json.dumps(s, ensure_ascii=False))
-    print(bf.summary_table(s))
-    if report is not None:
-        report.write(json.dumps({"summary": s}, ensure_ascii=False) + "\n")
-    kept = s["counts"].get("skipped_permanent", 0)
-    if kept:
-        print(f"permit-ocr: {kept} image(s) keep their permanent verdict; --include-permanent recognizes them "
-              "again and pays for each", file=sys.stderr)
-    if result.error:
-        print(f"permit-ocr: {result.error}; rerun the same command to resume", file=sys.stderr)
-    elif result.stopped == "interrupted":
-        print("permit-ocr: interrupted; rerun the same command to resume", file=sys.stderr)
-    return EXIT.get(result.stopped, 1)
-
-
-def fail(command: str, exc: Exception) -> int:
-    """One line on stderr; 2 for what the operator must fix, 1 for what a rerun may get past."""
-    if isinstance(exc, Unavailable):
-        print(f"permit-ocr {command}: {exc}; rerun the same command to resume", file=sys.stderr)
-        return 1
-    print(f"permit-ocr {command}: {exc}", file=sys.stderr)
-    return 2
-
-
-def oss_preflight(lister: bf.Lister, buckets: Iterable[str], prefix: str = "") -> Callable[[], None]:
-    """Before the first batch: one ListObjectsV2 per bucket the run reads. A refusal (bad key or secret, no
-    grant, no such bucket) is a configuration error, not a reason to resume."""
-
-    def check() -> None:
-        for b in dict.fromkeys(buckets):
-            try:
-                lister.check(b, prefix)
-            except bf.ListingError as exc:
-                if exc.transient:  # retried already: the service may come back
-                    raise
-                raise UsageError(f"OSS refused the request, check endpoint and credentials: {exc}") from None
-
-    return check
 
 
 def run(args: argparse.Namespace) -> int:
@@ -254,14 +43,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"permit-ocr backfill: --since {args.since!r} is not ISO 8601", file=sys.stderr)
         return 2
     try:
-        check_options(args)
-        cfg = function_config(env, args.bucket)
+        job.check_options(args)
+        cfg = job.function_config(env, args.bucket)
         suffixes = bf.normalize_suffixes(args.suffix)
         foreign = [s for s in suffixes if not s.endswith(cfg.image_suffixes)]
         if foreign or any(not s.strip(".") for s in args.suffix):
-            raise UsageError(f"--suffix {', '.join(foreign) or repr('')}: not among the function's IMAGE_SUFFIXES "
+            raise job.UsageError(f"--suffix {', '.join(foreign) or repr('')}: not among the function's IMAGE_SUFFIXES "
                              f"({', '.join(cfg.image_suffixes)}); nothing would be sent")
-        storage = bf.OssReader(storage_for(cfg, env))
+        storage = bf.OssReader(job.storage_for(cfg, env))
         lister = bf.Lister(bf.oss_client(env, cfg))
 
         def items(cp: Checkpoint) -> Iterable[Item]:
@@ -272,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
             return cp.counts.get("listed", 0) + lister.count(args.bucket, args.prefix, cp.cursor) if args.count \
                 else None
 
-        job = job_of(args, since=since.isoformat() if since else "", suffixes=sorted(set(suffixes)))
-        preflight = oss_preflight(lister, (args.bucket, cfg.output_bucket_for(args.bucket)), args.prefix)
-        return execute(args, Checkpoint("backfill", args.bucket, args.prefix, job=job), items, env=env,
+        identity = job.job_of(args, since=since.isoformat() if since else "", suffixes=sorted(set(suffixes)))
+        preflight = job.oss_preflight(lister, (args.bucket, cfg.output_bucket_for(args.bucket)), args.prefix)
+        return job.execute(args, Checkpoint("backfill", args.bucket, args.prefix, job=identity), items, env=env,
                        preflight=preflight, total=total)
-    except (UsageError, Unavailable) as exc:
-        return fail("backfill", exc)
+    except (job.UsageError, job.Unavailable) as exc:
+        return job.fail("backfill", exc)

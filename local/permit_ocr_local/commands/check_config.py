@@ -11,8 +11,8 @@ import sys
 from typing import Any
 
 from permit_ocr.config import ConfigError
-
-from .. import deploycheck
+from permit_ocr_local.fcruntime import deployment
+from permit_ocr_local.tools import deploycheck
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = dict(args.env)
     try:
-        doc = deploycheck.load_s_yaml(args.s_yaml)
+        doc = deployment.load_s_yaml(args.s_yaml)
         if args.print_policy:
             policy = deploycheck.render_policy(doc, args.account_id or deploycheck.POLICY_ACCOUNT_ID, overrides)
             sys.stdout.write(deploycheck.policy_json(policy))
@@ -48,13 +48,13 @@ def run(args: argparse.Namespace) -> int:
             for bucket, xml in deploycheck.render_lifecycle(doc, overrides).items():
                 sys.stdout.write(f"<!-- bucket {bucket} -->\n{xml}")
             return 0
-    except deploycheck.DeployCheckError as exc:
+    except deployment.DeployCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ConfigError as exc:
         print(f"error: {exc}; run `permit-ocr check-config {args.s_yaml}` for details", file=sys.stderr)
         return 1
-    findings = deploycheck.check_deployment(doc, overrides, args.account_id or deploycheck.CHECK_ACCOUNT_ID)
+    findings = deploycheck.check_deployment(doc, overrides, args.account_id or deployment.CHECK_ACCOUNT_ID)
     print(f"check-config {args.s_yaml}")
     print(deploycheck.format_findings(findings))
     return 1 if deploycheck.failed(findings) else 0

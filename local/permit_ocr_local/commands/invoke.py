@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     from permit_ocr import log
     from permit_ocr.config import ConfigError
     from permit_ocr.handler import RetryLater, handler, initialize
-    from permit_ocr_local.fcemu import FcContext, FunctionMeta
+    from permit_ocr_local.fcruntime.context import FcContext, FunctionMeta
 
     held = io.StringIO()  # the function's log lines, shown once the invocation really runs: a mistake is one line
     log.use_stream(held)
@@ -164,6 +164,8 @@ def stored(client: Any, bucket: str, key: str) -> tuple[str, int]:
     """(eTag, size) of the object as stored now; CliError when the bucket or the object does not exist."""
     import alibabacloud_oss_v2 as oss
 
+    from permit_ocr.layout import etag_form
+
     try:
         head = client.head_object(oss.HeadObjectRequest(bucket=bucket, key=key))
     except oss.exceptions.OperationError as exc:
@@ -176,7 +178,7 @@ def stored(client: Any, bucket: str, key: str) -> tuple[str, int]:
             raise CliError(f"no object {bucket}/{key} in OSS: copy a file to ROOT/{bucket}/{key} first",
                            EXIT_NO_OBJECT) from None
         raise CliError(f"HEAD {bucket}/{key} failed: {code or inner}", EXIT_NO_OBJECT) from None
-    return str(head.etag).strip('"'), int(head.content_length or 0)
+    return etag_form(head.etag) or "", int(head.content_length or 0)
 
 
 def _records(event: Any) -> list[dict[str, Any]]:
@@ -203,7 +205,7 @@ def with_stored(event: Any) -> Any:
 
 def _object_event(ref: str) -> bytes:
     """The OSS trigger event FC would send for the object as it is now."""
-    from permit_ocr_local.fcemu import Upload, oss_event
+    from permit_ocr_local.fcruntime.context import Upload, oss_event
 
     bucket, _, key = ref.partition("/")
     if not bucket or not key:

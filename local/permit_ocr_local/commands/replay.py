@@ -20,26 +20,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from permit_ocr_local.backfill import Checkpoint, Item
-
-from .backfill import (
-    Unavailable,
-    UsageError,
-    add_common,
-    check_options,
-    execute,
-    fail,
-    function_config,
-    job_of,
-    oss_preflight,
-    storage_for,
-)
+from permit_ocr_local.tools.backfill import Checkpoint, Item, job
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="re-invoke images that ended with an error record", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(p)
+    job.add_common(p)
     p.add_argument("--code", action="append", default=[], help="only records with this error.code (repeatable)")
     p.add_argument("--failure-log", type=Path, metavar="FILE",
                    help="replay the events of this JSON-lines log of onFailure payloads instead of listing records")
@@ -50,19 +37,20 @@ def register(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from permit_ocr_local.backfill import Lister, OssReader, Replayer, oss_client
+    from permit_ocr_local.tools.backfill import Lister, OssReader, oss_client
+    from permit_ocr_local.tools.replay import Replayer
 
     env = dict(os.environ)
     try:
-        check_options(args)
+        job.check_options(args)
         if any(not c.strip() for c in args.code):
-            raise UsageError("--code needs an error code, e.g. --code Throttling.User")
-        cfg = function_config(env, args.bucket)
-        storage = OssReader(storage_for(cfg, env))
+            raise job.UsageError("--code needs an error code, e.g. --code Throttling.User")
+        cfg = job.function_config(env, args.bucket)
+        storage = OssReader(job.storage_for(cfg, env))
         replayer = Replayer(cfg, storage.head, storage.read, frozenset(args.code), args.include_permanent)
         log = args.failure_log
         if log is not None and not log.is_file():
-            raise UsageError(f"no failure log at {log}")
+            raise job.UsageError(f"no failure log at {log}")
         lister = Lister(oss_client(env, cfg))
         out_bucket = cfg.output_bucket_for(args.bucket)
 
@@ -75,12 +63,12 @@ def run(args: argparse.Namespace) -> int:
         if args.include_permanent:
             print("permit-ocr replay: warning: --include-permanent recognizes permanent verdicts again; each one "
                   "is a paid OCR call that will most likely give the same answer", file=sys.stderr)
-        job = job_of(args, codes=sorted(set(args.code)), includePermanent=args.include_permanent)
-        fresh = Checkpoint("replay", args.bucket, args.prefix, source=str(log.resolve()) if log else "", job=job)
-        preflight = oss_preflight(lister, (args.bucket, out_bucket), "" if log else args.prefix)
-        return execute(args, fresh, items, env=env, preflight=preflight)
-    except (UsageError, Unavailable) as exc:
-        return fail("replay", exc)
+        identity = job.job_of(args, codes=sorted(set(args.code)), includePermanent=args.include_permanent)
+        fresh = Checkpoint("replay", args.bucket, args.prefix, source=str(log.resolve()) if log else "", job=identity)
+        preflight = job.oss_preflight(lister, (args.bucket, out_bucket), "" if log else args.prefix)
+        return job.execute(args, fresh, items, env=env, preflight=preflight)
+    except (job.UsageError, job.Unavailable) as exc:
+        return job.fail("replay", exc)
 
 
 def _lines(path: Path) -> Iterable[str]:

@@ -13,7 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-IMAGE_TYPES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+from permit_ocr.config import DEFAULT_SUFFIXES, load_config
+from permit_ocr.layout import outputs_for
+
+IMAGE_TYPES = tuple(DEFAULT_SUFFIXES.split(","))  # the function's default IMAGE_SUFFIXES
 
 
 def register(sub: Any) -> None:
@@ -37,7 +40,7 @@ def upload_bytes(path: Path, backend: str) -> bytes:
     data = path.read_bytes()
     truth_file = path.with_name(path.stem + ".truth.json")
     if backend == "truth" and truth_file.exists():  # the truth backend reads the truth carried by the image
-        from permit_ocr_local.ocr.truthmark import embed_truth
+        from permit_ocr_local.standins.ocr.truthmark import embed_truth
 
         truth = json.loads(truth_file.read_text())
         data = embed_truth(data, truth.get("data", truth))
@@ -46,9 +49,8 @@ def upload_bytes(path: Path, backend: str) -> bytes:
 
 def outcome_row(root: Path, bucket: str, key: str, env: dict[str, str], since: str = "") -> dict[str, str]:
     """One table row; ``since`` (RFC 3339) marks outcomes an earlier run wrote (the upload was a duplicate)."""
-    base = root / (env.get("OUTPUT_BUCKET") or bucket) / (env.get("OUTPUT_PREFIX", "") + key)  # where outputs go
-    result = base.with_name(base.name + env.get("RESULT_SUFFIX", ".json"))
-    error = base.with_name(base.name + env.get("ERROR_SUFFIX", ".error.json"))
+    out = outputs_for(load_config(env), bucket, key)  # where the function writes, from its own layout
+    result, error = root / out.bucket / out.result_key, root / out.bucket / out.error_key
     row = {"file": Path(key).name, "kind": "", "name": "", "number": "", "valid": "", "status": "missing",
            "seconds": ""}
     if result.exists():
@@ -103,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, log_path: Path, log_file: Any) -> int:
-    from permit_ocr_local.runner import LocalFunction
+    from permit_ocr_local.fcruntime.function import LocalFunction
 
     files = sample_files(args.samples)
     print(f"starting the local stack under {args.root} (OCR backend: {args.ocr_backend}) ...", flush=True)
     with log_file, LocalFunction(args.s_yaml, args.root, ocr_backend=args.ocr_backend) as fn:
         dep = fn.deployment
-        from permit_ocr_local.oss.server import OssStandin
+        from permit_ocr_local.standins.oss.server import OssStandin
 
         assert isinstance(fn.stack.oss, OssStandin)
         client = _oss_client(fn.env())
@@ -155,9 +157,8 @@ def _put(client: Any, bucket: str, key: str, data: bytes) -> None:
 
 def _watch(fn: Any, bucket_dir: Path, prefix: str) -> None:
     """Files dropped by hand are objects already (the stand-in stores plain files); announce them as uploads."""
-    import hashlib
-
-    from permit_ocr_local.trigger import OssTrigger, fires
+    from permit_ocr_local.fcruntime.trigger import OssTrigger, fires
+    from permit_ocr_local.standins.oss.state import etag_of
 
     trigger = OssTrigger(fn.deployment.triggers, fn.invoker, fn.stack.options.region)
     seen: dict[Path, tuple[int, int]] = {p: _sig(p) for p in bucket_dir.rglob("*") if p.is_file()}
@@ -175,7 +176,7 @@ def _watch(fn: Any, bucket_dir: Path, prefix: str) -> None:
                 seen[p] = sig
                 key = p.relative_to(bucket_dir).as_posix()
                 data = p.read_bytes()
-                etag = hashlib.md5(data).hexdigest().upper()
+                etag = etag_of(data)
                 if not any(fires(t, bucket_dir.name, key, "ObjectCreated:PutObject") for t in fn.deployment.triggers):
                     continue  # outputs and other keys: no trigger, nothing to say
                 print(f"{key}: uploaded; recognizing ...", flush=True)

@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, state: Path, announce: Any) -> int:
-    from permit_ocr_local.runner import LocalFunction
-    from permit_ocr_local.stack import DEFAULT_BUCKET, LocalStack, StackOptions, shell_exports
+    from permit_ocr_local.fcruntime.function import LocalFunction
+    from permit_ocr_local.fcruntime.stack import DEFAULT_BUCKET, LocalStack, StackOptions, shell_exports
 
     runner: Any
     if args.trigger:

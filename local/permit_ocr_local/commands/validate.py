@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from permit_ocr.normalize import review
-from permit_ocr_local.schemas import validate_document
+from permit_ocr_local.tools.schemas import validate_document
 
 DEFAULT_MIN_PROB: Final = 90  # REVIEW_MIN_PROB's default in permit_ocr.config
 CHINA: Final = datetime.timezone(datetime.timedelta(hours=8))  # the card's dates are local dates

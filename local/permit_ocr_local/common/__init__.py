@@ -1,1 +1,0 @@
-"""What every stand-in shares: the HTTP layer, the credential keyring and fault injection."""

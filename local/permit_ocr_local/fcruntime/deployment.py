@@ -1,0 +1,220 @@
+"""The s.yaml deployment model: read and resolve s.yaml (Serverless Devs, component fc3), find the one fc3
+function, its environment and triggers, and the resolved ``Deployment`` the local runtime runs. The offline
+checks (``permit_ocr_local.tools.deploycheck``) read s.yaml through here too, so what is checked is what runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import yaml
+
+Level = Literal["ok", "warn", "error"]
+
+CHECK_ACCOUNT_ID: Final = "1234567890123456"  # stands in for ${config("AccountID")} when only checking
+_EXPR_RE = re.compile(r"\$\{([^{}]*)\}")
+_CONFIG_RE = re.compile(r"""^config\(\s*["']AccountID["']\s*\)$""")
+_OSS_ARN_RE = re.compile(r"^acs:oss:([a-z0-9-]+):([0-9]+|\*):([a-z0-9][a-z0-9-]{1,61}[a-z0-9])$")
+_ROLE_ARN_RE = re.compile(r"^acs:ram::([0-9]+|\*):role/.+$")
+# an EventBridge OSS event's subject: acs:oss:<region>:<uid>:<bucket>/<key>
+_OSS_SUBJECT_RE = re.compile(r"^acs:oss:([a-z0-9-]+):([0-9]+|\*):([a-z0-9][a-z0-9-]{1,61}[a-z0-9])/(.*)$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    code: str
+    message: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    bucket: str
+    region: str
+    prefix: str
+    suffix: str
+    events: tuple[str, ...]
+    kind: str = "oss"  # oss (native, one prefix and one case-sensitive suffix) | eventbridge (a CloudEvents rule)
+    pattern: str = ""  # eventbridge: the rule's eventRuleFilterPattern (JSON)
+
+
+def ok(code: str, message: str) -> Finding:
+    return Finding("ok", code, message)
+
+
+class DeployCheckError(Exception):
+    """s.yaml cannot be read or has no fc3 function; the message says which."""
+
+
+# --- loading and resolving ----------------------------------------------------------------------------
+
+
+def load_s_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DeployCheckError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise DeployCheckError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DeployCheckError(f"{path} must be a YAML mapping with edition, vars and resources")
+    return doc
+
+
+def _resolve_str(s: str, scope: Mapping[str, Any], account_id: str, unresolved: list[str]) -> Any:
+    def value(expr: str) -> Any:
+        e = expr.strip()
+        if _CONFIG_RE.match(e):
+            return account_id
+        for head in ("vars.", "this.props."):
+            if e.startswith(head) and e[len(head) :] in scope.get(head, {}):
+                return scope[head][e[len(head) :]]
+        unresolved.append("${" + expr + "}")
+        return "${" + expr + "}"
+
+    whole = _EXPR_RE.fullmatch(s)
+    if whole:  # a lone ${...} keeps the value's type, as Serverless Devs does
+        return value(whole.group(1))
+    return _EXPR_RE.sub(lambda m: str(value(m.group(1))), s)
+
+
+def _resolve_tree(node: Any, scope: Mapping[str, Any], account_id: str, unresolved: list[str]) -> Any:
+    if isinstance(node, str):
+        return _resolve_str(node, scope, account_id, unresolved)
+    if isinstance(node, dict):
+        return {k: _resolve_tree(v, scope, account_id, unresolved) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_tree(v, scope, account_id, unresolved) for v in node]
+    return node
+
+
+def resolve(doc: Mapping[str, Any], account_id: str = CHECK_ACCOUNT_ID) -> tuple[dict[str, Any], list[str]]:
+    """Substitute ``${vars.x}``, ``${config("AccountID")}`` and ``${this.props.x}``; return the unresolved."""
+    unresolved: list[str] = []
+    raw_vars = doc.get("vars") or {}
+    vars_: dict[str, Any] = {}
+    for _ in range(5):  # vars may refer to vars; a few passes settle any sane chain
+        pending: list[str] = []
+        vars_ = _resolve_tree(raw_vars, {"vars.": vars_ or raw_vars}, account_id, pending)
+    unresolved += pending
+    out: dict[str, Any] = {k: v for k, v in doc.items() if k != "resources"}
+    out["vars"] = vars_
+    resources: dict[str, Any] = {}
+    for name, res in (doc.get("resources") or {}).items():
+        props = (res or {}).get("props") or {}
+        plain = {k: v for k, v in props.items() if isinstance(v, str) and "${this." not in v}
+        scope = {"vars.": vars_, "this.props.": _resolve_tree(plain, {"vars.": vars_}, account_id, [])}
+        resources[name] = _resolve_tree(res, scope, account_id, unresolved)
+    out["resources"] = resources
+    return out, unresolved
+
+
+def function_resource(doc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The one fc3 resource: (name, props)."""
+    found = [
+        (name, (res.get("props") or {}))
+        for name, res in (doc.get("resources") or {}).items()
+        if isinstance(res, dict) and str(res.get("component", "")).split("@")[0] == "fc3"
+    ]
+    if len(found) != 1:
+        raise DeployCheckError(f"expected exactly one resource with component fc3, found {len(found)}")
+    return found[0]
+
+
+def environment(props: Mapping[str, Any], overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
+    env = dict(props.get("environmentVariables") or {})
+    env.update(overrides or {})
+    return env
+
+
+def parse_triggers(props: Mapping[str, Any]) -> tuple[list[Trigger], list[Finding]]:
+    triggers: list[Trigger] = []
+    findings: list[Finding] = []
+    for i, t in enumerate(props.get("triggers") or []):
+        name = str(t.get("triggerName") or f"#{i + 1}")
+        if t.get("triggerType") == "eventbridge":
+            item = parse_eventbridge_trigger(name, t.get("triggerConfig") or {})
+            if isinstance(item, Trigger):
+                triggers.append(item)
+            else:
+                findings.append(item)
+            continue
+        if t.get("triggerType") != "oss":
+            findings.append(Finding("warn", "trigger-type", f"trigger {name}: type {t.get('triggerType')!r} "
+                                    "is not checked (only oss triggers are)"))
+            continue
+        arn = str(t.get("sourceArn") or "")
+        m = _OSS_ARN_RE.match(arn)
+        if not m:
+            findings.append(Finding("error", "trigger-arn", f"trigger {name}: sourceArn {arn!r} is not "
+                                    "acs:oss:<region>:<uid>:<bucket>",
+                                    'set sourceArn: acs:oss:${vars.region}:${config("AccountID")}:${vars.bucket}'))
+            continue
+        role = str(t.get("invocationRole") or "")
+        if not _ROLE_ARN_RE.match(role):
+            findings.append(Finding("error", "trigger-role", f"trigger {name}: invocationRole {role!r} is not "
+                                    "acs:ram::<uid>:role/<name>", "set invocationRole: ${vars.triggerRoleArn} "
+                                    "(deploy/README.md: the OSS trigger role)"))
+        cfg = t.get("triggerConfig") or {}
+        key = ((cfg.get("filter") or {}).get("key")) or {}
+        triggers.append(Trigger(
+            name=name, region=m.group(1), bucket=m.group(3),
+            prefix=str(key.get("prefix") or ""), suffix=str(key.get("suffix") or ""),
+            events=tuple(str(e) for e in cfg.get("events") or ()),
+        ))
+    return triggers, findings
+
+
+def parse_eventbridge_trigger(name: str, cfg: Mapping[str, Any]) -> Trigger | Finding:
+    """An EventBridge-based OSS trigger as a Trigger: bucket and prefix from the rule's ``subject`` prefix
+    (acs:oss:<region>:<uid>:<bucket>/<prefix>), events from its ``type`` list, no suffix (any case, any suffix)."""
+    fix = ('eventRuleFilterPattern: \'{"source":["acs.oss"],"type":[...],"subject":[{"prefix":'
+           '"acs:oss:<region>:<uid>:<bucket>/<prefix>"}]}\' (see s.eventbridge.yaml)')
+    try:
+        pattern = json.loads(str(cfg.get("eventRuleFilterPattern") or ""))
+    except ValueError:
+        return Finding("error", "trigger-pattern", f"trigger {name}: eventRuleFilterPattern is not JSON", fix)
+    if not isinstance(pattern, dict) or pattern.get("source") != ["acs.oss"]:
+        return Finding("error", "trigger-pattern", f"trigger {name}: the rule must match source [\"acs.oss\"]", fix)
+    subjects = [s.get("prefix") for s in pattern.get("subject") or [] if isinstance(s, dict)]
+    parsed = [m for s in subjects if isinstance(s, str) and (m := _OSS_SUBJECT_RE.match(s))]
+    if len(parsed) != 1 or len(subjects) != len(pattern.get("subject") or []):
+        return Finding("error", "trigger-pattern", f"trigger {name}: the rule needs exactly one subject prefix "
+                       "acs:oss:<region>:<uid>:<bucket>/<prefix> (else every bucket of the account invokes)", fix)
+    m = parsed[0]
+    types = pattern.get("type")
+    events = tuple(str(e) for e in types) if isinstance(types, list) else ("oss:ObjectCreated:*",)
+    return Trigger(name=name, bucket=m.group(3), region=m.group(1), prefix=m.group(4), suffix="", events=events,
+                   kind="eventbridge", pattern=json.dumps(pattern))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What s.yaml says about the function, resolved: triggers, env, timeout and async policy."""
+
+    triggers: tuple[Trigger, ...]
+    env: dict[str, str]
+    timeout: int
+    memory: int
+    max_async_retries: int
+    bucket: str
+    prefix: str
+
+
+def load_deployment(path: Path) -> Deployment:
+    doc, _unresolved = resolve(load_s_yaml(path))
+    _name, props = function_resource(doc)
+    triggers, _findings = parse_triggers(props)
+    env = {k: str(v) for k, v in environment(props).items()}
+    vars_ = doc.get("vars") or {}
+    policy = props.get("asyncInvokeConfig") or {}
+    return Deployment(tuple(triggers), env, int(props.get("timeout") or 3), int(props.get("memorySize") or 512),
+                      int(policy.get("maxAsyncRetryAttempts", 3)), str(vars_.get("bucket") or ""),
+                      str(vars_.get("prefix") or ""))

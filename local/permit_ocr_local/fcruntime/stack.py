@@ -1,0 +1,102 @@
+"""The local stack: the OSS, OCR and MNS stand-ins on 127.0.0.1 sharing one keyring, as one cloud account.
+
+``LocalStack.env()`` is the function's whole configuration for talking to them: the same variable names as
+in s.yaml and README.md, so ``permit-ocr invoke`` and the handler under test read them exactly as in FC.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.keyring import Keyring
+from permit_ocr_local.standins.mns.server import MnsServer, start_mns
+from permit_ocr_local.standins.ocr.backends import Backend
+from permit_ocr_local.standins.ocr.server import OcrStandin, start_ocr
+from permit_ocr_local.standins.oss.server import OssStandin, start_oss
+
+DEFAULT_BUCKET = "permit-ocr-demo"
+DEFAULT_REGION = "cn-hangzhou"
+DEFAULT_TOPIC = "permit-ocr-results"
+
+
+@dataclass
+class StackOptions:
+    root: Path
+    buckets: tuple[str, ...] = (DEFAULT_BUCKET,)
+    region: str = DEFAULT_REGION
+    topic: str = DEFAULT_TOPIC
+    ocr_backend: Backend | str = "truth"
+    faults: FaultPlan | None = None
+    sinks: str = "oss"
+    ports: tuple[int, int, int] = (0, 0, 0)  # oss, ocr, mns; 0 = any free port
+    sts_lifetime_s: float = 12 * 3600
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.keyring = Keyring()
+        # FC hands the function STS credentials; the stack does too, so the token paths are always exercised
+        self.access_key_id = "STS.local" + secrets.token_hex(6)
+        self.access_key_secret = secrets.token_urlsafe(24)
+        self.security_token = "CAIS" + secrets.token_urlsafe(32)
+        self.keyring.add(self.access_key_id, self.access_key_secret, self.security_token,
+                         expires_at=time.time() + options.sts_lifetime_s)
+        self.oss: OssStandin | None = None
+        self.ocr: OcrStandin | None = None
+        self.mns: MnsServer | None = None
+
+    def start(self) -> LocalStack:
+        o = self.options
+        o.root.mkdir(parents=True, exist_ok=True)
+        self.oss = start_oss(o.root, self.keyring, o.region, o.ports[0], o.faults, buckets=o.buckets)
+        self.ocr = start_ocr(self.keyring, o.ocr_backend, o.ports[1], o.faults)
+        self.mns = start_mns(self.keyring, o.root, o.ports[2], o.faults, topics=(o.topic,))
+        return self
+
+    def stop(self) -> None:
+        for server in (self.mns, self.ocr, self.oss):
+            if server is not None:
+                server.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        assert self.oss and self.ocr and self.mns, "start() first"
+        o = self.options
+        return {
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": self.access_key_id,
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": self.access_key_secret,
+            "ALIBABA_CLOUD_SECURITY_TOKEN": self.security_token,
+            "OSS_REGION": o.region,
+            "SOURCE_BUCKETS": ",".join(o.buckets),
+            "OSS_ENDPOINT": self.oss.url,
+            "OSS_PUBLIC_ENDPOINT": self.oss.url,
+            "OCR_ENDPOINT": self.ocr.host,
+            "OCR_PROTOCOL": "http",
+            "MNS_ENDPOINT": self.mns.url,
+            "MNS_TOPIC": o.topic,
+            "SINKS": o.sinks,
+            **o.extra_env,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {"root": str(self.options.root), **self.env()}
+
+
+def shell_exports(env: dict[str, str]) -> str:
+    """``export NAME='value'`` lines, safe for ``eval``."""
+    def quote(v: str) -> str:
+        return "'" + v.replace("'", "'\"'\"'") + "'"
+
+    return "\n".join(f"export {k}={quote(v)}" for k, v in env.items()) + "\n"

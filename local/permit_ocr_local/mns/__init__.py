@@ -1,6 +1,0 @@
-"""Local MNS stand-in (topic PublishMessage), split as moto splits a service: state, auth, errors, server."""
-
-from .server import MnsServer, MnsService, start_mns
-from .state import MnsState, PublishedMessage, Subscription
-
-__all__ = ["MnsServer", "MnsService", "MnsState", "PublishedMessage", "Subscription", "start_mns"]

@@ -1,0 +1,110 @@
+"""Replay's decisions: for an image named by an error record or a failed event, invoke it again or not."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from permit_ocr.config import Config
+from permit_ocr.layout import etag_form
+from permit_ocr.sinks import existing_outcome
+from permit_ocr_local.fcruntime.context import Upload
+from permit_ocr_local.tools.backfill.items import Head, Read
+from permit_ocr_local.tools.backfill.oss import RecordGone
+from permit_ocr_local.tools.backfill.rules import Item, Listed, replay_decision
+
+from .failurelog import error_code, failure_log_events, log_cursor
+
+
+@dataclass
+class Replayer:
+    """Decides, for an image named by an error record or a failed event, whether to invoke it again. It never
+    touches the stored outcome: the function replaces it when the new attempt ends."""
+
+    cfg: Config
+    head: Head
+    read: Read
+    codes: frozenset[str] = frozenset()
+    include_permanent: bool = False
+    seen: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def item(self, cursor: str, bucket: str, key: str, etag: str | None, code: str | None = None) -> Item:
+        cfg = self.cfg
+        out_bucket = cfg.output_bucket_for(bucket)
+        current = self.head(bucket, key)
+        if current is None or not current.etag:
+            return Item(cursor, skip="skipped_gone")
+        if etag and etag_form(current.etag) != etag_form(etag):
+            return Item(cursor, skip="skipped_superseded")  # a newer upload has its own event
+        ident = (bucket, key, current.etag)
+        if ident in self.seen:
+            return Item(cursor, skip="skipped_duplicate")
+        result = self.head(out_bucket, cfg.result_key(key))
+        error_key = cfg.error_key(key)
+        error = None if existing_outcome(result, current.etag) == "done" else self.head(out_bucket, error_key)
+        skip, replay = replay_decision(result, error, current.etag, include_permanent=self.include_permanent)
+        if skip is not None:
+            return Item(cursor, skip=skip)
+        if self.codes:
+            mine = error is not None and existing_outcome(error, current.etag) is not None
+            if code is None and mine:
+                try:
+                    code = error_code(self.read(out_bucket, error_key))
+                except RecordGone:  # replaced by the function between the HEAD and the GET
+                    return Item(cursor, skip="skipped_replaced")
+            if code not in self.codes:
+                return Item(cursor, skip="skipped_code")
+        self.seen.add(ident)
+        return Item(cursor, Upload(bucket, key, current.etag, current.size, region=cfg.region), replay=replay)
+
+    def from_records(self, records: Iterable[Listed], bucket: str) -> Iterator[Item]:
+        """Error records listed in the output bucket (``<OUTPUT_PREFIX><key><ERROR_SUFFIX>``)."""
+        out_bucket = self.cfg.output_bucket_for(bucket)
+        for rec in records:
+            if not rec.key.endswith(self.cfg.error_suffix):
+                continue
+            try:
+                raw = self.read(out_bucket, rec.key)
+            except RecordGone:  # replaced by a result since it was listed
+                yield Item(rec.key, skip="skipped_replaced")
+                continue
+            try:
+                doc = json.loads(raw)
+                src, err = doc["source"], doc["error"]
+                key, etag, code = str(src["key"]), src.get("etag"), str(err.get("code"))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                yield Item(rec.key, skip="skipped_malformed")
+                continue
+            if self.codes and code not in self.codes:  # cheap filter before any HEAD
+                yield Item(rec.key, skip="skipped_code")
+                continue
+            yield self.item(rec.key, str(src.get("bucket") or bucket), key, etag, code)
+
+    def from_failure_log(self, lines: Iterable[str], bucket: str, prefix: str, after: str = "") -> Iterator[Item]:
+        """Records of the events in a JSON-lines log of FC onFailure payloads (or of MNS messages carrying one).
+        A failed event holds every record of its batch, finished ones too: each is checked against its stored
+        outcome, and only those whose outcome is transient or missing are sent (a permanent verdict only with
+        --include-permanent)."""
+        from permit_ocr.events import MalformedEvent, parse_event
+
+        for n, event in failure_log_events(lines):
+            try:
+                refs = parse_event(event).refs if event is not None else None
+            except MalformedEvent:
+                refs = None
+            if refs is None:
+                cursor = log_cursor(n, 0)
+                if cursor > after:
+                    yield Item(cursor, skip="skipped_malformed")
+                continue
+            for i, ref in enumerate(refs):
+                cursor = log_cursor(n, i)
+                if cursor <= after:
+                    continue
+                if ref.bucket != bucket or not ref.key.startswith(prefix):
+                    yield Item(cursor, skip="skipped_other")
+                    continue
+                yield self.item(cursor, ref.bucket, ref.key, ref.etag)
+
+

@@ -1,0 +1,42 @@
+"""The trigger of s.yaml, emulated: uploads invoke the real handler asynchronously, outputs never re-trigger,
+and ``permit-ocr run`` prints the table with every outcome."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from permit_ocr_local.cli import main
+from permit_ocr_local.fcruntime.function import LocalFunction
+from support import SAMPLE_TRUTH, Bucket, permit_image
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_upload_matching_the_trigger_is_recognized_and_its_output_does_not_retrigger(tmp_path: Path) -> None:
+    with LocalFunction(REPO / "s.yaml", tmp_path / "root") as fn:
+        bucket = Bucket(fn.stack, fn.deployment.bucket)
+        bucket.put(f"{fn.deployment.prefix}a.png", permit_image())
+        bucket.put("elsewhere/b.png", permit_image())  # outside the trigger prefix: no event
+        assert fn.wait_idle(30)
+        assert fn.invoker is not None
+        assert fn.invoker.stats["events"] == 1  # the .json written beside a.png fired nothing
+        doc = json.loads(bucket.get(f"{fn.deployment.prefix}a.png.json"))
+        assert doc["data"]["data"] == SAMPLE_TRUTH
+        assert not bucket.exists("elsewhere/b.png.json")
+
+
+def test_run_command_uploads_samples_and_prints_a_row_per_image(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "hk.png").write_bytes(permit_image(size=(928, 626)))
+    (samples / "not-a-permit.png").write_bytes(permit_image({}))
+    code = main(["run", "--root", str(tmp_path / "root"), "--samples", str(samples), "--s-yaml",
+                 str(REPO / "s.yaml"), "--ocr-backend", "truth", "--timeout", "60"])
+    out = capsys.readouterr().out
+    assert code == 1  # one image is not a permit: reported, not hidden
+    assert "hk.png" in out and "H10387877 01" in out and " ok " in out
+    assert "error: unmatchedImageType" in out
