@@ -5,6 +5,7 @@ App is built from the stack's environment; _failed is called directly with a cho
 from __future__ import annotations
 
 import datetime
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -33,8 +34,8 @@ from permit_ocr.precheck import ImageInfo
 from permit_ocr.recognize import OcrResult
 from permit_ocr.source import GONE, SUPERSEDED, Prepared
 from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.http import Request
-from permit_ocr_local.fcemu import FcContext, FunctionMeta, oss_event
+from permit_ocr_local.common.http import Request, Response
+from permit_ocr_local.fcemu import FcContext, FunctionMeta, Upload, oss_event
 from permit_ocr_local.stack import LocalStack
 from support import SAMPLE_TRUTH, Bucket, permit_image
 
@@ -231,3 +232,58 @@ def test_a_record_left_retrying_makes_the_invocation_raise_for_fcs_retry(app: Ap
     assert info.value.summary["counts"] == {"retrying": 1}
     assert info.value.summary["outcomes"] == [{"bucket": bucket.name, "key": KEY, "status": "retrying",
                                                "code": "ClaimHeld"}]
+
+
+# -- the data flow around the paid call ------------------------------------------------------------------------------
+
+
+def invoke_one(app: App, up: Upload, request_id: str = "REQ-F") -> dict[str, Any]:
+    return app.handle(oss_event([up]), FcContext(request_id=request_id, function=FunctionMeta(timeout=60)))
+
+
+def test_a_key_the_guards_refuse_costs_no_read_and_no_call(app: App, bucket: Bucket, stack: LocalStack) -> None:
+    up = bucket.put("uploads/notes.txt", b"not for us")
+    assert stack.oss is not None and stack.ocr is not None
+    gets = stack.oss.service.stats["GetObject"]
+    summary = invoke_one(app, up)
+    assert summary["counts"] == {"skipped": 1}
+    assert stack.oss.service.stats["GetObject"] == gets and stack.ocr.service.stats["calls"] == 0
+
+
+def test_when_ocr_cannot_fetch_the_signed_url_the_pinned_bytes_are_sent_and_billed_once(
+        app: App, bucket: Bucket, stack: LocalStack, oss_wire: Callable[..., None]) -> None:
+    assert stack.oss is not None and stack.ocr is not None
+    service_error = stack.oss._httpd.service_error
+
+    def refuse_signed_urls(request: Request, answer: Response) -> Response:
+        signed = "signature" in request.raw_query.lower()
+        return service_error(403, request) if request.method == "GET" and signed else answer
+
+    oss_wire(refuse_signed_urls)
+    image = permit_image()
+    up = bucket.put(KEY, image)
+    assert invoke_one(app, up)["counts"] == {"result": 1}
+    doc = orjson.loads(bucket.get(f"{KEY}.json"))
+    assert doc["ocr"]["imageSource"] == "body"
+    stats = stack.ocr.service.stats
+    assert (stats["calls"], stats["IllegalImageUrl"]) == (3, 2)  # the URL tried twice (never billed), then the bytes
+    assert [c.source for c in stack.ocr.service.calls] == ["body"]
+    assert stack.ocr.service.billed_by_image()[hashlib.sha256(image).hexdigest()] == 1
+
+
+def test_an_image_overwritten_while_ocr_ran_gets_no_outcome_and_its_claim_is_released(
+        app: App, bucket: Bucket, stack: LocalStack) -> None:
+    assert stack.ocr is not None
+    inner = stack.ocr.service.backend
+    first = bucket.put(KEY, permit_image())
+
+    class OverwriteDuringCall:
+        def recognize(self, image: bytes, output_figure: bool) -> dict[str, Any]:
+            bucket.put(KEY, permit_image(size=(929, 626)))  # the next upload lands while OCR runs
+            return inner.recognize(image, output_figure)
+
+    stack.ocr.service.backend = OverwriteDuringCall()
+    summary = invoke_one(app, first)
+    assert summary["outcomes"] == [{"bucket": bucket.name, "key": KEY, "status": "skipped", "code": SUPERSEDED}]
+    assert not bucket.exists(f"{KEY}.json")
+    assert marker_state(bucket, ObjectRef(bucket.name, KEY, first.etag.upper())) == RELEASED

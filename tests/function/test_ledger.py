@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import alibabacloud_oss_v2 as oss
 import orjson
 import pytest
 from hypothesis import given
@@ -29,6 +30,7 @@ from permit_ocr.layout import (
     outputs_for,
 )
 from permit_ocr.ledger import (
+    MAX_GENERATIONS,
     RELEASED,
     RUNNING,
     Defer,
@@ -43,7 +45,7 @@ from permit_ocr.ledger import (
 from permit_ocr.sinks import StoredOutcome
 from permit_ocr.storage import Storage
 from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.http import Request
+from permit_ocr_local.common.http import Request, Response
 from permit_ocr_local.stack import LocalStack
 from support import Bucket
 
@@ -284,3 +286,29 @@ def test_release_is_best_effort_and_happens_once(ledger: Ledger, outputs: Output
     oss_faults.rates.clear()
     ticket.release()
     assert marker(bucket, 0)["state"] == RUNNING  # released already counted: no second write
+
+
+def test_a_marker_expired_between_the_refused_put_and_its_read_protects_nothing(
+        ledger: Ledger, outputs: Outputs, bucket: Bucket, oss_wire: Callable[..., None]) -> None:
+    assert isinstance(begin(ledger, outputs, "req-1"), Ticket)
+    mkey = marker_key(bucket.name, KEY, ETAG, 0)
+
+    def expire_after_refusal(request: Request, answer: Response) -> Response:
+        if request.method == "PUT" and request.path.endswith(mkey) and answer.status == 409:
+            bucket.client.delete_object(oss.DeleteObjectRequest(bucket=bucket.name, key=mkey))  # the lifecycle rule
+        return answer
+
+    oss_wire(expire_after_refusal)
+    taken = begin(ledger, outputs, "req-2")
+    assert isinstance(taken, Ticket) and taken.key.endswith(".1")
+
+
+def test_an_exhausted_marker_chain_is_an_error_not_a_payment(ledger: Ledger, outputs: Outputs, storage: Storage,
+                                                             bucket: Bucket) -> None:
+    dead = Holder("t", "r", T0 - 1, RELEASED)
+    for generation in range(MAX_GENERATIONS):
+        storage.put(bucket.name, marker_key(bucket.name, KEY, ETAG, generation), marker_body(ETAG, dead, T0 - 2),
+                    JSON_TYPE, {})
+    with pytest.raises(StorageError) as info:
+        begin(ledger, outputs, "req-1")
+    assert (info.value.code, info.value.transient) == ("TooManyGenerations", False)

@@ -260,3 +260,21 @@ def test_read_pinned_of_a_deleted_image_is_gone(cfg: Config, storage: Storage, b
     with pytest.raises(SourceError) as info:
         read_pinned(Storage(cfg, lambda: resolve(env)), bucket.name, p)
     assert (info.value.code, info.value.transient) == (GONE, False)
+
+
+def test_an_object_overwritten_between_the_header_reads_is_superseded(
+        cfg: Config, storage: Storage, bucket: Bucket, oss_wire: Callable[[Rewrite], None]) -> None:
+    ref = put(bucket, "uploads/exif.jpg", _jpeg_with_long_header(HEAD_BYTES + 10_000))
+    newer = _jpeg_with_long_header(HEAD_BYTES + 20_000)
+    first = [True]
+
+    def overwrite_after_the_first_read(request: Request, answer: Response) -> Response:
+        if request.method == "GET" and first[0]:
+            first[0] = False
+            bucket.put("uploads/exif.jpg", newer)  # the next upload lands while we look at the header
+        return answer
+
+    oss_wire(overwrite_after_the_first_read)
+    with pytest.raises(SourceError) as info:
+        prepare(ref, cfg, storage)
+    assert (info.value.code, info.value.transient) == (SUPERSEDED, False)
