@@ -5,6 +5,7 @@ fault plan, and a rewrite of its answers after it served the request (a lost ans
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -30,13 +31,31 @@ def storage(cfg: Config, env: dict[str, str]) -> Storage:
 
 
 @pytest.fixture
-def oss_faults(stack: LocalStack) -> Iterator[FaultPlan]:
-    """A fault plan on the OSS stand-in's HTTP layer: set rates on it (``plan.set("oss", ...)``)."""
-    assert stack.oss is not None
-    plan = FaultPlan(seed=11)
-    stack.oss._httpd.faults = plan
-    yield plan
-    stack.oss._httpd.faults = None
+def attach_faults(stack: LocalStack) -> Iterator[Callable[..., FaultPlan]]:
+    """``attach_faults("oss" | "ocr" | "mns", plan=None)``: a fault plan on that stand-in's HTTP layer (set rates
+    on it with ``plan.set(service, ...)``); detached after the test."""
+    attached: list[Any] = []
+
+    def attach(service: str, plan: FaultPlan | None = None) -> FaultPlan:
+        server = getattr(stack, service)
+        server._httpd.faults = plan = plan or FaultPlan(seed=11)
+        attached.append(server)
+        return plan
+
+    yield attach
+    for server in attached:
+        server._httpd.faults = None
+
+
+@pytest.fixture
+def oss_faults(attach_faults: Callable[..., FaultPlan]) -> FaultPlan:
+    return attach_faults("oss")
+
+
+@pytest.fixture
+def no_oss_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OSS retries without their backoff pauses: the attempts are what a test counts, not the waiting."""
+    monkeypatch.setattr("permit_ocr.storage.time.sleep", lambda s: None)
 
 
 class _Rewriting:

@@ -34,7 +34,7 @@ from permit_ocr.precheck import ImageInfo
 from permit_ocr.recognize import OcrResult
 from permit_ocr.source import GONE, SUPERSEDED, Prepared
 from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.http import Request, Response
+from permit_ocr_local.common.http import Request
 from permit_ocr_local.fcemu import FcContext, FunctionMeta, Upload, oss_event
 from permit_ocr_local.stack import LocalStack
 from support import SAMPLE_TRUTH, Bucket, permit_image
@@ -184,22 +184,17 @@ def test_a_transient_failure_after_the_claim_leaves_a_retrying_record_and_releas
 
 
 def test_when_no_record_can_be_stored_the_claim_is_released_and_the_failure_raised(
-        app: App, bucket: Bucket, stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("permit_ocr.storage.time.sleep", lambda s: None)
+        app: App, bucket: Bucket, attach_faults: Callable[..., FaultPlan], no_oss_pauses: None) -> None:
     ref = upload(bucket)
     ticket = claim(app, ref)
-    plan = FaultPlan(seed=3, only=lambda service, req: isinstance(req, Request) and req.method == "PUT"
-                     and req.path.endswith(".error.json"))
+    plan = attach_faults("oss", FaultPlan(seed=3, only=lambda service, req: isinstance(req, Request)
+                                          and req.method == "PUT" and req.path.endswith(".error.json")))
     plan.set("oss", server_error=1.0)  # the error record cannot be written; the marker still can
-    assert stack.oss is not None
-    stack.oss._httpd.faults = plan
-    try:
-        with pytest.raises(StepError) as info:
-            app._failed(ref, OcrFailure("illegalImageContent", "m", transient=False).about(KEY, ref.etag or ""),
-                        run_of(), ticket=ticket)
-    finally:
-        stack.oss._httpd.faults = None
+    with pytest.raises(StepError) as info:
+        app._failed(ref, OcrFailure("illegalImageContent", "m", transient=False).about(KEY, ref.etag or ""),
+                    run_of(), ticket=ticket)
     assert info.value.stage == "sink"
+    plan.rates.clear()
     assert marker_state(bucket, ref) == RELEASED  # FC's retry may take over at once
 
 
@@ -251,15 +246,13 @@ def test_a_key_the_guards_refuse_costs_no_read_and_no_call(app: App, bucket: Buc
 
 
 def test_when_ocr_cannot_fetch_the_signed_url_the_pinned_bytes_are_sent_and_billed_once(
-        app: App, bucket: Bucket, stack: LocalStack, oss_wire: Callable[..., None]) -> None:
-    assert stack.oss is not None and stack.ocr is not None
-    service_error = stack.oss._httpd.service_error
+        app: App, bucket: Bucket, stack: LocalStack, lose_oss_answers: Callable[..., None]) -> None:
+    assert stack.ocr is not None
 
-    def refuse_signed_urls(request: Request, answer: Response) -> Response:
-        signed = "signature" in request.raw_query.lower()
-        return service_error(403, request) if request.method == "GET" and signed else answer
+    def signed_get(request: Request) -> bool:
+        return request.method == "GET" and "signature" in request.raw_query.lower()
 
-    oss_wire(refuse_signed_urls)
+    lose_oss_answers(signed_get, 99)  # every fetch of the signed URL fails on OCR's side
     image = permit_image()
     up = bucket.put(KEY, image)
     assert invoke_one(app, up)["counts"] == {"result": 1}

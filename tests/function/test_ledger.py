@@ -267,9 +267,7 @@ def test_of_contenders_for_a_free_version_exactly_one_gets_the_ticket(storage: S
 
 
 def test_when_oss_cannot_tell_begin_raises_instead_of_guessing(ledger: Ledger, outputs: Outputs,
-                                                               oss_faults: FaultPlan,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("permit_ocr.storage.time.sleep", lambda s: None)
+                                                               oss_faults: FaultPlan, no_oss_pauses: None) -> None:
     oss_faults.set("oss", server_error=1.0)
     with pytest.raises(StorageError) as info:
         begin(ledger, outputs, "req-1")
@@ -277,10 +275,9 @@ def test_when_oss_cannot_tell_begin_raises_instead_of_guessing(ledger: Ledger, o
 
 
 def test_release_is_best_effort_and_happens_once(ledger: Ledger, outputs: Outputs, bucket: Bucket,
-                                                 oss_faults: FaultPlan, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                 oss_faults: FaultPlan, no_oss_pauses: None) -> None:
     ticket = begin(ledger, outputs, "req-1")
     assert isinstance(ticket, Ticket)
-    monkeypatch.setattr("permit_ocr.storage.time.sleep", lambda s: None)
     oss_faults.set("oss", server_error=1.0)
     ticket.release()  # OSS is down: the running marker still expires at its deadline; nothing raises
     oss_faults.rates.clear()

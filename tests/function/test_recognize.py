@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -26,12 +26,8 @@ def recognizer(cfg: Config, env: dict[str, str]) -> Recognizer:
 
 
 @pytest.fixture
-def ocr_faults(stack: LocalStack) -> Iterator[FaultPlan]:
-    assert stack.ocr is not None
-    plan = FaultPlan(seed=2)
-    stack.ocr._httpd.faults = plan
-    yield plan
-    stack.ocr._httpd.faults = None
+def ocr_faults(attach_faults: Callable[..., FaultPlan]) -> FaultPlan:
+    return attach_faults("ocr")
 
 
 def billed(stack: LocalStack, image: bytes) -> int:

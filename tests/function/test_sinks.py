@@ -5,7 +5,7 @@ SINKS=mns. Sinks methods called directly, with the real OSS and MNS SDKs against
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import alibabacloud_oss_v2 as oss
@@ -57,19 +57,15 @@ def make_sinks(env: dict[str, str], storage: Storage) -> MakeSinks:
 
 
 @pytest.fixture
-def mns_outage(stack: LocalStack) -> Iterator[FaultPlan]:
-    assert stack.mns is not None
-    plan = FaultPlan(seed=5)
+def mns_outage(attach_faults: Callable[..., FaultPlan]) -> FaultPlan:
+    plan = attach_faults("mns")
     plan.set("mns", server_error=1.0)
-    stack.mns._httpd.faults = plan
-    yield plan
-    stack.mns._httpd.faults = None
+    return plan
 
 
 @pytest.fixture
-def no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("permit_ocr.storage.time.sleep", lambda s: None)
-    monkeypatch.setattr("permit_ocr.sinks.time.sleep", lambda s: None)
+def no_pauses(no_oss_pauses: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("permit_ocr.sinks.time.sleep", lambda s: None)  # and none between publish attempts
 
 
 def upload(bucket: Bucket, key: str = KEY, size: tuple[int, int] = (928, 626)) -> tuple[ObjectRef, str]:

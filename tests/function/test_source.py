@@ -45,11 +45,6 @@ def gets(stack: LocalStack) -> int:
     return sum(n for op, n in stack.oss.service.stats.items() if op == "GetObject")
 
 
-@pytest.fixture
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("permit_ocr.storage.time.sleep", lambda s: None)
-
-
 # -- key_candidates: pure --------------------------------------------------------------------------------------
 
 
@@ -218,7 +213,7 @@ def test_a_signed_url_over_the_apis_limit_sends_the_bytes_instead(cfg: Config, s
 
 
 def test_a_lasting_oss_outage_is_a_transient_source_failure(cfg: Config, storage: Storage, bucket: Bucket,
-                                                            oss_faults: FaultPlan, fast_retries: None) -> None:
+                                                            oss_faults: FaultPlan, no_oss_pauses: None) -> None:
     ref = put(bucket, "uploads/o.png", permit_image())
     oss_faults.set("oss", server_error=1.0)
     with pytest.raises(SourceError) as info:
