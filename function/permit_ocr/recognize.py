@@ -160,4 +160,7 @@ def decode_data(raw: str, request_id: str) -> dict[str, Any]:
                          transient=False, request_id=request_id) from None
     if not isinstance(data, dict):
         raise OcrFailure("InvalidData", "OCR Data is not a JSON object", transient=False, request_id=request_id)
+    if not isinstance(data.get("data"), dict):  # the fields live in data.data; a result without them is no result
+        raise OcrFailure("InvalidData", "OCR Data has no 'data' object with the fields", transient=False,
+                         request_id=request_id)
     return data

@@ -12,9 +12,9 @@ import pytest
 from permit_ocr.config import Config, load_config
 from permit_ocr.credentials import resolve
 from permit_ocr.storage import Storage
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.http import Request, Response
-from permit_ocr_local.stack import LocalStack
+from permit_ocr_local.fcruntime.stack import LocalStack
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.http import Request, Response
 
 Rewrite = Callable[[Request, Response], Response]
 LoseAnswers = Callable[[Callable[[Request], bool], int], None]

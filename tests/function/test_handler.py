@@ -33,10 +33,10 @@ from permit_ocr.ledger import RELEASED, RUNNING, Ticket
 from permit_ocr.precheck import ImageInfo
 from permit_ocr.recognize import OcrResult
 from permit_ocr.source import GONE, SUPERSEDED, Prepared
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.http import Request
-from permit_ocr_local.fcemu import FcContext, FunctionMeta, Upload, oss_event
-from permit_ocr_local.stack import LocalStack
+from permit_ocr_local.fcruntime.context import FcContext, FunctionMeta, Upload, oss_event
+from permit_ocr_local.fcruntime.stack import LocalStack
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.http import Request
 from support import SAMPLE_TRUTH, Bucket, permit_image
 
 KEY = "uploads/h.png"

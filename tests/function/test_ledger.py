@@ -44,9 +44,9 @@ from permit_ocr.ledger import (
 )
 from permit_ocr.sinks import StoredOutcome
 from permit_ocr.storage import Storage
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.http import Request, Response
-from permit_ocr_local.stack import LocalStack
+from permit_ocr_local.fcruntime.stack import LocalStack
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.http import Request, Response
 from support import Bucket
 
 KEY, ETAG = "uploads/a.png", "0123456789ABCDEF0123456789ABCDEF"

@@ -15,8 +15,8 @@ from permit_ocr.credentials import Credentials, resolve
 from permit_ocr.errors import OcrFailure
 from permit_ocr.recognize import Recognizer
 from permit_ocr.storage import Storage
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.stack import LocalStack
+from permit_ocr_local.fcruntime.stack import LocalStack
+from permit_ocr_local.standins.faults import FaultPlan
 from support import SAMPLE_TRUTH, Bucket, permit_image
 
 

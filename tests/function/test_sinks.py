@@ -33,8 +33,8 @@ from permit_ocr.recognize import OcrResult
 from permit_ocr.sinks import Delivered, Sinks, StoredOutcome, existing_outcome, stored_outcome
 from permit_ocr.source import Prepared
 from permit_ocr.storage import ObjectHead, Storage
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.stack import LocalStack
+from permit_ocr_local.fcruntime.stack import LocalStack
+from permit_ocr_local.standins.faults import FaultPlan
 from support import SAMPLE_TRUTH, Bucket, permit_image
 
 KEY = "uploads/s.png"

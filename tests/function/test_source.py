@@ -23,10 +23,10 @@ from permit_ocr.layout import etag_form
 from permit_ocr.precheck import HEAD_BYTES
 from permit_ocr.source import GONE, MAX_URL_CHARS, SUPERSEDED, SourceError, key_candidates, prepare, read_pinned
 from permit_ocr.storage import Storage
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.common.http import Request, Response
-from permit_ocr_local.oss.errors import InvalidRange
-from permit_ocr_local.stack import LocalStack
+from permit_ocr_local.fcruntime.stack import LocalStack
+from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.http import Request, Response
+from permit_ocr_local.standins.oss.errors import InvalidRange
 from support import Bucket, permit_image
 
 Rewrite = Callable[[Request, Response], Response]

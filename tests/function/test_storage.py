@@ -12,8 +12,8 @@ from permit_ocr.config import Config, load_config
 from permit_ocr.credentials import Credentials, resolve
 from permit_ocr.errors import StorageError
 from permit_ocr.storage import Listing, Storage, retrying
-from permit_ocr_local.common.faults import FaultPlan
-from permit_ocr_local.stack import LocalStack
+from permit_ocr_local.fcruntime.stack import LocalStack
+from permit_ocr_local.standins.faults import FaultPlan
 from support import Bucket
 
 # -- retrying: pure, driven with plain callables ---------------------------------------------------------------
