@@ -14,8 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from e2e.test_cli_stack_invoke import CLI, detached_stack
+
 from permit_ocr_local.cli import main
 
 from .conftest import SPAN_SAMPLE

@@ -36,4 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if "mns" in cfg.sinks and not (cfg.mns_endpoint and cfg.mns_topic):
         print("permit-ocr review: SINKS has mns but MNS_ENDPOINT or MNS_TOPIC is empty", file=sys.stderr)
         return 2
+    if "-internal." in cfg.oss_endpoint:  # the function's default, reachable only inside Alibaba Cloud
+        print(f"permit-ocr review: OSS_ENDPOINT is {cfg.oss_endpoint}; from a workstation set it (and "
+              "OSS_PUBLIC_ENDPOINT) to the public endpoint", file=sys.stderr)
     return serve(cfg, lambda: creds, args.bucket, args.prefix, args.port)
