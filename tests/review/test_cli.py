@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.cookiejar
 import re
 import shutil
+import socket
 import subprocess
 import urllib.error
 import urllib.parse
@@ -17,6 +18,7 @@ import pytest
 from e2e.test_cli_stack_invoke import CLI, detached_stack
 
 from permit_ocr_local.cli import main
+from permit_ocr_local.stack import LocalStack
 
 from .conftest import SPAN_SAMPLE
 
@@ -92,3 +94,15 @@ def test_review_without_credentials_is_one_line_and_exit_2(monkeypatch: pytest.M
         monkeypatch.delenv(name, raising=False)
     assert main(["review", "--bucket", "b"]) == 2
     assert "no credentials" in capsys.readouterr().err
+
+
+def test_review_on_a_taken_port_says_so_and_exits_2(stack: LocalStack, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    for name, value in stack.env().items():
+        monkeypatch.setenv(name, value)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["review", "--bucket", "permit-ocr-demo", "--port", str(port)]) == 2
+    assert "pass --port 0" in capsys.readouterr().err

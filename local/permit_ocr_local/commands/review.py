@@ -2,7 +2,7 @@
 127.0.0.1 only. Configuration and credentials come from the environment, as for the function and the other
 commands (against the local stack: ``eval "$(permit-ocr stack --root var/run --detach)"`` first).
 
-Exit codes: 0 stopped with Ctrl-C; 2 bad configuration or options."""
+Exit codes: 0 stopped with Ctrl-C; 2 bad configuration or options, or the port is taken."""
 
 from __future__ import annotations
 
