@@ -73,10 +73,12 @@ def review_hint(rows: list[dict[str, str]], root: Path, bucket: str, prefix: str
     if not flagged:
         return ""
     opt = "" if sinks == "oss" else f" --sinks {sinks}"
-    return (f"\n{flagged} result(s) need a person. Review them in the browser (127.0.0.1 only):\n"
-            f"  . .venv/bin/activate && eval \"$(permit-ocr stack --root {root}{opt} --detach)\"\n"
-            f"  permit-ocr review --bucket {bucket} --prefix {prefix}   # then open http://127.0.0.1:8765/\n"
-            f"  permit-ocr stack --root {root} --stop                    # when done\n")
+    steps = [(f". .venv/bin/activate && eval \"$(permit-ocr stack --root {root}{opt} --detach)\"", "serve it again"),
+             (f"permit-ocr review --bucket {bucket} --prefix {prefix}", "then open http://127.0.0.1:8765/"),
+             (f"permit-ocr stack --root {root} --stop", "when done")]
+    width = max(len(cmd) for cmd, _ in steps)
+    lines = "".join(f"  {cmd.ljust(width)}   # {why}\n" for cmd, why in steps)
+    return f"\n{flagged} result(s) need a person. Review them in the browser (127.0.0.1 only):\n{lines}"
 
 
 def print_table(rows: list[dict[str, str]]) -> None:
