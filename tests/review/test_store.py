@@ -171,3 +171,14 @@ def test_a_reviewed_result_leaves_the_queue(seeded: Seeded) -> None:
     assert item is not None
     store.save(item.result_key, item.result_etag, "R", {f: rules.fields_of(item.doc)[f] for f in FIELDS})
     assert [e.result_key for e in store.queue()] == [seeded.result_key("number")]
+
+
+def test_a_failed_publish_keeps_the_saved_review_with_its_message_owed(seeded: Seeded) -> None:
+    seeded.env["MNS_TOPIC"] = "no-such-topic"
+    store = seeded.store()
+    item = store.load(seeded.result_key("span"))
+    assert item is not None
+    saved = store.save(item.result_key, item.result_etag, "R", rules.fields_of(item.doc))
+    assert saved.publish_error and saved.message_id is None
+    assert seeded.result("span")["review"]["reviewer"] == "R"
+    assert seeded.bucket.head_meta(seeded.result_key("span"))[META_PENDING] == "mns"

@@ -33,7 +33,10 @@ def create_app(store: ReviewStore, *, allowed_hosts: tuple[str, ...]) -> Flask:
     """``allowed_hosts``: the ``host:port`` names this server answers to (127.0.0.1:PORT, localhost:PORT)."""
     app = Flask(__name__)
     app.secret_key = secrets.token_bytes(32)  # per process: a restart ends every session
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict", MAX_CONTENT_LENGTH=64 * 1024)
+    # cookies ignore ports: a name per port keeps two review pages (or another local app) from clobbering it
+    port = allowed_hosts[0].rpartition(":")[2]
+    app.config.update(SESSION_COOKIE_NAME=f"permit_ocr_review_{port}", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Strict", MAX_CONTENT_LENGTH=64 * 1024)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     origins = {f"http://{h}" for h in allowed_hosts}
     skips: dict[str, list[str]] = {}  # session id -> result keys skipped, in order
