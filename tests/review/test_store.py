@@ -9,15 +9,22 @@ import orjson
 import pytest
 
 from permit_ocr.layout import META_ETAG, META_PENDING, REVIEWS_PREFIX
-from permit_ocr.normalize import FIELDS
 from permit_ocr.sinks import existing_outcome
 from permit_ocr.storage import ObjectHead
 from permit_ocr_local.review import rules
-from permit_ocr_local.review.store import Refused
+from permit_ocr_local.review.store import Refused, Saved
 from permit_ocr_local.schemas import validate_document
 from support import invoke, permit_image
 
 from .conftest import NUMBER_FIXED, SPAN_FIXED, SPAN_READ, Seeded
+
+
+def _approve(seeded: Seeded, name: str, **corrections: str) -> Saved:
+    """What one reviewer does: open the result, approve it with ``corrections``."""
+    store = seeded.store()
+    item = store.load(seeded.result_key(name))
+    assert item is not None
+    return store.save(item.result_key, item.result_etag, "R", {**rules.fields_of(item.doc), **corrections})
 
 
 def _check(doc: dict[str, object], code: str) -> object:
@@ -59,10 +66,7 @@ def test_correction_is_saved_in_place_with_review_block_and_recomputed_checks(se
 
 
 def test_saved_result_keeps_the_source_etag_so_the_function_sees_the_image_as_done(seeded: Seeded) -> None:
-    store = seeded.store()
-    item = store.load(seeded.result_key("span"))
-    assert item is not None
-    store.save(item.result_key, item.result_etag, "R", rules.fields_of(item.doc))
+    _approve(seeded, "span")
     meta = seeded.bucket.head_meta(seeded.result_key("span"))
     up = seeded.uploads["span"]
     assert meta[META_ETAG] == up.etag.upper() and meta[META_PENDING] == ""
@@ -74,11 +78,7 @@ def test_saved_result_keeps_the_source_etag_so_the_function_sees_the_image_as_do
 
 
 def test_approval_publishes_one_result_reviewed_message(seeded: Seeded) -> None:
-    store = seeded.store()
-    item = store.load(seeded.result_key("number"))
-    assert item is not None
-    saved = store.save(item.result_key, item.result_etag, "R", {**rules.fields_of(item.doc),
-                                                                 "permitNumber": NUMBER_FIXED})
+    saved = _approve(seeded, "number", permitNumber=NUMBER_FIXED)
     messages = seeded.reviewed_messages()
     assert len(messages) == 1 and saved.message_id == messages[0].message_id
     body = orjson.loads(messages[0].body)
@@ -88,10 +88,7 @@ def test_approval_publishes_one_result_reviewed_message(seeded: Seeded) -> None:
 
 def test_oss_only_sink_publishes_nothing(seeded: Seeded) -> None:
     seeded.env["SINKS"] = "oss"
-    store = seeded.store()
-    item = store.load(seeded.result_key("span"))
-    assert item is not None
-    saved = store.save(item.result_key, item.result_etag, "R", rules.fields_of(item.doc))
+    saved = _approve(seeded, "span")
     assert saved.message_id is None and seeded.reviewed_messages() == []
 
 
@@ -166,19 +163,13 @@ def test_a_form_missing_a_field_changes_nothing(seeded: Seeded) -> None:
 
 
 def test_a_reviewed_result_leaves_the_queue(seeded: Seeded) -> None:
-    store = seeded.store()
-    item = store.load(seeded.result_key("span"))
-    assert item is not None
-    store.save(item.result_key, item.result_etag, "R", {f: rules.fields_of(item.doc)[f] for f in FIELDS})
-    assert [e.result_key for e in store.queue()] == [seeded.result_key("number")]
+    _approve(seeded, "span")
+    assert [e.result_key for e in seeded.store().queue()] == [seeded.result_key("number")]
 
 
 def test_a_failed_publish_keeps_the_saved_review_with_its_message_owed(seeded: Seeded) -> None:
     seeded.env["MNS_TOPIC"] = "no-such-topic"
-    store = seeded.store()
-    item = store.load(seeded.result_key("span"))
-    assert item is not None
-    saved = store.save(item.result_key, item.result_etag, "R", rules.fields_of(item.doc))
+    saved = _approve(seeded, "span")
     assert saved.publish_error and saved.message_id is None
     assert seeded.result("span")["review"]["reviewer"] == "R"
     assert seeded.bucket.head_meta(seeded.result_key("span"))[META_PENDING] == "mns"
