@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from permit_ocr.normalize import review
+from permit_ocr_local.cli import main
 from permit_ocr_local.review import rules
 from permit_ocr_local.schemas import validate_document
 from support import SAMPLE_TRUTH
@@ -89,3 +92,15 @@ def test_boxes_come_from_value_positions_and_skip_unusable_ones() -> None:
     doc["data"]["prism_keyValueInfo"] += [{"key": "sex", "valuePos": [{"x": "a", "y": 1}] * 4},
                                           {"key": "nope", "valuePos": [{"x": 1, "y": 1}] * 4}]
     assert rules.boxes(doc) == [rules.Box("nameCn", "1,2 3,2 3,4")]
+
+
+def test_validate_accepts_a_reviewed_result_and_shows_the_persons_verdict(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _doc({**SAMPLE_TRUTH, "permitNumber": "H1"}, prob=40)
+    out = rules.reviewed_document(doc, rules.fields_of(doc), reviewer="R", now=NOW, min_prob=90)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(out, ensure_ascii=False), "utf-8")
+    assert main(["validate", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "valid result" in shown and "failing checks accepted: number.format" in shown
+    assert "stored verdict differs" not in shown
