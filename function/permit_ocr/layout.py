@@ -11,6 +11,8 @@ length whatever the image key is:
   expired by the OSS lifecycle rule that ``permit-ocr check-config --print-lifecycle`` renders.
 - ``.permit-ocr/overlong/<digest><ERROR_SUFFIX>``: the error record of an image whose own output keys would
   pass OSS's 1023-byte limit (kept: not under the lifecycle rule).
+- ``.permit-ocr/reviews/<digest>/<RESULT ETAG>``: a reviewer's claim on one version of a result document
+  (``permit-ocr review``), created with forbid-overwrite so exactly one save of that version wins.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ KIND_MARKER: Final = "marker"
 BOOKKEEPING_PREFIX: Final = ".permit-ocr/"
 MARKERS_PREFIX: Final = BOOKKEEPING_PREFIX + "markers/"
 OVERLONG_PREFIX: Final = BOOKKEEPING_PREFIX + "overlong/"
+REVIEWS_PREFIX: Final = BOOKKEEPING_PREFIX + "reviews/"  # permit-ocr review: one claim per reviewed document
 MARKER_RETENTION_DAYS: Final = 30  # lifecycle expiry of markers; far above FC's longest event age (7 days)
 
 
@@ -56,6 +59,11 @@ def key_digest(bucket: str, key: str) -> str:
 
 def marker_key(bucket: str, key: str, etag: str, generation: int) -> str:
     return f"{MARKERS_PREFIX}{key_digest(bucket, key)}/{etag}.{generation}"
+
+
+def review_claim_key(bucket: str, result_key: str, result_etag: str) -> str:
+    """The claim a reviewer creates (forbid-overwrite) before saving the result version it was shown."""
+    return f"{REVIEWS_PREFIX}{key_digest(bucket, result_key)}/{result_etag}"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "validate result/error documents against the JSON schema"),
     "backfill": ("backfill", "invoke the function for objects already in a bucket"),
     "replay": ("replay", "re-invoke images that ended with an error record"),
+    "review": ("review", "the review page for flagged results, on 127.0.0.1"),
 }
 
 

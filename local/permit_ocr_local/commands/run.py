@@ -69,6 +69,20 @@ def outcome_row(root: Path, bucket: str, key: str, env: dict[str, str], since: s
     return row
 
 
+def review_hint(rows: list[dict[str, str]], root: Path, bucket: str, prefix: str, sinks: str) -> str:
+    """How to open the review page (permit-ocr review) for the results flagged needsReview; "" when none is."""
+    flagged = sum(r["status"].startswith("review") for r in rows)
+    if not flagged:
+        return ""
+    opt = "" if sinks == "oss" else f" --sinks {sinks}"
+    steps = [(f". .venv/bin/activate && eval \"$(permit-ocr stack --root {root}{opt} --detach)\"", "serve it again"),
+             (f"permit-ocr review --bucket {bucket} --prefix {prefix}", "then open http://127.0.0.1:8765/"),
+             (f"permit-ocr stack --root {root} --stop", "when done")]
+    width = max(len(cmd) for cmd, _ in steps)
+    lines = "".join(f"  {cmd.ljust(width)}   # {why}\n" for cmd, why in steps)
+    return f"\n{flagged} result(s) need a person. Review them in the browser (127.0.0.1 only):\n{lines}"
+
+
 def print_table(rows: list[dict[str, str]]) -> None:
     cols = ["file", "kind", "name", "number", "valid", "status", "seconds"]
     widths = {c: max(_width(c), *(_width(r[c]) for r in rows)) for c in cols}
@@ -132,6 +146,7 @@ def _run(args: argparse.Namespace, log_path: Path, log_file: Any) -> int:
                                                                              + dep.prefix)
         print(f"\n{len(rows)} image(s) in {time.monotonic() - t0:.1f} s; results in {out_dir}; "
               f"function logs in {log_path}")
+        print(review_hint(rows, args.root, dep.bucket, dep.prefix, fn.env().get("SINKS", "oss")), end="")
         if args.watch:
             _watch(fn, args.root / dep.bucket, dep.prefix)
     ok = idle and all(not r["status"].startswith(("error", "missing")) for r in rows)

@@ -133,7 +133,12 @@ def print_result(doc: Mapping[str, Any], *, show_values: bool, today: datetime.d
     reasons = ", ".join(fresh["reviewReasons"]) or "-"
     print(f"  needsReview: {str(fresh['needsReview']).lower()} ({reasons})")
     stored_flag, stored_reasons = doc.get("needsReview"), doc.get("reviewReasons")
-    if stored_flag != fresh["needsReview"] or stored_reasons != fresh["reviewReasons"]:
+    reviewed = doc.get("review")
+    if isinstance(reviewed, Mapping):  # a person's verdict (permit-ocr review) replaces the function's
+        accepted = ", ".join(map(str, reviewed.get("acceptedChecks") or [])) or "-"
+        print(f"  reviewed at {reviewed.get('reviewedAt')}: {len(reviewed.get('changes') or [])} correction(s); "
+              f"needsReview {json.dumps(stored_flag)}; failing checks accepted: {accepted}")
+    elif stored_flag != fresh["needsReview"] or stored_reasons != fresh["reviewReasons"]:
         shown = ", ".join(map(str, stored_reasons)) if isinstance(stored_reasons, list) else "?"
         print(f"  stored verdict differs: needsReview {json.dumps(stored_flag)} ({shown or '-'})")
     if show_values:

@@ -1,0 +1,258 @@
+"""The review page's I/O: the queue from a listing of result documents, one result with its image's state,
+and the save (claim, write in place, publish) through the same OSS and MNS adapters the function uses.
+
+Exactly one save per shown version: before writing, the saver creates ``layout.review_claim_key(...)`` for
+the result ETag the page showed, with ``x-oss-forbid-overwrite`` (OSS documents no If-Match on PutObject);
+the second reviewer of the same version gets ``FileAlreadyExists`` and a refusal.
+
+Nothing here logs a field value, a name or an object key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import alibabacloud_oss_v2 as oss
+import orjson
+
+from permit_ocr.config import Config
+from permit_ocr.credentials import Credentials
+from permit_ocr.errors import StorageError
+from permit_ocr.layout import (
+    BOOKKEEPING_PREFIX,
+    JSON_TYPE,
+    KIND_RESULT,
+    META_ETAG,
+    META_KIND,
+    META_PENDING,
+    META_REQUEST,
+    etag_form,
+    review_claim_key,
+)
+from permit_ocr.publish import MnsPublisher, PublishError, message_body
+from permit_ocr.storage import Storage, _storage_error, retrying
+
+from . import rules
+
+TAG_REVIEWED: Final = "result-reviewed"  # MNS tags are at most 16 characters
+KIND_REVIEW_CLAIM: Final = "review-claim"
+IMAGE_URL_SECONDS: Final = 120  # the page shows the image at once; a reload signs a new URL
+READERS: Final = 8  # documents fetched at once when the queue is (re)built
+
+
+class Refused(Exception):
+    """A save that must not happen; ``reason`` is ``taken`` (another save won), ``changed`` (the result
+    is not the one shown), ``stale`` (the image has a newer version) or ``gone``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Item:
+    """One result as the page shows it."""
+
+    result_key: str
+    result_etag: str
+    doc: dict[str, Any]
+    image_bucket: str
+    image_key: str
+    source_etag: str  # the image version the result was made from (x-oss-meta-source-etag)
+    image_state: str  # current | stale (a newer version exists) | gone
+    image_url: str | None  # short-lived signed URL, only for a current image
+
+
+@dataclass(frozen=True)
+class Saved:
+    result_key: str
+    result_etag: str | None
+    changes: list[dict[str, str]]
+    accepted: list[str]
+    message_id: str | None = None
+    publish_error: str | None = None  # the result is stored; its message is still owed
+
+
+@dataclass
+class _Cache:
+    """Parsed queue entries by (key, ETag): a refresh reads only documents that changed since."""
+
+    entries: dict[tuple[str, str], rules.QueueEntry | None] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ReviewStore:
+    def __init__(self, cfg: Config, credentials: Callable[[], Credentials], bucket: str, prefix: str = "",
+                 *, now: Callable[[], datetime.datetime] | None = None) -> None:
+        self.cfg = cfg
+        self.bucket = bucket  # the source bucket the results describe
+        self.prefix = prefix
+        self.out_bucket = cfg.output_bucket_for(bucket)
+        self._credentials = credentials
+        self._storage = Storage(cfg, credentials)
+        self._lister = oss.Client(_client_config(cfg, credentials))
+        self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self._cache = _Cache()
+
+    @property
+    def publishes(self) -> bool:
+        return "mns" in self.cfg.sinks
+
+    # -- the queue ---------------------------------------------------------------------------------------
+
+    def queue(self) -> list[rules.QueueEntry]:
+        """Every result under the prefix that needs review, oldest first."""
+        listed = dict(self._result_keys())
+        with self._cache.lock:
+            todo = [(k, e) for k, e in listed.items() if (k, e) not in self._cache.entries]
+        with ThreadPoolExecutor(READERS) as pool:
+            parsed = list(pool.map(lambda ke: (ke, self._entry(*ke)), todo))
+        with self._cache.lock:
+            self._cache.entries.update(parsed)
+            self._cache.entries = {ke: v for ke, v in self._cache.entries.items() if listed.get(ke[0]) == ke[1]}
+            found = [v for v in self._cache.entries.values() if v is not None]
+        return rules.ordered(found)
+
+    def _result_keys(self) -> Iterator[tuple[str, str]]:
+        suffix, error_suffix = self.cfg.result_suffix, self.cfg.error_suffix
+        pager = self._lister.list_objects_v2_paginator()
+        try:
+            for page in pager.iter_page(oss.ListObjectsV2Request(bucket=self.out_bucket,
+                                                                 prefix=self.cfg.output_prefix + self.prefix)):
+                for o in page.contents or []:
+                    key = str(o.key)
+                    if key.endswith(suffix) and not key.endswith(error_suffix) and not key.startswith(
+                            BOOKKEEPING_PREFIX):
+                        yield key, etag_form(o.etag) or ""
+        except Exception as exc:
+            raise _storage_error(exc) from None
+
+    def _entry(self, key: str, etag: str) -> rules.QueueEntry | None:
+        try:
+            chunk = retrying(lambda: self._storage.read_all(self.out_bucket, key))
+            doc = orjson.loads(chunk.data)
+        except StorageError as err:
+            if err.not_found:  # deleted since the listing
+                return None
+            raise
+        except orjson.JSONDecodeError:
+            return None  # not one of ours (a receipt is JSON too, but never needs review)
+        return rules.queue_entry(key, chunk.etag or etag, doc) if isinstance(doc, dict) else None
+
+    # -- one result --------------------------------------------------------------------------------------
+
+    def load(self, result_key: str) -> Item | None:
+        """The stored result and its image's state; None when the key holds no result document."""
+        try:
+            chunk = retrying(lambda: self._storage.read_all(self.out_bucket, result_key))
+            head = retrying(lambda: self._storage.head(self.out_bucket, result_key))
+        except StorageError as err:
+            if err.not_found:
+                return None
+            raise
+        try:
+            doc = orjson.loads(chunk.data)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(doc, dict) or doc.get("type") != "result" or head is None:
+            return None
+        src: dict[str, Any] = doc["source"] if isinstance(doc.get("source"), dict) else {}
+        image_bucket, image_key = str(src.get("bucket") or self.bucket), str(src.get("key") or "")
+        source_etag = etag_form(head.metadata.get(META_ETAG)) or etag_form(src.get("etag")) or ""
+        state = self._image_state(image_bucket, image_key, source_etag)
+        url = (self._storage.presign_get(image_bucket, image_key, IMAGE_URL_SECONDS) if state == "current"
+               else None)
+        return Item(result_key, chunk.etag or "", doc, image_bucket, image_key, source_etag, state, url)
+
+    def _image_state(self, bucket: str, key: str, source_etag: str) -> str:
+        if not key:
+            return "gone"
+        head = retrying(lambda: self._storage.head(bucket, key))
+        if head is None:
+            return "gone"
+        return "current" if head.etag == source_etag else "stale"
+
+    # -- the save ----------------------------------------------------------------------------------------
+
+    def save(self, result_key: str, shown_etag: str, reviewer: str, submitted: Mapping[str, str]) -> Saved:
+        """Write the reviewed result in place, if it is still the version the reviewer was shown and its
+        image has not changed; publish ``result-reviewed`` when the mns sink is on. Raises Refused or
+        rules.BadInput; StorageError when OSS fails (nothing was changed then)."""
+        corrected = rules.clean_fields(submitted)
+        reviewer = rules.clean_reviewer(reviewer)
+        item = self.load(result_key)
+        if item is None:
+            raise Refused("gone", "this result no longer exists")
+        if item.result_etag != shown_etag or not rules.needs_review(item.doc):
+            taken = rules.reviewed_by(item.doc)
+            raise Refused("taken", taken) if taken else Refused("changed", _CHANGED)
+        if item.image_state != "current":
+            raise Refused("stale", _STALE)
+        now = self._now()
+        doc = rules.reviewed_document(item.doc, corrected, reviewer=reviewer, now=now,
+                                      min_prob=self.cfg.review_min_prob)
+        claim = review_claim_key(self.bucket, result_key, shown_etag)
+        self._claim(claim, reviewer, now)
+        body = orjson.dumps(doc)
+        try:
+            etag = self._put(result_key, body, item.source_etag, pending=self.publishes)
+        except StorageError:
+            self._release(claim)  # nothing was written: this reviewer (or another) may try again
+            raise
+        saved = Saved(result_key, etag, doc["review"]["changes"], doc["review"]["acceptedChecks"])
+        if not self.publishes:
+            return saved
+        try:
+            message_id = self._publish(doc, result_key)
+        except PublishError as err:  # stored with x-oss-meta-pending: mns; the function's redelivery owes it
+            return Saved(**{**saved.__dict__, "publish_error": str(err.code or "PublishFailed")})
+        etag = self._put(result_key, body, item.source_etag, pending=False)
+        return Saved(**{**saved.__dict__, "result_etag": etag, "message_id": message_id})
+
+    def _claim(self, claim: str, reviewer: str, now: datetime.datetime) -> None:
+        body = orjson.dumps({"reviewer": reviewer, "claimedAt": now.isoformat()})
+        try:
+            retrying(lambda: self._storage.put(self.out_bucket, claim, body, JSON_TYPE,
+                                               {META_KIND: KIND_REVIEW_CLAIM}, forbid_overwrite=True))
+        except StorageError as err:
+            if err.already_exists:
+                raise Refused("taken", _TAKEN) from None
+            raise
+
+    def _release(self, claim: str) -> None:
+        with contextlib.suppress(StorageError):  # a claim left behind only blocks a save that never happened
+            self._storage.delete(self.out_bucket, claim)
+
+    def _put(self, key: str, body: bytes, source_etag: str, *, pending: bool) -> str | None:
+        meta = {META_ETAG: source_etag, META_KIND: KIND_RESULT, META_PENDING: "mns" if pending else "",
+                META_REQUEST: ""}
+        return retrying(lambda: self._storage.put(self.out_bucket, key, body, JSON_TYPE, meta))
+
+    def _publish(self, doc: dict[str, Any], key: str) -> str:
+        c = self._credentials()
+        publisher = MnsPublisher(self.cfg.mns_endpoint, self.cfg.mns_topic, c.access_key_id, c.access_key_secret,
+                                 c.security_token)
+        text = message_body(doc, {"bucket": self.out_bucket, "key": key})
+        return publisher.publish(text, TAG_REVIEWED).message_id
+
+
+_TAKEN = "another reviewer saved this result first: your changes were not saved; the queue has moved on"
+_CHANGED = "this result changed since you opened it (saved by someone else, or rewritten): nothing was saved"
+_STALE = ("the image was replaced by a newer version after this result was made: the function will produce a "
+          "new result for it, so this one cannot be reviewed")
+
+
+def _client_config(cfg: Config, credentials: Callable[[], Credentials]) -> Any:
+    c = credentials()
+    conf = oss.config.load_default()
+    conf.credentials_provider = oss.credentials.StaticCredentialsProvider(c.access_key_id, c.access_key_secret,
+                                                                          c.security_token or "")
+    conf.region = cfg.region
+    conf.endpoint = cfg.oss_endpoint
+    return conf
