@@ -353,3 +353,20 @@ def test_ocr_quota_check_warns_when_instances_times_qps_exceed_the_quota() -> No
     assert check_ocr_quota({"concurrencyConfig": {"reservedConcurrency": 5}}, cfg)[0].level == "warn"
     assert check_ocr_quota({"concurrencyConfig": {"reservedConcurrency": 2}}, cfg)[0].level == "ok"
     assert check_ocr_quota({}, cfg)[0].level == "warn"
+
+
+def test_the_lifecycle_rule_expires_markers_and_review_claims_and_never_an_outcome(base: dict[str, Any]) -> None:
+    import xml.etree.ElementTree as ET
+
+    from permit_ocr.layout import MARKER_RETENTION_DAYS, MARKERS_PREFIX, OVERLONG_PREFIX, REVIEWS_PREFIX
+
+    rendered = deploycheck.render_lifecycle(base, {"OUTPUT_BUCKET": "results-bucket"}, days=7)
+    assert list(rendered) == ["results-bucket"]  # the rule belongs where the bookkeeping is written
+    rules = ET.fromstring(rendered["results-bucket"].split("\n", 1)[1]).findall("Rule")
+    prefixes = {r.findtext("Prefix") for r in rules}
+    assert prefixes == {MARKERS_PREFIX, REVIEWS_PREFIX} and OVERLONG_PREFIX not in prefixes
+    assert {r.findtext("Expiration/Days") for r in rules} == {"7"}
+    assert {r.findtext("Status") for r in rules} == {"Enabled"}
+    assert len({r.findtext("ID") for r in rules}) == len(rules)  # OSS refuses two rules with one ID
+    default = deploycheck.render_lifecycle(base)
+    assert all(f"<Days>{MARKER_RETENTION_DAYS}</Days>" in xml for xml in default.values())

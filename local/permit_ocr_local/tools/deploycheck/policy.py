@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from permit_ocr.config import load_config
-from permit_ocr.layout import MARKER_RETENTION_DAYS, MARKERS_PREFIX, OVERLONG_PREFIX
+from permit_ocr.layout import MARKER_RETENTION_DAYS, MARKERS_PREFIX, OVERLONG_PREFIX, REVIEWS_PREFIX
 from permit_ocr_local.fcruntime.deployment import (
     CHECK_ACCOUNT_ID,
     environment,
@@ -89,20 +89,25 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
     return {"Version": "1", "Statement": statements}
 
 
+# bookkeeping that may expire: version markers (the "done" records) and reviewers' claims (they only settle a
+# race of two saves, seconds long); overlong-key error records are outcomes and stay
+EXPIRING: Final = (("permit-ocr-version-markers", MARKERS_PREFIX), ("permit-ocr-review-claims", REVIEWS_PREFIX))
+
+
 def render_lifecycle(doc: Mapping[str, Any], env_overrides: Mapping[str, str] | None = None,
                      days: int = MARKER_RETENTION_DAYS) -> dict[str, str]:
-    """Output bucket -> the PutBucketLifecycle XML that expires the function's version markers (and nothing
-    else) after ``days``. Apply it with the console, ossutil or the SDK; it replaces the bucket's rules, so
-    merge it into any rules the bucket already has."""
+    """Output bucket -> the PutBucketLifecycle XML that expires the function's version markers and the review
+    claims (and nothing else) after ``days``. Apply it with the console, ossutil or the SDK; it replaces the
+    bucket's rules, so merge it into any rules the bucket already has."""
     resolved, _ = resolve(doc, CHECK_ACCOUNT_ID)
     _name, props = function_resource(resolved)
     cfg = load_config({k: str(v) for k, v in environment(props, env_overrides).items()})
     triggers, _ = parse_triggers(props)
-    rule = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LifecycleConfiguration>\n  <Rule>\n"
-            "    <ID>permit-ocr-version-markers</ID>\n"
-            f"    <Prefix>{MARKERS_PREFIX}</Prefix>\n    <Status>Enabled</Status>\n"
-            f"    <Expiration>\n      <Days>{days}</Days>\n    </Expiration>\n  </Rule>\n</LifecycleConfiguration>\n")
-    return {b: rule for b in sorted({cfg.output_bucket_for(t.bucket) for t in triggers})}
+    rules = "".join(f"  <Rule>\n    <ID>{rule_id}</ID>\n    <Prefix>{prefix}</Prefix>\n    <Status>Enabled</Status>\n"
+                    f"    <Expiration>\n      <Days>{days}</Days>\n    </Expiration>\n  </Rule>\n"
+                    for rule_id, prefix in EXPIRING)
+    xml = f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LifecycleConfiguration>\n{rules}</LifecycleConfiguration>\n"
+    return {b: xml for b in sorted({cfg.output_bucket_for(t.bucket) for t in triggers})}
 
 
 def policy_json(policy: Mapping[str, Any]) -> str:
