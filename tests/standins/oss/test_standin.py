@@ -196,10 +196,17 @@ def test_keys_escaping_the_root_are_refused(server: OssStandin) -> None:
     with pytest.raises(oss2.exceptions.ServerError) as exc:
         bucket.put_object("../escape.txt", b"x")
     assert (exc.value.status, exc.value.code) == (400, "InvalidObjectName")
-    for key in ("/abs", "a/../../b", "a//b", "dir/"):
+    for key in ("/abs", "a/../../b", "a//b", "dir/", "a/" + "x" * 256, "é" * 128):
         with pytest.raises(InvalidObjectName):
             server.service.state.put(BUCKET, key, b"x")
     assert not (root_of(server) / "escape.txt").exists()
+    server.service.state.put(BUCKET, "a/" + "x" * 255, b"x")  # the longest segment a file name can hold
+
+
+def test_a_segment_too_long_for_a_file_name_is_a_clear_400_never_a_500(client: oss.Client) -> None:
+    with pytest.raises(oss.exceptions.OperationError) as exc:
+        put(client, "uploads/" + "长" * 90 + ".jpg")  # 274 bytes in one segment: fine for OSS, not for a file
+    assert "InvalidObjectName" in str(exc.value)
 
 
 # -- listing --------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from crcmod.crcmod import mkCrcFun  # crcmod-plus, an alibabacloud-oss-v2 dependency (oss2's crcmod 1.7 too)
 
@@ -64,16 +64,21 @@ class Listing:
     last: str  # the last key or common prefix returned: where the next page starts
 
 
+MAX_SEGMENT_BYTES: Final = 255  # a file name on Linux file systems
+
+
 def check_bucket_name(bucket: str) -> None:
     if not _BUCKET_RE.match(bucket):
         raise InvalidBucketName(BucketName=bucket)
 
 
 def check_key(key: str) -> None:
-    """Refuse keys a plain file cannot hold, or that would escape the bucket folder."""
+    """Refuse keys a plain file cannot hold, or that would escape the bucket folder. Real OSS takes any key up
+    to 1023 bytes; the stand-in keeps one file per key (the local bucket layout users browse), so it refuses
+    empty, dot and over-255-byte path segments with a clear 400 instead of failing in the file system."""
     parts = key.split("/")
     if (not key or len(key.encode()) > 1023 or "\0" in key or key.startswith("\\")
-            or any(p in ("", ".", "..") for p in parts)):
+            or any(p in ("", ".", "..") or len(p.encode()) > MAX_SEGMENT_BYTES for p in parts)):
         raise InvalidObjectName(Key=key)
 
 
