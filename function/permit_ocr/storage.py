@@ -152,12 +152,12 @@ class Storage:
             if not err.not_found:
                 raise err from None
 
-    def list_prefix(self, bucket: str, prefix: str, max_keys: int = 20) -> Listing:
-        """One ListObjectsV2 page of keys under ``prefix`` with their ETags (keys URL-encoded on the wire, so
-        any key round-trips)."""
+    def list_prefix(self, bucket: str, prefix: str, max_keys: int = 20, start_after: str | None = None) -> Listing:
+        """One ListObjectsV2 page of keys under ``prefix`` (after ``start_after``) with their ETags (keys
+        URL-encoded on the wire, so any key round-trips)."""
         try:
             r = self._client.list_objects_v2(oss.ListObjectsV2Request(
-                bucket=bucket, prefix=prefix, max_keys=max_keys, encoding_type="url"))
+                bucket=bucket, prefix=prefix, max_keys=max_keys, encoding_type="url", start_after=start_after))
         except Exception as exc:
             raise _storage_error(exc) from None
         etags = {str(o.key): etag_form(o.etag) or "" for o in (r.contents or [])}

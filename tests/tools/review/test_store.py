@@ -38,6 +38,14 @@ def test_queue_lists_only_flagged_results_oldest_first(seeded: Seeded) -> None:
     assert "number.format" in entries[1].reasons
 
 
+def test_queue_walks_every_listing_page(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    from permit_ocr_local.tools.review import store as store_module
+
+    monkeypatch.setattr(store_module, "LIST_PAGE", 1)  # one key per ListObjectsV2 page: images, results, all
+    entries = seeded.store().queue()
+    assert [e.result_key for e in entries] == [seeded.result_key("span"), seeded.result_key("number")]
+
+
 def test_queue_counts_and_filters_by_failed_check(seeded: Seeded) -> None:
     entries = seeded.store().queue()
     counts = rules.reason_counts(entries)

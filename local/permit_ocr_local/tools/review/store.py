@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import alibabacloud_oss_v2 as oss
 import orjson
 
 from permit_ocr.config import Config
@@ -36,13 +36,14 @@ from permit_ocr.layout import (
     review_claim_key,
 )
 from permit_ocr.publish import MnsPublisher, PublishError, message_body
-from permit_ocr.storage import Storage, _storage_error, retrying
+from permit_ocr.storage import Storage, retrying
 
 from . import rules
 
 TAG_REVIEWED: Final = "result-reviewed"  # MNS tags are at most 16 characters
 KIND_REVIEW_CLAIM: Final = "review-claim"
 IMAGE_URL_SECONDS: Final = 120  # the page shows the image at once; a reload signs a new URL
+LIST_PAGE: Final = 1000  # ListObjectsV2 maximum
 READERS: Final = 8  # documents fetched at once when the queue is (re)built
 
 
@@ -96,7 +97,6 @@ class ReviewStore:
         self.out_bucket = cfg.output_bucket_for(bucket)
         self._credentials = credentials
         self._storage = Storage(cfg, credentials)
-        self._lister = oss.Client(_client_config(cfg, credentials))
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self._cache = _Cache()
 
@@ -121,17 +121,16 @@ class ReviewStore:
 
     def _result_keys(self) -> Iterator[tuple[str, str]]:
         suffix, error_suffix = self.cfg.result_suffix, self.cfg.error_suffix
-        pager = self._lister.list_objects_v2_paginator()
-        try:
-            for page in pager.iter_page(oss.ListObjectsV2Request(bucket=self.out_bucket,
-                                                                 prefix=self.cfg.output_prefix + self.prefix)):
-                for o in page.contents or []:
-                    key = str(o.key)
-                    if key.endswith(suffix) and not key.endswith(error_suffix) and not key.startswith(
-                            BOOKKEEPING_PREFIX):
-                        yield key, etag_form(o.etag) or ""
-        except Exception as exc:
-            raise _storage_error(exc) from None
+        after: str | None = None
+        while True:  # the function's own listing, page by page (URL-encoded keys, its error mapping)
+            page = retrying(functools.partial(self._storage.list_prefix, self.out_bucket,
+                                              self.cfg.output_prefix + self.prefix, LIST_PAGE, after))
+            for key, etag in sorted(page.etags.items()):
+                if key.endswith(suffix) and not key.endswith(error_suffix) and not key.startswith(BOOKKEEPING_PREFIX):
+                    yield key, etag
+            if not page.truncated or page.last_key is None:
+                return
+            after = page.last_key
 
     def _entry(self, key: str, etag: str) -> rules.QueueEntry | None:
         try:
@@ -246,13 +245,3 @@ _TAKEN = "another reviewer saved this result first: your changes were not saved;
 _CHANGED = "this result changed since you opened it (saved by someone else, or rewritten): nothing was saved"
 _STALE = ("the image was replaced by a newer version after this result was made: the function will produce a "
           "new result for it, so this one cannot be reviewed")
-
-
-def _client_config(cfg: Config, credentials: Callable[[], Credentials]) -> Any:
-    c = credentials()
-    conf = oss.config.load_default()
-    conf.credentials_provider = oss.credentials.StaticCredentialsProvider(c.access_key_id, c.access_key_secret,
-                                                                          c.security_token or "")
-    conf.region = cfg.region
-    conf.endpoint = cfg.oss_endpoint
-    return conf
