@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, MissingCredentials) as exc:
         print(f"permit-ocr review: {exc}", file=sys.stderr)
         return 2
+    if "oss" not in cfg.sinks:  # mns alone leaves only a receipt in OSS: no fields to show or correct
+        print("permit-ocr review: SINKS=mns stores no result documents in OSS (a receipt per image), so there is "
+              "nothing to review; review needs SINKS=oss or oss,mns", file=sys.stderr)
+        return 2
     if "mns" in cfg.sinks and not (cfg.mns_endpoint and cfg.mns_topic):
         print("permit-ocr review: SINKS has mns but MNS_ENDPOINT or MNS_TOPIC is empty", file=sys.stderr)
         return 2

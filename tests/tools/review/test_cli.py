@@ -106,3 +106,12 @@ def test_review_on_a_taken_port_says_so_and_exits_2(stack: LocalStack, monkeypat
         port = taken.getsockname()[1]
         assert main(["review", "--bucket", "permit-ocr-demo", "--port", str(port)]) == 2
     assert "pass --port 0" in capsys.readouterr().err
+
+
+def test_review_of_an_mns_only_deployment_says_there_is_nothing_stored_to_review(
+        stack: LocalStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, value in {**stack.env(), "SINKS": "mns"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["review", "--bucket", "permit-ocr-demo", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "SINKS=mns stores no result documents" in err and len(err.strip().splitlines()) == 1
