@@ -28,7 +28,7 @@ Quad = np.ndarray[Any, Any]
 _DET_WIDTH = 640  # detection resolution of the card: 13-px labels still show as lines
 _MIN_FIELDS = 3  # fewer readable fields than this and it is not a permit
 _VOTERS = 5  # widest lines that vote on 0/180
-_FIND_SIDE = 640  # text detection on the whole photo, to tell the card's outline from other objects
+_FIND_SIDE = 320  # text detection on the whole photo: where the text is, to tell the card from other objects
 
 
 class Engine:
