@@ -104,6 +104,7 @@ class Field:
     score: float  # 0..1: how much to trust the value (becomes valueProb)
     quad: Quad | None
     cue: str = "pattern"  # what decided it: label, pattern, position (joined with + when several agreed)
+    doubted: bool = False  # picked among several candidates, or breaks a rule between fields
 
 
 @dataclass
@@ -410,6 +411,7 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
         _take(found, name, p, v, "pattern")
         if len(cands) > 1:  # the pattern alone had a choice to make: trust the pick less
             found[name].score *= _AMBIGUOUS
+            found[name].doubted = True
         if name == "permitNumber" and (n := permit_number(p.text)) and n[1] and "issueCount" not in found:
             _take(found, "issueCount", p, n[1], "pattern")
     if "nameEn" not in found:
@@ -417,6 +419,7 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
             if not p.used and (v := name_en_without_comma(p.text)) is not None:
                 _take(found, "nameEn", p, v, "pattern")
                 found["nameEn"].score *= 0.8
+                found["nameEn"].doubted = True
                 break
     # 3. Chinese name and place: a place name, the authority's row, the Latin name's neighbourhood
     cjk = [p for p in values if not p.used and chinese(p.text)]
@@ -441,6 +444,7 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
             _take(found, "nameCn", p, chinese(p.text) or p.text, "position")
             if len(rest) > 1:
                 found["nameCn"].score *= _AMBIGUOUS
+                found["nameCn"].doubted = True
 
     family = None
     if "permitType" in found:
@@ -449,6 +453,15 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
         family = "taiwan" if found["permitNumber"].value.isdigit() else "hk_macao"
     _cross_check(found, family)
     return found, family
+
+
+def settled(found: dict[str, Field], family: str | None) -> bool:
+    """Every field the permit kind prints was found, none picked among rivals or breaking a rule: reading
+    more lines (the small print: labels, the subtitle) could not change the answer."""
+    if family is None:
+        return False
+    wanted = [f for f in FIELDS if not (f == "issuePlace" and family == "hk_macao")]
+    return all(f in found and not found[f].doubted for f in wanted)
 
 
 def _nearest_to_number(found: dict[str, Field], cands: list[tuple[Piece, str]]) -> tuple[Piece, str]:
@@ -465,6 +478,7 @@ def _cross_check(found: dict[str, Field], family: str | None) -> None:
     def doubt(name: str, factor: float) -> None:
         if name in found:
             found[name].score *= factor
+            found[name].doubted = True
 
     period = found.get("validPeriod")
     if period is not None and not span_is_regular(period.value):
