@@ -119,16 +119,13 @@ class Engine:
         small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
         boxes = [b / s for b in ocr.detect(small)]
         centres = np.array([b.mean(axis=0) for b in boxes], np.float32).reshape(-1, 2)
-        found = geometry.find_card(img, centres)
+        angle = geometry.text_direction(boxes)
+        found = geometry.find_card(img, centres, angle)
         if found is not None:
             return found
         if len(boxes) < _MIN_FIELDS:
             return geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
-        (cx, cy), (bw, bh), angle = cv2.minAreaRect(np.concatenate(boxes).astype(np.float32))
-        grown = cv2.boxPoints(((cx, cy), (bw * 1.1 + 0.02 * w, bh * 1.12 + 0.02 * h), angle))
-        grown[:, 0] = grown[:, 0].clip(0, w - 1)
-        grown[:, 1] = grown[:, 1].clip(0, h - 1)
-        return geometry.order_quad(grown)
+        return geometry.text_extent(boxes, angle, 0.02 * max(w, h))
 
 
 def split_print(boxes: list[Quad]) -> tuple[list[Quad], list[Quad]]:
@@ -174,8 +171,9 @@ def _data(img: Img, card: Img, quad: Quad, m_inv: Img, fields: dict[str, layout.
     out: dict[str, Any] = {
         "data": {k: (fields[k].value if k in fields else "") for k in layout.FIELDS},
         "prism_keyValueInfo": kv,
-        "sliceRect": {f"{a}{i}": round(float(v)) for i, pt in enumerate(corners)
-                      for a, v in zip("xy", pt, strict=True)},
+        # a card that runs off the frame (or the text's extent standing in for it) ends at the image's edge
+        "sliceRect": {f"{a}{i}": round(min(max(float(v), 0.0), float(size - 1))) for i, pt in enumerate(corners)
+                      for a, v, size in zip("xy", pt, (org_w, org_h), strict=True)},
         "ftype": 1 if geometry.is_photocopy(card) else 0,
         "width": org_h if sideways else org_w,
         "height": org_w if sideways else org_h,
