@@ -28,6 +28,10 @@ Quad = np.ndarray[Any, Any]
 _DET_WIDTH = 640  # detection resolution of the card: 13-px labels still show as lines
 _MIN_FIELDS = 3  # fewer readable fields than this and it is not a permit
 _VOTERS = 5  # widest lines that vote on 0/180
+# one or two characters (男, 01, a place) read better with the card around them than padded out to the
+# recognizer's minimum width (2 heights) with grey
+_MIN_RATIO = 2.0
+_MAX_CROP_H = 96  # a line cropped from a large photo is shrunk to this (the recognizer reads 48-px lines)
 _SMALL = 0.7  # small print: lower than this share of the tall lines' height (labels above values are ~0.6)
 _FIND_SIDE = 320  # text detection on the whole photo: where the text is, to tell the card from other objects
 
@@ -91,24 +95,28 @@ class Engine:
 
         # the large print first (values, the title); the small print (labels above values, the subtitle)
         # only when the large print leaves a field missing or in doubt: it is half the recognition time
+        m_inv = np.linalg.inv(geometry.homography(quad))
         large, small_print = split_print(boxes)
-        lines = self._read(ocr, card, large)
+        lines = self._read(ocr, img, m_inv, large)
         with self._stage("extract"):
             fields, family = layout.extract(lines)
         if small_print and not layout.settled(fields, family):
-            lines += self._read(ocr, card, small_print)
+            lines += self._read(ocr, img, m_inv, small_print)
             with self._stage("extract"):
                 fields, family = layout.extract(lines)
         if family is None or len(fields) < _MIN_FIELDS:
             raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
         self.cues = {k: f.cue for k, f in fields.items()}
         self.raw = {k: f.score for k, f in fields.items()}
-        m_inv = np.linalg.inv(geometry.homography(quad))
         return _data(img, card, quad, m_inv, fields, family, output_figure)
 
-    def _read(self, ocr: Ocr, card: Img, boxes: list[Quad]) -> list[layout.Line]:
+    def _read(self, ocr: Ocr, img: Img, m_inv: Img, boxes: list[Quad]) -> list[layout.Line]:
+        """Recognize card-frame ``boxes``, each cropped straight from the original image (one resampling:
+        the straightened card is a photo's card upsampled once already)."""
         with self._stage("recognize"):
-            texts = ocr.recognize([crop_quad(card, b, pad=0.08) for b in boxes])
+            crops = [crop_quad(img, geometry.to_original(b, m_inv).astype(np.float32), pad=0.08,
+                              min_ratio=_MIN_RATIO, max_h=_MAX_CROP_H) for b in boxes]
+            texts = ocr.recognize(crops)
         return [layout.Line(b, t, s) for b, (t, s) in zip(boxes, texts, strict=True) if t.strip()]
 
     def _find_card(self, ocr: Ocr, img: Img) -> Quad:

@@ -120,15 +120,19 @@ class Ocr:
         return [(str(t), float(s)) for t, s in zip(out.txts or (), out.scores, strict=True)]
 
 
-def crop_quad(img: Img, quad: Quad, pad: float = 0.0) -> Img:
-    """Perspective-crop a text line; ``pad`` grows it by that fraction of its height on each side."""
+def crop_quad(img: Img, quad: Quad, pad: float = 0.0, min_ratio: float = 0.0, max_h: float = 0.0) -> Img:
+    """Perspective-crop a text line; ``pad`` grows it by that fraction of its height on each side, a
+    line narrower than ``min_ratio`` times its height is widened to that with the image around it, and
+    one higher than ``max_h`` (when given) is shrunk to it."""
     q = np.asarray(quad, np.float32)
-    w = int(max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[3] - q[2])))
-    h = int(max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2])))
-    w, h = max(w, 4), max(h, 4)
+    w = float(max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[3] - q[2])))
+    h = float(max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2])))
+    k = min(1.0, max_h / h) if max_h and h > 0 else 1.0
+    w, h = max(int(w * k), 4), max(int(h * k), 4)
     p = pad * h
-    dst = _f32([[p, p], [w + p, p], [w + p, h + p], [p, h + p]])
+    px = max(p, (min_ratio * (h + 2 * p) - w) / 2)
+    dst = _f32([[px, p], [w + px, p], [w + px, h + p], [px, h + p]])
     m = cv2.getPerspectiveTransform(q, dst)
-    out: Img = cv2.warpPerspective(img, m, (int(w + 2 * p), int(h + 2 * p)), flags=cv2.INTER_CUBIC,
+    out: Img = cv2.warpPerspective(img, m, (int(w + 2 * px), int(h + 2 * p)), flags=cv2.INTER_CUBIC,
                                    borderMode=cv2.BORDER_REPLICATE)
     return out
