@@ -1,8 +1,10 @@
 """Embedded permit recognizer: the Data object of RecognizeExitEntryPermitToMainland, offline.
 
-Pipeline: decode -> card quad (outline, else the text's extent) -> perspective warp to a fixed card frame
--> one text detection on the card -> 0/180 by the orientation classifier's vote -> recognize every line
--> layout-free field extraction (labels, patterns, positions) -> map boxes back to the original image.
+Pipeline: decode -> card quad (an outline along the text lines, else the text's extent; from a 320-px
+text detection) -> perspective warp to a fixed card frame -> one text detection on the card -> 0/180 by
+the orientation classifier's vote -> recognize the large print (each line cropped from the original image)
+-> layout-free field extraction (labels, patterns, positions) -> the small print (labels above values)
+only when a field is missing or in doubt -> map boxes back to the original image.
 """
 
 from __future__ import annotations
