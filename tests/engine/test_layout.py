@@ -176,3 +176,9 @@ def test_settled_needs_every_printed_field_and_no_doubt() -> None:
     assert not layout.settled(*extract(full[:-1]))  # the count is missing: the labels may name it
     rivals = [*full, line("陈思", 60, 450)]  # two Chinese names: a label must choose
     assert not layout.settled(*extract(rivals))
+
+
+@pytest.mark.parametrize("text", ["9证式R 01", "出生日期 1968.07.03证e01", "1955.09.18发次 e01"])
+def test_count_after_a_misread_label_in_the_same_box(text: str) -> None:
+    lines = [line(TITLE, 200, 10, 40), line(text, 300, 240), line("H12345678", 60, 320)]
+    assert values(lines)["issueCount"] == "01"

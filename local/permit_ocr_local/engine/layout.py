@@ -318,13 +318,14 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
             values.append(Piece(_sub_quad(line, pos, pos + ap.end(1), len(raw)), normalize(ap.group(1)),
                                 line.score, hint, "same box" if hint else ""))
             pos, chunk, hint = pos + ap.start(2), ap.group(2), None
-        if m := re.fullmatch(r"\s*\S{1,3}\s+(\d{1,2})\s*", chunk):  # "92 01": a misread short label, a count
+        if m := re.fullmatch(r"\s*\S{1,6}\s+(\d{1,2})\s*", chunk):  # "9证式R 01": a misread label, a count
             pos, chunk = pos + m.start(1), m.group(1)
-        if (d := _DATE.search(chunk)) and re.fullmatch(r"[A-Za-z\s]{0,6}\d{1,2}", chunk[d.end():].strip()):
-            # "1968.01.25 hsue 02": a date, then a count whose label was misread, in one box
+        if (d := _DATE.search(chunk)) and re.fullmatch(r"\D{0,6}\d{1,2}", chunk[d.end():].strip()):
+            # "1968.01.25 hsue 02", "1955.09.18发次 e06": a date, then a count whose label was misread, in one box
             values.append(Piece(_sub_quad(line, pos, pos + d.end(), len(raw)), normalize(chunk[:d.end()]),
                                 line.score, hint, "same box" if hint else ""))
-            pos, chunk, hint = pos + d.end(), chunk[d.end():], None
+            start = len(chunk.rstrip().rstrip("0123456789"))  # where the count's digits begin (junk dropped)
+            pos, chunk, hint = pos + start, chunk[start:], None
         text = normalize(chunk).strip(":：.,-_/")
         if hint is None and nxt is not None and _CJK.match(text or "-") and len(text) <= 2:
             text = ""  # a fragment glued to the label after it (美文 of 英文姓名) is no value
