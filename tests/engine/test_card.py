@@ -57,3 +57,47 @@ def test_an_oversized_image_is_an_illegal_size_like_the_function_says(engine: En
     with pytest.raises(EngineError) as err:
         engine.recognize(buf.tobytes())
     assert err.value.code == "illegalImageSize"
+
+
+def _box(x: float, y: float, w: float, h: float, deg: float = 0.0) -> np.ndarray:
+    return cv2.boxPoints(((x, y), (w, h), deg)).astype(np.float32)
+
+
+def test_text_direction_follows_the_lines_and_ignores_single_characters() -> None:
+    from permit_ocr_local.engine.geometry import text_direction
+
+    lines = [_box(200, 100 + 40 * i, 180, 30, 20) for i in range(4)] + [_box(400, 100, 30, 30, 45)]
+    assert abs(math.degrees(text_direction(lines) or 0.0) - 20) < 1.5
+    assert text_direction([_box(50, 50, 30, 30)]) is None
+
+
+def test_an_outline_across_the_text_lines_is_not_the_card() -> None:
+    """A tall, card-proportioned blob (part of the card and the desk) holds the text but crosses its lines."""
+    from permit_ocr_local.engine.geometry import find_card
+
+    img = np.full((600, 800, 3), 60, np.uint8)
+    cv2.rectangle(img, (250, 80), (550, 560), (235, 235, 228), -1)  # upright 300 x 480: long side vertical
+    centres = np.array([[400, 200 + 30 * i] for i in range(6)], np.float32)
+    assert find_card(img, centres, 0.0) is None  # the lines run across it: not the card's outline
+    assert find_card(img, centres, math.pi / 2) is not None  # lines along its long side: a card seen sideways
+
+
+def test_text_extent_stands_in_with_the_card_proportions_along_the_lines() -> None:
+    """Text beside a photo is a tall block; the stand-in widens it so the lines are not stretched."""
+    from permit_ocr_local.engine.geometry import CARD_RATIO, text_extent
+
+    boxes = [_box(300, 150 + 40 * i, 160, 26) for i in range(8)]  # 160 wide, ~300 high
+    q = text_extent(boxes, 0.0, 10.0)
+    w, h = np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[3] - q[0])
+    assert abs(w / h - CARD_RATIO) < 0.02 and abs(float(q[1][1] - q[0][1])) < 1
+
+
+def test_small_print_is_read_only_when_needed() -> None:
+    from permit_ocr_local.engine import split_print
+
+    values_ = [_box(300, 100 + 60 * i, 200, 36) for i in range(6)]
+    labels = [_box(300, 75 + 60 * i, 120, 18) for i in range(6)]
+    large, small = split_print(values_ + labels)
+    assert len(large) == 6 and len(small) == 6
+    large, small = split_print(values_ + labels[:2])  # two small lines are not worth a second pass
+    assert len(large) == 8 and small == []

@@ -132,3 +132,53 @@ def test_a_span_that_breaks_the_validity_rule_is_trusted_less() -> None:
 
 def test_sex_with_a_misread_label_clinging_to_it() -> None:
     assert layout.sex("性ses男") == "男" and layout.sex("男女") is None
+
+
+TW_TITLE = "台湾居民来往大陆通行证"
+
+
+def test_place_glued_to_a_misread_authority_is_split_off() -> None:
+    lines = [line(TW_TITLE, 200, 10, 40), line("公安部出入境开理局上海", 250, 300), line("12345678", 250, 360)]
+    got = values(lines)
+    assert got["issueAuthority"] == "公安部出入境管理局" and got["issuePlace"] == "上海"
+
+
+def test_place_after_a_misread_latin_label() -> None:
+    assert layout.place("ofissue浙江") == "浙江" and layout.place("上海") == "上海"
+    assert layout.place("林嘉欣") is None and layout.place("浙江省人") is None
+
+
+def test_place_one_character_off_beside_the_authority_is_corrected_and_flagged() -> None:
+    lines = [line(TW_TITLE, 200, 10, 40), line("公安部出入境管理局", 60, 320), line("浙汇", 500, 320, score=0.6),
+             line("12345678", 60, 380)]
+    fields, _ = extract(lines)
+    assert fields["issuePlace"].value == "浙江" and fields["issuePlace"].doubted
+    # a confident read is kept as read (a place outside the list is no misread)
+    sure = [*lines[:2], line("金门", 500, 320, score=0.99), lines[3]]
+    assert extract(sure)[0]["issuePlace"].value == "金门"
+
+
+def test_sex_after_a_misread_label_in_the_same_box_is_taken_and_flagged() -> None:
+    lines = [line(TITLE, 200, 10, 40), line("改洲男", 60, 90), line("张慧雨", 500, 100), line("ZHANG,HUIYU", 500, 150),
+             line("H12345678", 60, 320)]
+    fields, _ = extract(lines)
+    assert fields["sex"].value == "男" and fields["sex"].doubted
+    assert fields["nameCn"].value == "张慧雨"
+    assert layout.sex_after_label("男女") is None and layout.sex_after_label("5日51女") == "女"
+
+
+def test_settled_needs_every_printed_field_and_no_doubt() -> None:
+    full = [line(TW_TITLE, 200, 10, 40), line("王美琪", 60, 90), line("WANG,MEIQI", 60, 140),
+            line("1984.11.02", 60, 200), line("男", 500, 200), line("2019.06.01-2024.05.31", 60, 260),
+            line("公安部出入境管理局", 60, 320), line("厦门", 500, 320), line("12345678", 60, 380),
+            line("02", 500, 380)]
+    assert layout.settled(*extract(full))
+    assert not layout.settled(*extract(full[:-1]))  # the count is missing: the labels may name it
+    rivals = [*full, line("陈思", 60, 450)]  # two Chinese names: a label must choose
+    assert not layout.settled(*extract(rivals))
+
+
+@pytest.mark.parametrize("text", ["9证式R 01", "出生日期 1968.07.03证e01", "1955.09.18发次 e01"])
+def test_count_after_a_misread_label_in_the_same_box(text: str) -> None:
+    lines = [line(TITLE, 200, 10, 40), line(text, 300, 240), line("H12345678", 60, 320)]
+    assert values(lines)["issueCount"] == "01"

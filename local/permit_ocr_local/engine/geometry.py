@@ -22,6 +22,8 @@ Quad = np.ndarray[Any, Any]
 CARD_W, CARD_H = 848, 536
 CARD_RATIO = CARD_W / CARD_H
 _QUAD_SIDE = 640  # quad search resolution: the card outline needs no detail
+_LINE_RATIO = 2.5  # a text box this much longer than high is a line, and shows the text's direction
+_MAX_SKEW = np.deg2rad(12)  # text lines vs the outline's long side: keystone bends them a few degrees
 
 
 def f32(rows: Any) -> np.ndarray[Any, Any]:
@@ -120,11 +122,63 @@ def _inside(q: Quad, points: Img) -> float:
     return float(np.mean([cv2.pointPolygonTest(c, (float(x), float(y)), False) >= 0 for x, y in points]))
 
 
-def find_card(img: Img, text_centres: Img | None = None) -> Quad | None:
+def text_direction(boxes: list[Quad]) -> float | None:
+    """The text lines' direction (radians, modulo pi): the length-weighted mean direction of the long
+    edges of the boxes that are lines (a square box, one character, says nothing); None without any."""
+    c = s = 0.0
+    for b in boxes:
+        e1, e2 = b[1] - b[0], b[2] - b[1]
+        l1, l2 = float(np.linalg.norm(e1)), float(np.linalg.norm(e2))
+        if max(l1, l2) < _LINE_RATIO * max(min(l1, l2), 1e-6):
+            continue
+        e = e1 if l1 >= l2 else e2
+        a = 2 * float(np.arctan2(e[1], e[0]))  # doubled: a line and its reverse are one direction
+        c, s = c + max(l1, l2) * float(np.cos(a)), s + max(l1, l2) * float(np.sin(a))
+    if c == 0 and s == 0:
+        return None
+    return float(np.arctan2(s, c) / 2) % np.pi
+
+
+def long_side_direction(q: Quad) -> float:
+    """Direction (radians, modulo pi) of a quad's long sides, averaged over the two."""
+    if np.linalg.norm(q[1] - q[0]) >= np.linalg.norm(q[2] - q[1]):
+        v = (q[1] - q[0]) + (q[2] - q[3])
+    else:
+        v = (q[2] - q[1]) + (q[3] - q[0])
+    return float(np.arctan2(v[1], v[0])) % np.pi
+
+
+def text_extent(boxes: list[Quad], angle: float | None, margin: float) -> Quad:
+    """The card's stand-in when no outline was found: the text's extent along the lines' direction,
+    grown by ``margin`` and, when narrower than a card, widened to the card's proportions (the text
+    beside a photo is a tall block; straightened as it is, its lines would come out stretched)."""
+    pts = np.concatenate(boxes).astype(np.float32).reshape(-1, 2)
+    if angle is None:
+        (_cx, _cy), (_bw, _bh), deg = cv2.minAreaRect(pts)
+        angle = float(np.deg2rad(deg)) if _bw >= _bh else float(np.deg2rad(deg + 90))
+    u = np.array([np.cos(angle), np.sin(angle)], np.float32)
+    v = np.array([-u[1], u[0]], np.float32)
+    pu, pv = pts @ u, pts @ v
+    width = float(pu.max() - pu.min()) * 1.1 + margin
+    height = float(pv.max() - pv.min()) * 1.12 + margin
+    width = max(width, height * CARD_RATIO)
+    centre = u * float(pu.max() + pu.min()) / 2 + v * float(pv.max() + pv.min()) / 2
+    corners = [centre + su * width / 2 * u + sv * height / 2 * v for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+    return order_quad(np.array(corners, np.float32))
+
+
+def _angle_between(a: float, b: float) -> float:
+    d = abs(a - b) % np.pi
+    return min(d, np.pi - d)
+
+
+def find_card(img: Img, text_centres: Img | None = None, text_angle: float | None = None) -> Quad | None:
     """Card corners (TL, TR, BR, BL in the image) or None when no card-like outline stands out.
 
     ``text_centres`` (image pixels) are where text was detected: an outline that leaves text outside
-    is another object on the desk (a sheet of paper, a shadow), not the card.
+    is another object on the desk (a sheet of paper, a shadow), not the card. ``text_angle`` is the text
+    lines' direction: a permit's lines run along its long side, so an outline whose long side crosses
+    them is a blob of card and desk, or a part of the card, not its outline.
     """
     h, w = img.shape[:2]
     scale = _QUAD_SIDE / max(h, w)
@@ -134,6 +188,8 @@ def find_card(img: Img, text_centres: Img | None = None) -> Quad | None:
     best, best_score = None, 0.0
     for q in _candidates(small):
         s = _quad_score(q, area)
+        if s > 0 and text_angle is not None and _angle_between(long_side_direction(q), text_angle) > _MAX_SKEW:
+            s = 0.0
         if s > 0 and centres is not None and len(centres) >= 3:
             # all the text, tightly: a larger outline around card and paper scores lower than the card's
             frac = _quad_frac(q, area)

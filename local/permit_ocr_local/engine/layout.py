@@ -54,7 +54,10 @@ PLACES = ("北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", 
           "内蒙古", "广西", "西藏", "宁夏", "新疆", "厦门", "福州", "泉州", "深圳", "广州", "珠海", "南京", "杭州",
           "武汉", "成都", "西安", "昆山", "东莞", "漳州")
 
+_PLACE_AFTER_LATIN = re.compile(r"[A-Za-z.:\s]*(" + "|".join(PLACES) + ")")
+_AUTH_THEN_PLACE = re.compile(r"(.{4,}?)\s*(" + "|".join(PLACES) + r")\s*")
 _AMBIGUOUS = 0.85  # a field decided without a label among several candidates of its pattern
+_SURE = 0.9  # a read this confident is kept as read, never snapped to a near known value
 _MIN_SCORE = 0.35  # recognizer confidence below which a piece is noise rather than a misread value
 _DATE = re.compile(r"((?:19|20)\d{2})[^\d]{0,2}([01]\d)[^\d]{0,2}([0-3]\d)")
 _HKM_NUMBER = re.compile(r"([HM])(\d{8})(\d{2})?")
@@ -104,6 +107,7 @@ class Field:
     score: float  # 0..1: how much to trust the value (becomes valueProb)
     quad: Quad | None
     cue: str = "pattern"  # what decided it: label, pattern, position (joined with + when several agreed)
+    doubted: bool = False  # picked among several candidates, or breaks a rule between fields
 
 
 @dataclass
@@ -231,7 +235,20 @@ def authority(text: str) -> str | None:
 
 
 def place(text: str) -> str | None:
-    return text if text in PLACES else None
+    """A known place, alone or after a misread Latin label (``ofissue浙江`` of ``Place of issue 浙江``)."""
+    m = _PLACE_AFTER_LATIN.fullmatch(text)
+    return m.group(1) if m else None
+
+
+def near_place(text: str) -> str | None:
+    """The known place a two- or three-character read is one character away from (注苏 -> 江苏)."""
+    return snap(text, PLACES, 0.5) if 2 <= len(text) <= 3 and place(text) is None else None
+
+
+def sex_after_label(text: str) -> str | None:
+    """男/女 at the end of a short box whose head is a misread label (``改洲男`` of ``性别 男``)."""
+    m = re.fullmatch(r"([^男女]{1,5})([男女])", text)
+    return m.group(2) if m else None
 
 
 def chinese(text: str) -> str | None:
@@ -296,13 +313,19 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
             values.append(Piece(_sub_quad(line, pos, pos + k + 3, len(raw)), normalize(chunk[:k + 3]), line.score,
                                 hint, "same box" if hint else ""))
             pos, chunk, hint = pos + k + 3, chunk[k + 3:], None
-        if m := re.fullmatch(r"\s*\S{1,3}\s+(\d{1,2})\s*", chunk):  # "92 01": a misread short label, a count
+        elif (ap := _AUTH_THEN_PLACE.fullmatch(chunk)) and authority(normalize(ap.group(1))):
+            # the same, the authority misread (公安部出入境开理局上海): a known place ends it
+            values.append(Piece(_sub_quad(line, pos, pos + ap.end(1), len(raw)), normalize(ap.group(1)),
+                                line.score, hint, "same box" if hint else ""))
+            pos, chunk, hint = pos + ap.start(2), ap.group(2), None
+        if m := re.fullmatch(r"\s*\S{1,6}\s+(\d{1,2})\s*", chunk):  # "9证式R 01": a misread label, a count
             pos, chunk = pos + m.start(1), m.group(1)
-        if (d := _DATE.search(chunk)) and re.fullmatch(r"[A-Za-z\s]{0,6}\d{1,2}", chunk[d.end():].strip()):
-            # "1968.01.25 hsue 02": a date, then a count whose label was misread, in one box
+        if (d := _DATE.search(chunk)) and re.fullmatch(r"\D{0,6}\d{1,2}", chunk[d.end():].strip()):
+            # "1968.01.25 hsue 02", "1955.09.18发次 e06": a date, then a count whose label was misread, in one box
             values.append(Piece(_sub_quad(line, pos, pos + d.end(), len(raw)), normalize(chunk[:d.end()]),
                                 line.score, hint, "same box" if hint else ""))
-            pos, chunk, hint = pos + d.end(), chunk[d.end():], None
+            start = len(chunk.rstrip().rstrip("0123456789"))  # where the count's digits begin (junk dropped)
+            pos, chunk, hint = pos + start, chunk[start:], None
         text = normalize(chunk).strip(":：.,-_/")
         if hint is None and nxt is not None and _CJK.match(text or "-") and len(text) <= 2:
             text = ""  # a fragment glued to the label after it (美文 of 英文姓名) is no value
@@ -410,6 +433,7 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
         _take(found, name, p, v, "pattern")
         if len(cands) > 1:  # the pattern alone had a choice to make: trust the pick less
             found[name].score *= _AMBIGUOUS
+            found[name].doubted = True
         if name == "permitNumber" and (n := permit_number(p.text)) and n[1] and "issueCount" not in found:
             _take(found, "issueCount", p, n[1], "pattern")
     if "nameEn" not in found:
@@ -417,18 +441,24 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
             if not p.used and (v := name_en_without_comma(p.text)) is not None:
                 _take(found, "nameEn", p, v, "pattern")
                 found["nameEn"].score *= 0.8
+                found["nameEn"].doubted = True
                 break
     # 3. Chinese name and place: a place name, the authority's row, the Latin name's neighbourhood
     cjk = [p for p in values if not p.used and chinese(p.text)]
     if "issuePlace" not in found:
-        places = [p for p in cjk if place(p.text)]
+        places = [(p, v) for p in values if not p.used and (v := place(p.text))]
         auth = found.get("issueAuthority")
         same_row = [p for p in cjk if auth is not None and auth.quad is not None
                     and abs(p.cy - float(auth.quad[:, 1].mean())) < 0.04 * CARD_H]
         if places:
-            _take(found, "issuePlace", places[0], places[0].text, "pattern")
+            _take(found, "issuePlace", places[0][0], places[0][1], "pattern")
         elif same_row:
-            _take(found, "issuePlace", same_row[0], same_row[0].text, "position")
+            p = same_row[0]
+            near = near_place(p.text) if p.score < _SURE else None
+            _take(found, "issuePlace", p, near or p.text, "position")
+            if near:  # a correction: never as sure as a read
+                found["issuePlace"].score *= _AMBIGUOUS
+                found["issuePlace"].doubted = True
     if "nameCn" not in found:
         rest = [p for p in cjk if not p.used and not place(p.text)]
         en = found.get("nameEn")
@@ -441,6 +471,14 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
             _take(found, "nameCn", p, chinese(p.text) or p.text, "position")
             if len(rest) > 1:
                 found["nameCn"].score *= _AMBIGUOUS
+                found["nameCn"].doubted = True
+    if "sex" not in found:
+        for p in values:
+            if not p.used and (v := sex_after_label(p.text)) is not None:
+                _take(found, "sex", p, v, "pattern")
+                found["sex"].score *= _AMBIGUOUS
+                found["sex"].doubted = True
+                break
 
     family = None
     if "permitType" in found:
@@ -449,6 +487,15 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
         family = "taiwan" if found["permitNumber"].value.isdigit() else "hk_macao"
     _cross_check(found, family)
     return found, family
+
+
+def settled(found: dict[str, Field], family: str | None) -> bool:
+    """Every field the permit kind prints was found, none picked among rivals or breaking a rule: reading
+    more lines (the small print: labels, the subtitle) could not change the answer."""
+    if family is None:
+        return False
+    wanted = [f for f in FIELDS if not (f == "issuePlace" and family == "hk_macao")]
+    return all(f in found and not found[f].doubted for f in wanted)
 
 
 def _nearest_to_number(found: dict[str, Field], cands: list[tuple[Piece, str]]) -> tuple[Piece, str]:
@@ -465,6 +512,7 @@ def _cross_check(found: dict[str, Field], family: str | None) -> None:
     def doubt(name: str, factor: float) -> None:
         if name in found:
             found[name].score *= factor
+            found[name].doubted = True
 
     period = found.get("validPeriod")
     if period is not None and not span_is_regular(period.value):
