@@ -89,14 +89,24 @@ class Engine:
         with self._stage("orient"):
             widest = sorted(boxes, key=lambda b: -float(np.linalg.norm(b[0] - b[1])))[:_VOTERS]
             flipped = ocr.upside_down([crop_quad(card, b, pad=0.08) for b in widest]) > 0
-        if flipped:
-            quad = geometry.rotate_quad_180(quad)
-            card = cv2.rotate(card, cv2.ROTATE_180)
-            size = geometry.f32([geometry.CARD_W, geometry.CARD_H])
-            boxes = [np.roll(size - b, 2, axis=0) for b in boxes]
+        upright = _turned(quad, card, boxes) if flipped else (quad, card, boxes)
+        quad, card, boxes = upright
+        fields, family, m_inv = self._fields(ocr, img, quad, boxes)
+        if family is None or len(fields) < _MIN_FIELDS:
+            # the 0/180 vote can lose to glare or blur on a photo: refuse only a card read both ways up
+            quad, card, boxes = _turned(*upright)
+            fields, family, m_inv = self._fields(ocr, img, quad, boxes)
+        if family is None or len(fields) < _MIN_FIELDS:
+            raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
+        self.cues = {k: f.cue for k, f in fields.items()}
+        self.raw = {k: f.score for k, f in fields.items()}
+        return _data(img, card, quad, m_inv, fields, family, output_figure)
 
-        # the large print first (values, the title); the small print (labels above values, the subtitle)
-        # only when the large print leaves a field missing or in doubt: it is half the recognition time
+    def _fields(self, ocr: Ocr, img: Img, quad: Quad,
+                boxes: list[Quad]) -> tuple[dict[str, layout.Field], str | None, Img]:
+        """The fields read from the card's ``boxes``: the large print first (values, the title); the small
+        print (labels above values, the subtitle) only when the large print leaves a field missing or in
+        doubt, as it is half the recognition time."""
         m_inv = np.linalg.inv(geometry.homography(quad))
         large, small_print = split_print(boxes)
         lines = self._read(ocr, img, m_inv, large)
@@ -106,11 +116,7 @@ class Engine:
             lines += self._read(ocr, img, m_inv, small_print)
             with self._stage("extract"):
                 fields, family = layout.extract(lines)
-        if family is None or len(fields) < _MIN_FIELDS:
-            raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
-        self.cues = {k: f.cue for k, f in fields.items()}
-        self.raw = {k: f.score for k, f in fields.items()}
-        return _data(img, card, quad, m_inv, fields, family, output_figure)
+        return fields, family, m_inv
 
     def _read(self, ocr: Ocr, img: Img, m_inv: Img, boxes: list[Quad]) -> list[layout.Line]:
         """Recognize card-frame ``boxes``, each cropped straight from the original image (one resampling:
@@ -136,6 +142,13 @@ class Engine:
         if len(boxes) < _MIN_FIELDS:
             return geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
         return geometry.text_extent(boxes, angle, 0.02 * max(w, h))
+
+
+def _turned(quad: Quad, card: Img, boxes: list[Quad]) -> tuple[Quad, Img, list[Quad]]:
+    """The card the other way up: its outline, its straightened image and its text boxes, turned 180°."""
+    size = geometry.f32([geometry.CARD_W, geometry.CARD_H])
+    return (geometry.rotate_quad_180(quad), cv2.rotate(card, cv2.ROTATE_180),
+            [np.roll(size - b, 2, axis=0) for b in boxes])
 
 
 def split_print(boxes: list[Quad]) -> tuple[list[Quad], list[Quad]]:
