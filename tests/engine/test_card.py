@@ -115,3 +115,21 @@ def test_a_card_the_orientation_vote_turns_the_wrong_way_up_is_read_not_refused(
     out = engine.recognize(image)
     right = sum(out["data"][k] == v for k, v in truth["data"].items())
     assert right >= 9, {k: (out["data"][k], v) for k, v in truth["data"].items() if out["data"][k] != v}
+
+
+def test_an_outline_found_wrong_falls_back_to_the_texts_extent_before_any_refusal(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outline that holds the text's centres can still be the wrong shape (a seed-11 ledger photo was
+    refused so); the text's own extent is tried before the image is refused."""
+    from permit_ocr_local.engine import geometry
+
+    image, truth = generate(23, None, ("phone",), "classic")
+
+    def wrong_outline(img: np.ndarray, *_: object) -> np.ndarray:
+        h, w = img.shape[:2]  # the left third of the image: part of the card at best
+        return np.array([[0, 0], [w / 3, 0], [w / 3, h - 1], [0, h - 1]], np.float32)
+
+    monkeypatch.setattr(geometry, "find_card", wrong_outline)
+    out = engine.recognize(image)
+    right = sum(out["data"][k] == v for k, v in truth["data"].items())
+    assert right >= 8, {k: (out["data"][k], v) for k, v in truth["data"].items() if out["data"][k] != v}

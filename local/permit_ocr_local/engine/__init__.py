@@ -77,10 +77,24 @@ class Engine:
             img = geometry.decode(image)
         ocr = self._models()
         with self._stage("card"):
-            quad = self._find_card(ocr, img)
+            candidates = self._find_card(ocr, img)
+        # the likeliest card first; the others (the text's own extent) only when it reads as no permit
+        for candidate in candidates:
+            read = self._read_card(ocr, img, candidate)
+            if read is not None:
+                break
+        else:
+            raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
+        quad, card, m_inv, fields, family = read
+        self.cues = {k: f.cue for k, f in fields.items()}
+        self.raw = {k: f.score for k, f in fields.items()}
+        return _data(img, card, quad, m_inv, fields, family, output_figure)
+
+    def _read_card(self, ocr: Ocr, img: Img, quad: Quad) -> _CardRead | None:
+        """The permit on the card outlined by ``quad``, straightened and turned upright; None when fewer than
+        _MIN_FIELDS fields read either way up (the 0/180 vote can lose to glare or blur on a photo)."""
         quad = geometry.long_edge_first(quad)
         card = geometry.warp(img, geometry.homography(quad))
-
         with self._stage("detect"):
             scale = _DET_WIDTH / geometry.CARD_W
             small = cv2.resize(card, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -90,17 +104,11 @@ class Engine:
             widest = sorted(boxes, key=lambda b: -float(np.linalg.norm(b[0] - b[1])))[:_VOTERS]
             flipped = ocr.upside_down([crop_quad(card, b, pad=0.08) for b in widest]) > 0
         upright = _turned(quad, card, boxes) if flipped else (quad, card, boxes)
-        quad, card, boxes = upright
-        fields, family, m_inv = self._fields(ocr, img, quad, boxes)
-        if family is None or len(fields) < _MIN_FIELDS:
-            # the 0/180 vote can lose to glare or blur on a photo: refuse only a card read both ways up
-            quad, card, boxes = _turned(*upright)
+        for quad, card, boxes in (upright, _turned(*upright)):
             fields, family, m_inv = self._fields(ocr, img, quad, boxes)
-        if family is None or len(fields) < _MIN_FIELDS:
-            raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
-        self.cues = {k: f.cue for k, f in fields.items()}
-        self.raw = {k: f.score for k, f in fields.items()}
-        return _data(img, card, quad, m_inv, fields, family, output_figure)
+            if family is not None and len(fields) >= _MIN_FIELDS:
+                return quad, card, m_inv, fields, family
+        return None
 
     def _fields(self, ocr: Ocr, img: Img, quad: Quad,
                 boxes: list[Quad]) -> tuple[dict[str, layout.Field], str | None, Img]:
@@ -127,9 +135,10 @@ class Engine:
             texts = ocr.recognize(crops)
         return [layout.Line(b, t, s) for b, (t, s) in zip(boxes, texts, strict=True) if t.strip()]
 
-    def _find_card(self, ocr: Ocr, img: Img) -> Quad:
-        """The card's outline that holds the text on the image; without one, the text's own extent
-        (a tight crop, or a card on a background of its colour); without text, the whole image."""
+    def _find_card(self, ocr: Ocr, img: Img) -> list[Quad]:
+        """Where the card may be, likeliest first: the card's outline that holds the text on the image, then
+        the text's own extent (a tight crop, a card on a background of its colour, or an outline that was
+        found wrong); without text, the whole image."""
         h, w = img.shape[:2]
         s = min(1.0, _FIND_SIDE / max(h, w))
         small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
@@ -137,11 +146,13 @@ class Engine:
         centres = np.array([b.mean(axis=0) for b in boxes], np.float32).reshape(-1, 2)
         angle = geometry.text_direction(boxes)
         found = geometry.find_card(img, centres, angle)
-        if found is not None:
-            return found
         if len(boxes) < _MIN_FIELDS:
-            return geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
-        return geometry.text_extent(boxes, angle, 0.02 * max(w, h))
+            return [found] if found is not None else [geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])]
+        extent = geometry.text_extent(boxes, angle, 0.02 * max(w, h))
+        return [found, extent] if found is not None else [extent]
+
+
+_CardRead = tuple[Quad, Img, Img, dict[str, layout.Field], str]  # quad, card, m_inv, fields, family
 
 
 def _turned(quad: Quad, card: Img, boxes: list[Quad]) -> tuple[Quad, Img, list[Quad]]:
