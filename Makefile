@@ -36,6 +36,12 @@ $(WHEELS): $(STAMP) function/requirements.txt
 	$(PY) bench/package.py --fetch
 	touch $(WHEELS)
 
+# the browser tests' driver, installed by `make test` only (165 MB that `make run` and the benchmarks never use)
+BROWSER := $(VENV)/.browser
+$(BROWSER): $(STAMP) requirements/browser.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/browser.txt
+	touch $(BROWSER)
+
 install: $(STAMP) $(WHEELS)
 
 # fonts for the synthetic permit generator: OFL subsets of Noto Sans/Serif CJK are committed in
@@ -52,7 +58,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-test: $(STAMP) $(WHEELS) fonts
+test: $(STAMP) $(WHEELS) $(BROWSER) fonts
 	$(PY) -m permit_ocr_local.cli check-config s.yaml
 	$(VENV)/bin/ruff check function local tests bench
 	$(VENV)/bin/mypy
