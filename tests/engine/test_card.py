@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from permit_ocr_local.engine import Engine, EngineError
+from permit_ocr_local.engine import Engine, EngineError, geometry
 from permit_ocr_local.synth import desk_photo, generate
 
 
@@ -121,8 +121,6 @@ def test_an_outline_found_wrong_falls_back_to_the_texts_extent_before_any_refusa
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """An outline that holds the text's centres can still be the wrong shape (a seed-11 ledger photo was
     refused so); the text's own extent is tried before the image is refused."""
-    from permit_ocr_local.engine import geometry
-
     image, truth = generate(23, None, ("phone",), "classic")
 
     def wrong_outline(img: np.ndarray, *_: object) -> np.ndarray:

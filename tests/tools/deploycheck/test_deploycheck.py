@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from permit_ocr.config import load_config
+from permit_ocr.layout import MARKER_RETENTION_DAYS, MARKERS_PREFIX, OVERLONG_PREFIX, REVIEWS_PREFIX
 from permit_ocr_local import cli
 from permit_ocr_local.fcruntime import deployment
 from permit_ocr_local.fcruntime.deployment import Finding, Trigger
@@ -356,10 +358,6 @@ def test_ocr_quota_check_warns_when_instances_times_qps_exceed_the_quota() -> No
 
 
 def test_the_lifecycle_rule_expires_markers_and_review_claims_and_never_an_outcome(base: dict[str, Any]) -> None:
-    import xml.etree.ElementTree as ET
-
-    from permit_ocr.layout import MARKER_RETENTION_DAYS, MARKERS_PREFIX, OVERLONG_PREFIX, REVIEWS_PREFIX
-
     rendered = deploycheck.render_lifecycle(base, {"OUTPUT_BUCKET": "results-bucket"}, days=7)
     assert list(rendered) == ["results-bucket"]  # the rule belongs where the bookkeeping is written
     rules = ET.fromstring(rendered["results-bucket"].split("\n", 1)[1]).findall("Rule")

@@ -12,6 +12,7 @@ from permit_ocr.layout import META_ETAG, META_PENDING, REVIEWS_PREFIX
 from permit_ocr.sinks import existing_outcome
 from permit_ocr.storage import ObjectHead
 from permit_ocr_local.tools.review import rules
+from permit_ocr_local.tools.review import store as store_module
 from permit_ocr_local.tools.review.store import Refused, Saved
 from permit_ocr_local.tools.schemas import validate_document
 from support import invoke, permit_image
@@ -39,8 +40,6 @@ def test_queue_lists_only_flagged_results_oldest_first(seeded: Seeded) -> None:
 
 
 def test_queue_walks_every_listing_page(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
-    from permit_ocr_local.tools.review import store as store_module
-
     monkeypatch.setattr(store_module, "LIST_PAGE", 1)  # one key per ListObjectsV2 page: images, results, all
     entries = seeded.store().queue()
     assert [e.result_key for e in entries] == [seeded.result_key("span"), seeded.result_key("number")]
