@@ -11,7 +11,7 @@ length whatever the image key is:
   expired by the OSS lifecycle rule that ``permit-ocr check-config --print-lifecycle`` renders.
 - ``.permit-ocr/overlong/<digest><ERROR_SUFFIX>``: the error record of an image whose own output keys would
   pass OSS's 1023-byte limit (kept: not under the lifecycle rule).
-- ``.permit-ocr/reviews/<digest>/<RESULT ETAG>``: a reviewer's claim on one version of a result document
+- ``.permit-ocr/reviews/<digest>/<RESULT ETAG>.<generation>``: a reviewer's claim on one version of a result document
   (``permit-ocr review``), created with forbid-overwrite so exactly one save of that version wins.
 """
 
@@ -61,9 +61,10 @@ def marker_key(bucket: str, key: str, etag: str, generation: int) -> str:
     return f"{MARKERS_PREFIX}{key_digest(bucket, key)}/{etag}.{generation}"
 
 
-def review_claim_key(bucket: str, result_key: str, result_etag: str) -> str:
-    """The claim a reviewer creates (forbid-overwrite) before saving the result version it was shown."""
-    return f"{REVIEWS_PREFIX}{key_digest(bucket, result_key)}/{result_etag}"
+def review_claim_key(bucket: str, result_key: str, result_etag: str, generation: int = 0) -> str:
+    """The claim a reviewer creates (forbid-overwrite) before saving the result version it was shown; the next
+    generation replaces a claim whose holder died before writing (one contender wins each generation)."""
+    return f"{REVIEWS_PREFIX}{key_digest(bucket, result_key)}/{result_etag}.{generation}"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ the claim that lets exactly one save of a version win, a changed image, the resu
 
 from __future__ import annotations
 
+import datetime
 import threading
 
 import orjson
@@ -180,3 +181,37 @@ def test_a_failed_publish_keeps_the_saved_review_with_its_message_owed(seeded: S
     assert saved.publish_error and saved.message_id is None
     assert seeded.result("span")["review"]["reviewer"] == "R"
     assert seeded.bucket.head_meta(seeded.result_key("span"))[META_PENDING] == "mns"
+
+
+class _ProcessDied(BaseException):
+    """A reviewer's process ending between its claim and its write (Ctrl-C, a kill, a lost laptop)."""
+
+
+def test_a_claim_whose_reviewer_died_before_writing_is_taken_over_once_it_is_abandoned(
+        seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    t0 = datetime.datetime(2026, 12, 1, 9, 0, tzinfo=datetime.UTC)
+    dying = seeded.store(now=lambda: t0)
+    item = dying.load(seeded.result_key("number"))
+    assert item is not None
+    fields = {**rules.fields_of(item.doc), "permitNumber": NUMBER_FIXED}
+
+    def die(*_: object, **__: object) -> None:
+        raise _ProcessDied
+
+    monkeypatch.setattr(dying, "_put", die)
+    with pytest.raises(_ProcessDied):
+        dying.save(item.result_key, item.result_etag, "Gone", fields)
+    assert seeded.result("number")["needsReview"] is True  # nothing written, the claim left behind
+
+    soon = seeded.store(now=lambda: t0 + datetime.timedelta(minutes=1))  # the holder may still be writing
+    with pytest.raises(Refused) as refused:
+        soon.save(item.result_key, item.result_etag, "Early", fields)
+    assert refused.value.reason == "taken" and seeded.result("number")["needsReview"] is True
+
+    late = seeded.store(now=lambda: t0 + datetime.timedelta(seconds=store_module.CLAIM_ABANDONED_S + 1))
+    saved = late.save(item.result_key, item.result_etag, "Later", fields)
+    doc = seeded.result("number")
+    assert saved.message_id and doc["review"]["reviewer"] == "Later" and doc["needsReview"] is False
+    assert len(seeded.reviewed_messages()) == 1
+    with pytest.raises(Refused):  # the taken-over version is done: a third save of it is refused
+        late.save(item.result_key, item.result_etag, "Third", fields)

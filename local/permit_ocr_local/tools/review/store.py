@@ -42,6 +42,8 @@ from . import rules
 
 TAG_REVIEWED: Final = "result-reviewed"  # MNS tags are at most 16 characters
 KIND_REVIEW_CLAIM: Final = "review-claim"
+CLAIM_ABANDONED_S: Final = 600  # a save writes within seconds of its claim; a claim this old lost its process
+MAX_CLAIM_GENERATIONS: Final = 8
 IMAGE_URL_SECONDS: Final = 120  # the page shows the image at once; a reload signs a new URL
 LIST_PAGE: Final = 1000  # ListObjectsV2 maximum
 READERS: Final = 8  # documents fetched at once when the queue is (re)built
@@ -196,8 +198,7 @@ class ReviewStore:
         now = self._now()
         doc = rules.reviewed_document(item.doc, corrected, reviewer=reviewer, now=now,
                                       min_prob=self.cfg.review_min_prob)
-        claim = review_claim_key(self.bucket, result_key, shown_etag)
-        self._claim(claim, reviewer, now)
+        claim = self._claim(result_key, shown_etag, reviewer, now)
         body = orjson.dumps(doc)
         try:
             etag = self._put(result_key, body, item.source_etag, pending=self.publishes)
@@ -214,15 +215,33 @@ class ReviewStore:
         etag = self._put(result_key, body, item.source_etag, pending=False)
         return Saved(**{**saved.__dict__, "result_etag": etag, "message_id": message_id})
 
-    def _claim(self, claim: str, reviewer: str, now: datetime.datetime) -> None:
+    def _claim(self, result_key: str, shown_etag: str, reviewer: str, now: datetime.datetime) -> str:
+        """Create the claim on the shown version; a claim older than CLAIM_ABANDONED_S whose holder never wrote
+        (the result is still the shown version, checked by the caller) died with its process: the next
+        generation takes over, created the same way, so one contender wins it."""
         body = orjson.dumps({"reviewer": reviewer, "claimedAt": now.isoformat()})
+        for generation in range(MAX_CLAIM_GENERATIONS):
+            claim = review_claim_key(self.bucket, result_key, shown_etag, generation)
+            try:
+                retrying(functools.partial(self._storage.put, self.out_bucket, claim, body, JSON_TYPE,
+                                           {META_KIND: KIND_REVIEW_CLAIM}, forbid_overwrite=True))
+                return claim
+            except StorageError as err:
+                if not err.already_exists:
+                    raise
+            if not self._abandoned(claim, now):
+                break
+        raise Refused("taken", _TAKEN)
+
+    def _abandoned(self, claim: str, now: datetime.datetime) -> bool:
         try:
-            retrying(lambda: self._storage.put(self.out_bucket, claim, body, JSON_TYPE,
-                                               {META_KIND: KIND_REVIEW_CLAIM}, forbid_overwrite=True))
+            held = orjson.loads(retrying(lambda: self._storage.read_all(self.out_bucket, claim)).data)
+            since = datetime.datetime.fromisoformat(held["claimedAt"])
         except StorageError as err:
-            if err.already_exists:
-                raise Refused("taken", _TAKEN) from None
-            raise
+            return err.not_found  # expired or released since: the next generation is free
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return True  # not a claim this tool wrote
+        return (now - since).total_seconds() > CLAIM_ABANDONED_S
 
     def _release(self, claim: str) -> None:
         with contextlib.suppress(StorageError):  # a claim left behind only blocks a save that never happened
