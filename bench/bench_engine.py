@@ -180,7 +180,8 @@ def failures(res: Results, show_blind: bool) -> list[str]:
     for r in res.reads:
         if r.family in BLIND and not show_blind:
             continue
-        bad = [f for f, (ok, _, _) in r.fields.items() if not ok]
+        # each misread field with its valueProb (under REVIEW_MIN_PROB it went to review, as it should)
+        bad = [f"{f} {value_prob(raw, cue) if cue else 0}" for f, (ok, cue, raw) in r.fields.items() if not ok]
         if r.error or bad:
             out.append(f"{r.name}: {r.error or ', '.join(bad)}")
     if hidden and not show_blind:

@@ -182,3 +182,51 @@ def test_settled_needs_every_printed_field_and_no_doubt() -> None:
 def test_count_after_a_misread_label_in_the_same_box(text: str) -> None:
     lines = [line(TITLE, 200, 10, 40), line(text, 300, 240), line("H12345678", 60, 320)]
     assert values(lines)["issueCount"] == "01"
+
+
+@pytest.mark.parametrize(("text", "spans", "want"), [
+    ("有地：2016.06.662026.06.15", (5, 10), "2016.06.16-2026.06.15"),  # the start's day misread
+    ("2021.12.10-2026.12.0B", (5,), "2021.12.10-2026.12.09"),  # B folds to 8: still a digit off
+    ("2021.12.10-2931.12.69", (5, 10), "2021.12.10-2031.12.09"),  # the end two digits off, 10 years
+    ("202112.10-293412.09", (5,), None),  # a Taiwan permit runs 5 years: three digits off is too many
+    ("2024.05.22-2034.05.21", (5, 10), None),  # both read: nothing to mend
+])
+def test_a_validity_period_with_one_misread_date_is_mended_by_the_span_rule(
+        text: str, spans: tuple[int, ...], want: str | None) -> None:
+    assert layout.mended_period(text, spans) == want
+
+
+def test_a_mended_validity_period_is_taken_but_doubted() -> None:
+    fields, _ = extract([line(TITLE, 200, 10, 40), line("有效期限：2016.06.662026.06.15", 60, 220)])
+    assert fields["validPeriod"].value == "2016.06.16-2026.06.15" and fields["validPeriod"].doubted
+
+
+@pytest.mark.parametrize(("text", "birth", "count"), [
+    ("出日Da of bith 1954.07.17证次 sue 01", "1954.07.17", "01"),  # a long misread label between them
+    ("1956.09151sste 02", "1956.09.15", "02"),  # the label's I read as 1
+    ("1979.05.0604", "1979.05.06", "04"),  # no gap at all: the count is not cut out of the date
+    ("1995.07.3数 lsso02", "", "02"),  # the date's last digit lost: the count still reads
+])
+def test_a_count_after_a_date_in_one_box_is_its_own_value(text: str, birth: str, count: str) -> None:
+    fields, _ = extract([line(TITLE, 200, 10, 40), line(text, 60, 160), line("H12345678", 60, 280)])
+    assert fields.get("birthDate", layout.Field("", 0, None)).value == birth
+    assert fields["issueCount"].value == count
+
+
+def test_a_validity_period_is_never_split_into_a_date_and_a_count() -> None:
+    fields, _ = extract([line(TITLE, 200, 10, 40), line("2023.01.08-2028.01.07", 60, 220)])
+    assert fields["validPeriod"].value == "2023.01.08-2028.01.07" and "issueCount" not in fields
+
+
+def test_the_authority_is_found_inside_a_box_with_a_misread_label_in_front() -> None:
+    fields, _ = extract([line(TITLE, 200, 10, 40), line("发析关lamgmthority公安部出入境管理局", 60, 400)])
+    assert fields["issueAuthority"].value == "公安部出入境管理局"
+
+
+def test_a_place_after_the_authority_and_a_half_read_label_is_the_issue_place() -> None:
+    fields, _ = extract([line("台湾居民来往大陆通行证", 200, 10, 40), line("公安部出入境管理局地点厦门", 60, 400)])
+    assert fields["issuePlace"].value == "厦门" and fields["issueAuthority"].value == "公安部出入境管理局"
+
+
+def test_a_latin_name_ending_in_a_small_l_for_a_capital_i() -> None:
+    assert layout.name_en("CHEN,MEl") == "CHEN,MEI"

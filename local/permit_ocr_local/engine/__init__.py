@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import confidence, face, geometry, layout
+from . import confidence, face, geometry, layout, second_guess
 from .errors import EngineError
 from .ocr import Ocr, crop_quad
 
@@ -56,6 +56,7 @@ class Engine:
     def _models(self) -> Ocr:
         if self._ocr is None:
             self._ocr = Ocr()
+            second_guess.preload()
         return self._ocr
 
     @contextmanager
@@ -124,16 +125,21 @@ class Engine:
             lines += self._read(ocr, img, m_inv, small_print)
             with self._stage("extract"):
                 fields, family = layout.extract(lines)
+        with self._stage("extract"):
+            second_guess.agree(lines, fields)
+            second_guess.sex(lines, fields)
+            second_guess.weakest_character(lines, fields)
         return fields, family, m_inv
 
-    def _read(self, ocr: Ocr, img: Img, m_inv: Img, boxes: list[Quad]) -> list[layout.Line]:
+    def _read(self, ocr: Ocr, img: Img, m_inv: Img, boxes: list[Quad]) -> list[second_guess.ReadLine]:
         """Recognize card-frame ``boxes``, each cropped straight from the original image (one resampling:
         the straightened card is a photo's card upsampled once already)."""
         with self._stage("recognize"):
             crops = [crop_quad(img, geometry.to_original(b, m_inv).astype(np.float32), pad=0.08,
                               min_ratio=_MIN_RATIO, max_h=_MAX_CROP_H) for b in boxes]
             texts = ocr.recognize(crops)
-        return [layout.Line(b, t, s) for b, (t, s) in zip(boxes, texts, strict=True) if t.strip()]
+        return [second_guess.digits_in_numbers(second_guess.ReadLine(b, t, s, alts))
+                for b, (t, s, alts) in zip(boxes, texts, strict=True) if t.strip()]
 
     def _find_card(self, ocr: Ocr, img: Img) -> list[Quad]:
         """Where the card may be, likeliest first: the card's outline that holds the text on the image, then

@@ -16,6 +16,7 @@ import datetime as dt
 import difflib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ LABELS: tuple[tuple[str, str], ...] = (
     (r"性\s*别|Sex", "sex"),
     (r"有效期限|有效期|Period\s*of\s*validity|Valid\w*", "validPeriod"),
     (r"签发机关|Issuing\s*authority|Authority", "issueAuthority"),
-    (r"签?发地点|签发地|Place\s*of\s*issue|Place", "issuePlace"),
+    (r"签?发地点|签发地|地点|Place\s*of\s*issue|Place", "issuePlace"),
     (r"证件号码|证件号|Permit\s*No\.?|No\.", "permitNumber"),
     (r"(?:换证|签发)次[^\d\s]?|次数|Issue", "issueCount"),
 )
@@ -60,6 +61,7 @@ _AMBIGUOUS = 0.85  # a field decided without a label among several candidates of
 _SURE = 0.9  # a read this confident is kept as read, never snapped to a near known value
 _MIN_SCORE = 0.35  # recognizer confidence below which a piece is noise rather than a misread value
 _DATE = re.compile(r"((?:19|20)\d{2})[^\d]{0,2}([01]\d)[^\d]{0,2}([0-3]\d)")
+_DATE_START = re.compile(r"(?:19|20)\d{2}[^\d]{0,2}[01]\d[^\d]{0,2}[0-3]\d?")  # a date whose day is misread
 _HKM_NUMBER = re.compile(r"([HM])(\d{8})(\d{2})?")
 _CJK = re.compile(r"^[\u4e00-\u9fff]+$")
 _DIGIT_FIX = str.maketrans({"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", "Z": "2", "S": "5",
@@ -172,7 +174,49 @@ def span_is_regular(period: str) -> bool:
     return back.year - start.year in (5, 10) and (back.month, back.day) in ((start.month, start.day), (3, 1))
 
 
+def _years_on(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February in a year without one
+        return dt.date(day.year + years, 3, 1)
+
+
+def mended_period(text: str, spans: tuple[int, ...] = (5, 10)) -> str | None:
+    """Two dates of which one reads and the other is a digit or two off (``2016.06.662026.06.15``): a permit
+    runs ``spans`` years (a Taiwan resident's 5) to the day before the anniversary, so the readable date
+    gives the other; the span whose date differs least from what was read (at most 2 of its 8 digits) is
+    taken. None when two fit as well, or when the dates as read already keep the rule."""
+    digits = re.sub(r"\D", "", text.translate(_DIGIT_FIX))
+    if not 15 <= len(digits) <= 17:
+        return None
+    best: list[tuple[int, str]] = []
+    for known_first in (True, False):
+        known = digits[:8] if known_first else digits[-8:]
+        other = digits[-8:] if known_first else digits[:8]
+        try:
+            day = dt.datetime.strptime(known, "%Y%m%d").date()
+        except ValueError:
+            continue
+        if not 1990 <= day.year <= 2100:  # what a current permit's validity can start or end in
+            continue
+        for years in spans:
+            if known_first:
+                start, end = day, _years_on(day, years) - dt.timedelta(days=1)
+            else:
+                start, end = _years_on(day + dt.timedelta(days=1), -years), day
+            guess = (end if known_first else start).strftime("%Y%m%d")
+            off = sum(a != b for a, b in zip(guess, other, strict=True))
+            if off <= 2:
+                best.append((off, f"{start:%Y.%m.%d}-{end:%Y.%m.%d}"))
+    best.sort()
+    if not best or best[0][0] == 0 or (len(best) > 1 and best[1][0] == best[0][0] and best[1][1] != best[0][1]):
+        return None
+    return best[0][1]
+
+
 def birth_date(text: str) -> str | None:
+    if len(re.sub(r"\D", "", text)) > 10:
+        return None  # a validity period with one date unreadable (2021.12.10-293412.09), not a birth date
     ds = dates(text)
     return ds[0] if len(ds) == 1 else None
 
@@ -213,7 +257,7 @@ SURNAMES_PINYIN = frozenset((
 
 def name_en(text: str) -> str | None:
     """``SURNAME,GIVEN`` in capitals (the comma may be read as . or ，), found anywhere in ``text``."""
-    t = re.sub(r"[.，。·:;]", ",", text)
+    t = re.sub(r"[.，。·:;]", ",", text).replace("l", "I")  # a capital I is often read as a small l
     m = re.search(r"(?<![A-Z])([A-Z]{1,20}),([A-Z]{1,30})(?![A-Za-z])", t)
     return f"{m.group(1)},{m.group(2)}" if m else None
 
@@ -229,9 +273,13 @@ def name_en_without_comma(text: str) -> str | None:
 
 
 def authority(text: str) -> str | None:
-    if any(k in text for k in ("公安", "出入境", "管理局")):
-        return snap(text, (AUTHORITY,), 0.6) or text
-    return None
+    """The authority's words, also when a misread label clings to them (发析关lamgmthority公安部出入境管理局)."""
+    if not any(k in text for k in ("公安", "出入境", "管理局")):
+        return None
+    n = len(AUTHORITY)
+    windows = [text[i:i + w] for w in (n - 1, n, n + 1) for i in range(max(1, len(text) - w + 1))]
+    return snap(text, (AUTHORITY,), 0.6) or (AUTHORITY if any(snap(w, (AUTHORITY,), 0.7) for w in windows)
+                                             else text)
 
 
 def place(text: str) -> str | None:
@@ -257,6 +305,13 @@ def chinese(text: str) -> str | None:
 
 
 # --- splitting lines into labels and values --------------------------------------------------------
+
+def _count_after(rest: str) -> bool:
+    """``rest`` (what follows a date in its box) is a short misread label and a one- or two-digit count;
+    never a second date (a validity period is one box)."""
+    rest = rest.strip()
+    return re.fullmatch(r"(?:.{0,12}\D)?\d{1,2}", rest) is not None and re.search(r"\d{3}", rest) is None
+
 
 def _sub_quad(line: Line, start: int, end: int, total: int) -> Quad:
     """The part of an axis-aligned line box holding characters [start, end) (by character share)."""
@@ -320,11 +375,13 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
             pos, chunk, hint = pos + ap.start(2), ap.group(2), None
         if m := re.fullmatch(r"\s*\S{1,6}\s+(\d{1,2})\s*", chunk):  # "9证式R 01": a misread label, a count
             pos, chunk = pos + m.start(1), m.group(1)
-        if (d := _DATE.search(chunk)) and re.fullmatch(r"\D{0,6}\d{1,2}", chunk[d.end():].strip()):
-            # "1968.01.25 hsue 02", "1955.09.18发次 e06": a date, then a count whose label was misread, in one box
+        if (d := _DATE.search(chunk) or _DATE_START.search(chunk)) and _count_after(chunk[d.end():]):
+            # "1968.01.25 hsue 02", "1956.09151sste 02", "1995.07.3数 lsso02": a date (or what is left of
+            # it), then a count whose label was misread, in one box
             values.append(Piece(_sub_quad(line, pos, pos + d.end(), len(raw)), normalize(chunk[:d.end()]),
                                 line.score, hint, "same box" if hint else ""))
-            start = len(chunk.rstrip().rstrip("0123456789"))  # where the count's digits begin (junk dropped)
+            # where the count's digits begin (junk dropped; "1979.05.0604": not inside the date)
+            start = max(d.end(), len(chunk.rstrip().rstrip("0123456789")))
             pos, chunk, hint = pos + start, chunk[start:], None
         text = normalize(chunk).strip(":：.,-_/")
         if hint is None and nxt is not None and _CJK.match(text or "-") and len(text) <= 2:
@@ -392,7 +449,7 @@ def _take(found: dict[str, Field], name: str, p: Piece, value: str, cue: str) ->
         p.used = True
 
 
-def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
+def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
     """Fields found on the card and the permit family (``hk_macao``, ``taiwan`` or None)."""
     found: dict[str, Field] = {}
     titles = [(ln, t) for ln in lines if (t := title_of(ln.text)) is not None]
@@ -423,6 +480,15 @@ def extract(lines: list[Line]) -> tuple[dict[str, Field], str | None]:
         if name in found:
             continue
         cands = [(p, v) for p in values if not p.used and (v := _parse(name, p.text)) is not None]
+        if name == "validPeriod" and not cands:  # one date misread: the other and the span rule give it
+            spans = (5,) if "permitType" in found and found["permitType"].value == TITLE_TAIWAN else (5, 10)
+            mended = [(p, v) for p in values if not p.used and (v := mended_period(p.text, spans)) is not None]
+            if mended:
+                p, v = mended[0]
+                _take(found, name, p, v, "pattern")
+                found[name].score *= 0.8  # a reconstruction, never as sure as a read
+                found[name].doubted = True
+            continue
         if name == "permitNumber":
             cands = [(p, v) for p, v in cands if len(re.sub(r"\D", "", p.text)) >= 8]
         if name == "issueCount":

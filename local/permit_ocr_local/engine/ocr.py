@@ -19,6 +19,7 @@ import numpy as np
 
 Img = np.ndarray[Any, Any]
 Quad = np.ndarray[Any, Any]  # (4, 2) float32: TL, TR, BR, BL
+Alternatives = list[list[tuple[str, float]]]  # per character read: (character, probability), likeliest first
 
 _DET_MODEL = "PP-OCRv6_det_small.onnx"
 _REC_MODEL = "PP-OCRv6_rec_small.onnx"
@@ -111,13 +112,40 @@ class Ocr:
         out = self._cls(crops)
         return float(sum(s if label == "180" else -s for label, s in out.cls_res or ()))
 
-    def recognize(self, crops: list[Img]) -> list[tuple[str, float]]:
-        from rapidocr.ch_ppocr_rec import TextRecInput
+    def recognize(self, crops: list[Img], k: int = 8) -> list[tuple[str, float, Alternatives]]:
+        """(text, score, alternatives) per crop: the greedy CTC read (the text and mean character
+        probability RapidOCR's own decoder gives) and, for every character read, the ``k`` likeliest
+        characters at its step (a misread name character is usually among them: engine/second_guess.py).
 
-        if not crops:
-            return []
-        out = self._rec(TextRecInput(img=crops))
-        return [(str(t), float(s)) for t, s in zip(out.txts or (), out.scores, strict=True)]
+        One line a run: a batch is padded to its widest line (see ``__init__``)."""
+        rec = self._rec
+        charset = rec.postprocess_op.character
+        _, height, width = rec.rec_image_shape
+        out = []
+        for crop in crops:
+            ratio = max(width / height, crop.shape[1] / crop.shape[0])
+            batch = rec.resize_norm_img(crop, ratio)[np.newaxis].astype(np.float32)
+            alts = _alternatives(np.asarray(rec.session(batch))[0], charset, k)
+            text = "".join(a[0][0] for a in alts)
+            score = float(np.mean([a[0][1] for a in alts])) if alts else 0.0
+            out.append((text, score, alts))
+        return out
+
+
+def _alternatives(preds: Img, charset: list[str], k: int) -> Alternatives:
+    """Greedy CTC decoding of one line's ``preds`` (time x classes, class 0 the blank), keeping for every
+    character it emits the ``k`` likeliest characters at that time step."""
+    best = preds.argmax(axis=1)
+    out: Alternatives = []
+    prev = 0
+    for t, i in enumerate(best):
+        if i != 0 and i != prev:
+            row = preds[t]
+            top = np.argpartition(-row, k)[:k + 1]  # not a full sort of ~18,000 classes per character
+            top = top[np.argsort(-row[top])]
+            out.append([(charset[j], float(preds[t, j])) for j in top if j != 0][:k])
+        prev = int(i)
+    return out
 
 
 def crop_quad(img: Img, quad: Quad, pad: float = 0.0, min_ratio: float = 0.0, max_h: float = 0.0) -> Img:
