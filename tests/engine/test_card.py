@@ -131,3 +131,20 @@ def test_an_outline_found_wrong_falls_back_to_the_texts_extent_before_any_refusa
     out = engine.recognize(image)
     right = sum(out["data"][k] == v for k, v in truth["data"].items())
     assert right >= 8, {k: (out["data"][k], v) for k, v in truth["data"].items() if out["data"][k] != v}
+
+
+def test_a_field_lost_at_the_first_detection_is_looked_for_again_finer(engine: Engine) -> None:
+    """At 640 px a lone 女 merges with its 性别 Sex label into one box that reads as neither (a seed-7 ledger
+    photo); a missing field brings a 960-px detection whose new boxes alone are read."""
+    image, truth = generate(706106, "hk", ("phone",), "ledger")
+    out = engine.recognize(image)
+    assert out["data"]["sex"] == truth["data"]["sex"] == "女"
+    assert "detect" in engine.stages
+
+
+def test_the_finer_detection_reads_a_part_of_an_old_box_but_not_the_same_line_again() -> None:
+    from permit_ocr_local.engine import _covers
+
+    label_and_value = _box(320, 120, 120, 45)  # centre, size
+    assert not _covers(label_and_value, _box(357, 121, 31, 33))  # the lone 女 inside it is new
+    assert _covers(label_and_value, _box(320, 121, 116, 42))  # the same line found again is not

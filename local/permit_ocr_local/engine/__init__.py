@@ -28,6 +28,7 @@ Img = np.ndarray[Any, Any]
 Quad = np.ndarray[Any, Any]
 
 _DET_WIDTH = 640  # detection resolution of the card: 13-px labels still show as lines
+_FINE_WIDTH = 960  # a second, finer detection when a field is still missing
 _MIN_FIELDS = 3  # fewer readable fields than this and it is not a permit
 _VOTERS = 5  # widest lines that vote on 0/180
 # one or two characters (男, 01, a place) read better with the card around them than padded out to the
@@ -106,16 +107,16 @@ class Engine:
             flipped = ocr.upside_down([crop_quad(card, b, pad=0.08) for b in widest]) > 0
         upright = _turned(quad, card, boxes) if flipped else (quad, card, boxes)
         for quad, card, boxes in (upright, _turned(*upright)):
-            fields, family, m_inv = self._fields(ocr, img, quad, boxes)
+            fields, family, m_inv = self._fields(ocr, img, quad, card, boxes)
             if family is not None and len(fields) >= _MIN_FIELDS:
                 return quad, card, m_inv, fields, family
         return None
 
-    def _fields(self, ocr: Ocr, img: Img, quad: Quad,
+    def _fields(self, ocr: Ocr, img: Img, quad: Quad, card: Img,
                 boxes: list[Quad]) -> tuple[dict[str, layout.Field], str | None, Img]:
         """The fields read from the card's ``boxes``: the large print first (values, the title); the small
         print (labels above values, the subtitle) only when the large print leaves a field missing or in
-        doubt, as it is half the recognition time."""
+        doubt, as it is half the recognition time; a finer detection only when a field is still missing."""
         m_inv = np.linalg.inv(geometry.homography(quad))
         large, small_print = split_print(boxes)
         lines = self._read(ocr, img, m_inv, large)
@@ -125,11 +126,29 @@ class Engine:
             lines += self._read(ocr, img, m_inv, small_print)
             with self._stage("extract"):
                 fields, family = layout.extract(lines)
+        self._second_guesses(lines, fields)
+        missing = layout.missing(fields, family)
+        if missing:
+            # a lone 女 or a faint place can be lost at 640 px: detect once more, finer, and read only the
+            # lines that are new; what was found stays (more lines could only add rivals to it)
+            with self._stage("detect"):
+                scale = _FINE_WIDTH / geometry.CARD_W
+                fine = cv2.resize(card, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                new = [b / scale for b in ocr.detect(fine)]
+            new = [b for b in new if _wanted(b) and not any(_covers(old, b) for old in boxes)]
+            if new:
+                more = lines + self._read(ocr, img, m_inv, new)
+                with self._stage("extract"):
+                    again, _ = layout.extract(more)
+                self._second_guesses(more, again)
+                fields.update({k: again[k] for k in missing if k in again})
+        return fields, family, m_inv
+
+    def _second_guesses(self, lines: list[second_guess.ReadLine], fields: dict[str, layout.Field]) -> None:
         with self._stage("extract"):
             second_guess.agree(lines, fields)
             second_guess.sex(lines, fields)
             second_guess.weakest_character(lines, fields)
-        return fields, family, m_inv
 
     def _read(self, ocr: Ocr, img: Img, m_inv: Img, boxes: list[Quad]) -> list[second_guess.ReadLine]:
         """Recognize card-frame ``boxes``, each cropped straight from the original image (one resampling:
@@ -181,6 +200,16 @@ def split_print(boxes: list[Quad]) -> tuple[list[Quad], list[Quad]]:
         return list(boxes), []
     return ([b for b, s in zip(boxes, small, strict=True) if not s],
             [b for b, s in zip(boxes, small, strict=True) if s])
+
+
+def _covers(old: Quad, new: Quad) -> bool:
+    """``new`` is mostly ``old`` (boxes overlap by more than half their union): the finer detection found a
+    line already read. A part of an old box (a lone 女 that 640 px merged with its label) is new."""
+    ax0, ay0, ax1, ay1 = old[:, 0].min(), old[:, 1].min(), old[:, 0].max(), old[:, 1].max()
+    bx0, by0, bx1, by1 = new[:, 0].min(), new[:, 1].min(), new[:, 0].max(), new[:, 1].max()
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return bool(union > 0 and inter / union > 0.5)
 
 
 def _wanted(box: Quad) -> bool:

@@ -555,6 +555,13 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
     return found, family
 
 
+def missing(found: dict[str, Field], family: str | None) -> list[str]:
+    """The fields the permit kind prints that were not found (none known before the kind is)."""
+    if family is None:
+        return []
+    return [f for f in FIELDS if f not in found and not (f == "issuePlace" and family == "hk_macao")]
+
+
 def settled(found: dict[str, Field], family: str | None) -> bool:
     """Every field the permit kind prints was found, none picked among rivals or breaking a rule: reading
     more lines (the small print: labels, the subtitle) could not change the answer."""

@@ -136,16 +136,17 @@ def _alternatives(preds: Img, charset: list[str], k: int) -> Alternatives:
     """Greedy CTC decoding of one line's ``preds`` (time x classes, class 0 the blank), keeping for every
     character it emits the ``k`` likeliest characters at that time step."""
     best = preds.argmax(axis=1)
-    out: Alternatives = []
-    prev = 0
-    for t, i in enumerate(best):
-        if i != 0 and i != prev:
-            row = preds[t]
-            top = np.argpartition(-row, k)[:k + 1]  # not a full sort of ~18,000 classes per character
-            top = top[np.argsort(-row[top])]
-            out.append([(charset[j], float(preds[t, j])) for j in top if j != 0][:k])
-        prev = int(i)
-    return out
+    prev = np.concatenate(([0], best[:-1]))
+    steps = np.flatnonzero((best != 0) & (best != prev))  # a new character: not blank, not a repeat
+    if steps.size == 0:
+        return []
+    rows = preds[steps]
+    top = np.argpartition(-rows, k, axis=1)[:, :k + 1]  # not a full sort of ~18,000 classes
+    probs = np.take_along_axis(rows, top, axis=1)
+    order = np.argsort(-probs, axis=1)
+    top, probs = np.take_along_axis(top, order, axis=1), np.take_along_axis(probs, order, axis=1)
+    return [[(charset[j], float(p)) for j, p in zip(t, ps, strict=True) if j != 0][:k]
+            for t, ps in zip(top.tolist(), probs.tolist(), strict=True)]
 
 
 def crop_quad(img: Img, quad: Quad, pad: float = 0.0, min_ratio: float = 0.0, max_h: float = 0.0) -> Img:
