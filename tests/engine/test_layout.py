@@ -230,3 +230,16 @@ def test_a_place_after_the_authority_and_a_half_read_label_is_the_issue_place() 
 
 def test_a_latin_name_ending_in_a_small_l_for_a_capital_i() -> None:
     assert layout.name_en("CHEN,MEl") == "CHEN,MEI"
+
+
+@pytest.mark.parametrize("text", ["安疾部出入域管理用", "公安非出入建资理局"])
+def test_an_authority_with_three_characters_misread_is_still_the_authority(text: str) -> None:
+    assert layout.authority(text) == layout.AUTHORITY
+    assert layout.authority("出生日期") is None and layout.authority("港澳居民来往内地通行证") is None
+
+
+def test_a_title_cut_by_the_photos_edge_and_a_title_lost_altogether() -> None:
+    fields, family = extract([line("地通行证", 600, 10, 40), line("H04920273", 60, 400)])
+    assert fields["permitType"].value == TITLE and family == "hk_macao"
+    fields, family = extract([line("12345678", 60, 400), line("2019.06.01-2024.05.31", 60, 300)])
+    assert fields["permitType"].value == "台湾居民来往大陆通行证" and fields["permitType"].doubted  # from the number

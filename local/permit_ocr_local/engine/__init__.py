@@ -108,7 +108,8 @@ class Engine:
         upright = _turned(quad, card, boxes) if flipped else (quad, card, boxes)
         for quad, card, boxes in (upright, _turned(*upright)):
             fields, family, m_inv = self._fields(ocr, img, quad, card, boxes)
-            if family is not None and len(fields) >= _MIN_FIELDS:
+            seen = [f for f in fields.values() if f.quad is not None]  # a type inferred from the number is not seen
+            if family is not None and len(seen) >= _MIN_FIELDS:
                 return quad, card, m_inv, fields, family
         return None
 
@@ -157,7 +158,7 @@ class Engine:
             crops = [crop_quad(img, geometry.to_original(b, m_inv).astype(np.float32), pad=0.08,
                               min_ratio=_MIN_RATIO, max_h=_MAX_CROP_H) for b in boxes]
             texts = ocr.recognize(crops)
-        return [second_guess.digits_in_numbers(second_guess.ReadLine(b, t, s, alts))
+        return [second_guess.number_letter(second_guess.digits_in_numbers(second_guess.ReadLine(b, t, s, alts)))
                 for b, (t, s, alts) in zip(boxes, texts, strict=True) if t.strip()]
 
     def _find_card(self, ocr: Ocr, img: Img) -> list[Quad]:

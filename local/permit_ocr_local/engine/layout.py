@@ -133,6 +133,8 @@ def snap(text: str, choices: tuple[str, ...], cutoff: float) -> str | None:
 
 def title_of(text: str) -> str | None:
     t = normalize(text)
+    if re.fullmatch(r"[地陆]通行证", t):  # the title's end, the rest off the edge of a photo
+        return TITLE_TAIWAN if t[0] == "陆" else TITLE_HK_MACAO
     if len(t) < 5:
         return None
     if "台湾" in t or "大陆" in t:
@@ -274,10 +276,13 @@ def name_en_without_comma(text: str) -> str | None:
 
 def authority(text: str) -> str | None:
     """The authority's words, also when a misread label clings to them (发析关lamgmthority公安部出入境管理局)."""
-    if not any(k in text for k in ("公安", "出入境", "管理局")):
+    if not _CJK.match(text[:2] or "-") and not any(k in text for k in ("公安", "出入境", "管理局")):
         return None
     n = len(AUTHORITY)
     windows = [text[i:i + w] for w in (n - 1, n, n + 1) for i in range(max(1, len(text) - w + 1))]
+    if not any(k in text for k in ("公安", "出入境", "管理局")):
+        # three characters misread (安疾部出入域管理用): two thirds of the authority's words, in order
+        return AUTHORITY if len(text) <= n + 2 and any(snap(w, (AUTHORITY,), 0.66) for w in windows) else None
     return snap(text, (AUTHORITY,), 0.6) or (AUTHORITY if any(snap(w, (AUTHORITY,), 0.7) for w in windows)
                                              else text)
 
@@ -550,7 +555,12 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
     if "permitType" in found:
         family = "taiwan" if found["permitType"].value == TITLE_TAIWAN else "hk_macao"
     elif "permitNumber" in found:
-        family = "taiwan" if found["permitNumber"].value.isdigit() else "hk_macao"
+        number = found["permitNumber"]
+        family = "taiwan" if number.value.isdigit() else "hk_macao"
+        # the title unreadable (glare, off the edge): the number's form tells the permit; a guess to review,
+        # as the number cannot tell the 非中国籍 version
+        found["permitType"] = Field(TITLE_TAIWAN if family == "taiwan" else TITLE_HK_MACAO, number.score * 0.8,
+                                    None, "pattern", doubted=True)
     _cross_check(found, family)
     return found, family
 

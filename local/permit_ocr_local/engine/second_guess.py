@@ -14,6 +14,8 @@ read says which guess is right, it is taken:
 - **sex**: 男 or 女, nothing else; a sex box read as another character has one of them among its guesses.
 - **digits**: a character read between digits (199%.05.22, 1966.07.2k03) is a digit; its likeliest digit
   guess is taken before the fields are extracted.
+- **the number's letter**: a Hong Kong/Macao number is H or M and 8 digits; a capital read as another letter
+  in front of 8 digits (K30991642) takes its likeliest H/M guess.
 
 Every value taken from a second guess is marked in doubt: at the default threshold it goes to review.
 """
@@ -34,6 +36,7 @@ from .layout import Field, Line
 from .ocr import Alternatives
 
 _MIN_ALT = 0.005  # a guess less likely than this is noise, not a candidate
+_SURE_LETTER = 0.8  # a Latin letter read at least this surely is not mended to agree with the pinyin
 _MAX_CHANGED = 2  # characters a correction may replace: more and it is another name, not a misread
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 _LATIN_RUN = re.compile(r"[A-Z][A-Z ]{3,}[A-Z]")  # a Latin name whose comma was lost or misread
@@ -179,8 +182,16 @@ def agree(lines: list[ReadLine], fields: dict[str, Field]) -> None:
     score = math.exp(sum(math.log(max(p, 1e-9)) for p in probs) / len(probs))
     if cn is None or found.chinese != cn.value:
         fields["nameCn"] = Field(found.chinese, score, _quad(line, a, b), "pinyin", doubted=True)
-    if found.latin != en.value:
+    if found.latin != en.value and _unsure(lines, en):
         fields["nameEn"] = Field(found.latin, min(en.score, score), en.quad, "pinyin", doubted=True)
+
+
+def _unsure(lines: list[ReadLine], f: Field) -> bool:
+    """A Latin name is mended by a letter only where the recognizer doubted a letter of it: WONG,MEI beside
+    王美 is a Cantonese spelling read right, not WANG,MEI misread."""
+    line = _line_of(lines, f.quad) if f.quad is not None else None
+    probs = _char_probs(line, f.quad, f.value) if line is not None and f.quad is not None else []
+    return bool(probs) and min(probs) < _SURE_LETTER
 
 
 def _find_latin(lines: list[ReadLine], fields: dict[str, Field], cn: Field) -> None:
@@ -189,7 +200,8 @@ def _find_latin(lines: list[ReadLine], fields: dict[str, Field], cn: Field) -> N
     for line in lines:
         for m in _LATIN_RUN.finditer(line.text):
             found = fit(as_read, m.group().replace(" ", ""), 1)
-            if found is not None:
+            probs = [p for (ch, p), *_ in (line.alts or [])[m.start():m.end()] if ch != " "]
+            if found is not None and (found.edits == 0 or (probs and min(probs) < _SURE_LETTER)):
                 fields["nameEn"] = Field(found.latin, min(cn.score, line.score) * 0.8, _quad(line, *m.span()),
                                          "pinyin", doubted=True)
                 return
@@ -219,6 +231,24 @@ def sex(lines: list[ReadLine], fields: dict[str, Field]) -> None:
 _MEANINGFUL = re.compile(r"[0-9A-Za-z\u4e00-\u9fff]")  # separators (. : -) carry no value
 
 
+def _line_of(lines: list[ReadLine], quad: np.ndarray[Any, Any]) -> ReadLine | None:
+    """The read line (with its guesses) that holds ``quad``'s centre."""
+    cx, cy = quad.mean(axis=0)
+    return next((ln for ln in lines if ln.alts and len(ln.alts) == len(ln.text)
+                 and ln.x0 - 1 <= cx <= ln.x1 + 1 and ln.y0 - 1 <= cy <= ln.y1 + 1), None)
+
+
+def _char_probs(line: ReadLine, quad: np.ndarray[Any, Any], value: str) -> list[float]:
+    """The recognizer's confidence in each of ``value``'s characters under ``quad`` in ``line`` (a misread
+    label in the same box, 出日Da of bith 1954.07.17, is not the value; separators carry none)."""
+    n, w = len(line.text), max(1.0, line.x1 - line.x0)
+    a = max(0, int((float(quad[:, 0].min()) - line.x0) / w * n + 0.5))
+    b = min(n, int((float(quad[:, 0].max()) - line.x0) / w * n + 0.5))
+    alts = line.alts or []
+    return [alts[i][0][1] for i in range(a, b)
+            if _MEANINGFUL.match(line.text[i]) and unicodedata.normalize("NFKC", line.text[i]) in value]
+
+
 def weakest_character(lines: list[ReadLine], fields: dict[str, Field]) -> None:
     """A value is as sure as its least sure character, not as the mean of its line: one doubtful digit in a
     permit number (3 at 0.78, 1 the next guess) hides in a line of sure ones. Each field's score becomes
@@ -226,17 +256,8 @@ def weakest_character(lines: list[ReadLine], fields: dict[str, Field]) -> None:
     for name, f in fields.items():
         if f.quad is None or f.cue == "pinyin" or name == "permitType":
             continue
-        cx, cy = f.quad.mean(axis=0)
-        line = next((ln for ln in lines if ln.alts and len(ln.alts) == len(ln.text)
-                     and ln.x0 - 1 <= cx <= ln.x1 + 1 and ln.y0 - 1 <= cy <= ln.y1 + 1), None)
-        if line is None or line.alts is None:
-            continue
-        n, w = len(line.text), max(1.0, line.x1 - line.x0)
-        a = max(0, int((float(f.quad[:, 0].min()) - line.x0) / w * n + 0.5))
-        b = min(n, int((float(f.quad[:, 0].max()) - line.x0) / w * n + 0.5))
-        # the value's own characters: a misread label in the same box (出日Da of bith 1954.07.17) is not the value
-        probs = [line.alts[i][0][1] for i in range(a, b)
-                 if _MEANINGFUL.match(line.text[i]) and unicodedata.normalize("NFKC", line.text[i]) in f.value]
+        line = _line_of(lines, f.quad)
+        probs = _char_probs(line, f.quad, f.value) if line is not None else []
         if probs:
             f.score = math.sqrt(f.score * min(probs))
 
@@ -265,3 +286,23 @@ def digits_in_numbers(line: ReadLine) -> ReadLine:
     if text == list(line.text):
         return line
     return ReadLine(line.quad, "".join(text), line.score, alts)
+
+
+_LETTERED_NUMBER = re.compile(r"(?<![A-Za-z0-9])([A-GI-LN-Z])(?=\d{8}(?:\d{2})?(?!\d))")
+_MIN_LETTER = 0.01
+
+
+def number_letter(line: ReadLine) -> ReadLine:
+    """``line`` with the letter of a H/M number read as another capital replaced by its likeliest H/M guess."""
+    if not line.alts or len(line.alts) != len(line.text):
+        return line
+    m = _LETTERED_NUMBER.search(line.text)
+    if m is None:
+        return line
+    i = m.start(1)
+    guess = next(((ch, p) for ch, p in line.alts[i] if ch in "HM" and p >= _MIN_LETTER), None)
+    if guess is None:
+        return line
+    alts = list(line.alts)
+    alts[i] = [guess, *(a for a in alts[i] if a != guess)]
+    return ReadLine(line.quad, line.text[:i] + guess[0] + line.text[i + 1:], line.score, alts)
