@@ -7,6 +7,9 @@ each test pins one rule with no OCR involved; the last tests run the real recogn
 
 from __future__ import annotations
 
+import random
+
+import cv2
 import numpy as np
 import pytest
 from rapidocr.ch_ppocr_rec import TextRecInput
@@ -15,7 +18,9 @@ from permit_ocr_local.engine import Engine, geometry, second_guess
 from permit_ocr_local.engine.layout import Field, extract
 from permit_ocr_local.engine.ocr import _alternatives, crop_quad
 from permit_ocr_local.engine.second_guess import ReadLine, agree, fit, spellings
-from permit_ocr_local.synth import generate
+from permit_ocr_local.synth import degrade, generate
+from permit_ocr_local.synth.fields import random_fields
+from permit_ocr_local.synth.render import compose, render_card
 
 Alts = list[list[tuple[str, float]]]
 
@@ -185,3 +190,22 @@ def test_the_letter_of_a_hong_kong_number_read_as_another_capital_takes_its_h_or
 def test_a_taiwan_number_or_a_short_one_keeps_what_was_read(text: str) -> None:
     line = read(text, 30, 430, {i: [("M", 0.3)] for i in range(len(text))})
     assert second_guess.number_letter(line).text == text
+
+
+@pytest.mark.parametrize(("chinese", "latin", "setting"), [
+    ("陈大文", "CHAN,TAIMAN", ()), ("王美", "WONG,MEI", ()), ("王美", "WONG,MEI", ("phone",))])
+def test_a_hong_kong_residents_cantonese_name_reads_as_printed(
+        engine: Engine, chinese: str, latin: str, setting: tuple[str, ...]) -> None:
+    """The generator spells every name in pinyin; real Hong Kong permits carry Cantonese spellings, which the
+    pinyin check must leave alone end to end (a card rendered with one, clean and photographed)."""
+    rng = random.Random(5)
+    fields = {**random_fields(rng, "hk"), "nameCn": chinese, "nameEn": latin}
+    card = render_card(rng, "hk", fields, "classic")
+    if setting:
+        canvas, _, _ = degrade.phone_photo(rng, np.asarray(card.image), np.zeros((8, 2)))
+    else:
+        canvas, _ = compose(rng, card)
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    data = engine.recognize(jpeg.tobytes())["data"]
+    assert (data["nameCn"], data["nameEn"]) == (chinese, latin)
