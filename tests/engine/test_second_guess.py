@@ -86,6 +86,14 @@ def test_one_misread_latin_letter_is_mended_beside_a_name_read_as_is() -> None:
     assert fields["nameEn"].value == "LIN,TINGSHI" and fields["nameEn"].doubted
 
 
+def test_a_doubted_latin_letter_and_a_misread_character_are_put_right_together() -> None:
+    lines = card(read("姓名：刘国慧", 250, 95, {4: [("强", 0.2)]}), latin="LU,QIANGHUI")
+    lines[2] = read("LU,QIANGHUI", 250, 160, unsure=(1,))  # the I of LIU was lost, the U is doubted
+    fields = fields_of(lines)
+    assert (fields["nameCn"].value, fields["nameEn"].value) == ("刘强慧", "LIU,QIANGHUI")
+    assert fields["nameCn"].doubted and fields["nameEn"].doubted
+
+
 @pytest.mark.parametrize(("chinese", "latin"), [("王美", "WONG,MEI"), ("陈美", "CHAN,MEI"), ("郭美", "KUO,MEI")])
 def test_a_surely_read_spelling_one_letter_off_pinyin_is_cantonese_or_wade_giles_and_stays(
         chinese: str, latin: str) -> None:
@@ -93,7 +101,7 @@ def test_a_surely_read_spelling_one_letter_off_pinyin_is_cantonese_or_wade_giles
     assert fields["nameEn"].value == latin and fields["nameEn"].cue != "pinyin"
 
 
-def test_a_latin_letter_is_never_mended_when_a_character_was_also_replaced() -> None:
+def test_a_surely_read_latin_name_is_never_mended_to_fit_a_replaced_character() -> None:
     # 孙尉 could become 孙城 (SUN CHENG) to mend SUN,CHEN: two guesses at once make another name
     fields = fields_of(card(read("姓名：孙尉", 250, 95, {4: [("城", 0.12)]}), latin="SUN,CHEN"))
     assert fields["nameEn"].value == "SUN,CHEN"
@@ -135,10 +143,13 @@ def test_greedy_ctc_decoding_collapses_repeats_and_blanks_and_keeps_the_guesses(
                       [0.9, 0.05, 0.05, 0.0],  # blank
                       [0.2, 0.6, 0.0, 0.2],   # a after a blank: a second one
                       [0.0, 0.1, 0.3, 0.6]])  # c, b the next guess
-    alts = _alternatives(preds, charset, 2)
-    assert "".join(a[0][0] for a in alts) == "aac"
-    assert alts[2] == [("c", pytest.approx(0.6)), ("b", pytest.approx(0.3))]
-    assert all(ch != "blank" for a in alts for ch, _ in a)
+    text, score, alts = _alternatives(preds, charset, 2)
+    assert text == "aac" == "".join(a[0][0] for a in alts)
+    assert score == pytest.approx((0.7 + 0.6 + 0.6) / 3)  # the mean of the characters read, as RapidOCR's
+    assert alts[2] == [("c", pytest.approx(0.6)), ("b", pytest.approx(0.3))] == alts[-1]
+    assert all(ch != "blank" for a in alts for ch, _ in a) and len(alts[0:2]) == 2
+    with pytest.raises(IndexError):
+        alts[3]
 
 
 def test_our_decoding_reads_what_rapidocrs_own_decoder_reads(engine: Engine) -> None:

@@ -4,7 +4,9 @@ Pipeline: decode -> card quad (an outline along the text lines, else the text's 
 text detection) -> perspective warp to a fixed card frame -> one text detection on the card -> 0/180 by
 the orientation classifier's vote -> recognize the large print (each line cropped from the original image)
 -> layout-free field extraction (labels, patterns, positions) -> the small print (labels above values)
-only when a field is missing or in doubt -> map boxes back to the original image.
+only when a field is missing or in doubt -> second guesses (the recognizer's alternatives, where the name's
+two spellings or a field's vocabulary decide) -> a finer detection only when a field is still missing ->
+map boxes back to the original image.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each field's box on the image carries only its number, so nothing overlaps or runs off a turned card;
 a panel beside the image lists number, field, value, valueProb and the cue that decided it (label,
-pattern, position). The face box is drawn only when the result has one (``--figure``).
+pattern, position, pinyin). The face box is drawn only when the result has one (``--figure``).
 """
 
 from __future__ import annotations

@@ -10,16 +10,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import cv2
 import numpy as np
 
 Img = np.ndarray[Any, Any]
 Quad = np.ndarray[Any, Any]  # (4, 2) float32: TL, TR, BR, BL
-Alternatives = list[list[tuple[str, float]]]  # per character read: (character, probability), likeliest first
+# per character read: (character, probability), likeliest first (a list, or Guesses worked out on first use)
+Alternatives = Sequence[list[tuple[str, float]]]
 
 _DET_MODEL = "PP-OCRv6_det_small.onnx"
 _REC_MODEL = "PP-OCRv6_rec_small.onnx"
@@ -121,32 +122,59 @@ class Ocr:
         rec = self._rec
         charset = rec.postprocess_op.character
         _, height, width = rec.rec_image_shape
-        out = []
+        out: list[tuple[str, float, Alternatives]] = []
         for crop in crops:
             ratio = max(width / height, crop.shape[1] / crop.shape[0])
             batch = rec.resize_norm_img(crop, ratio)[np.newaxis].astype(np.float32)
-            alts = _alternatives(np.asarray(rec.session(batch))[0], charset, k)
-            text = "".join(a[0][0] for a in alts)
-            score = float(np.mean([a[0][1] for a in alts])) if alts else 0.0
-            out.append((text, score, alts))
+            out.append(_alternatives(np.asarray(rec.session(batch))[0], charset, k))
         return out
 
 
-def _alternatives(preds: Img, charset: list[str], k: int) -> Alternatives:
-    """Greedy CTC decoding of one line's ``preds`` (time x classes, class 0 the blank), keeping for every
-    character it emits the ``k`` likeliest characters at that time step."""
+class Guesses(Sequence[list[tuple[str, float]]]):
+    """The recognizer's ``k`` likeliest characters at each character it read, likeliest first, worked out on
+    first use: a partial sort of ~18,000 classes costs about a millisecond a line, and most lines never need
+    their guesses (only a name, a sex box or a digit in doubt does)."""
+
+    def __init__(self, rows: Img, charset: list[str], k: int) -> None:
+        self._rows, self._charset, self._k = rows, charset, k
+        self._done: dict[int, list[tuple[str, float]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def top(self, i: int) -> float:
+        """The probability of the character read at ``i`` (no sort needed)."""
+        return float(self._rows[i].max())
+
+    @overload
+    def __getitem__(self, i: int) -> list[tuple[str, float]]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[list[tuple[str, float]]]: ...
+
+    def __getitem__(self, i: int | slice) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        if i not in self._done:
+            row = self._rows[i]
+            top = np.argpartition(-row, self._k)[:self._k + 1]
+            top = top[np.argsort(-row[top])]
+            self._done[i] = [(self._charset[j], float(row[j])) for j in top if j != 0][:self._k]
+        return self._done[i]
+
+
+def _alternatives(preds: Img, charset: list[str], k: int) -> tuple[str, float, Guesses]:
+    """Greedy CTC decoding of one line's ``preds`` (time x classes, class 0 the blank): the text, its mean
+    character probability (as RapidOCR's decoder gives them) and the guesses at each character read."""
     best = preds.argmax(axis=1)
     prev = np.concatenate(([0], best[:-1]))
     steps = np.flatnonzero((best != 0) & (best != prev))  # a new character: not blank, not a repeat
-    if steps.size == 0:
-        return []
-    rows = preds[steps]
-    top = np.argpartition(-rows, k, axis=1)[:, :k + 1]  # not a full sort of ~18,000 classes
-    probs = np.take_along_axis(rows, top, axis=1)
-    order = np.argsort(-probs, axis=1)
-    top, probs = np.take_along_axis(top, order, axis=1), np.take_along_axis(probs, order, axis=1)
-    return [[(charset[j], float(p)) for j, p in zip(t, ps, strict=True) if j != 0][:k]
-            for t, ps in zip(top.tolist(), probs.tolist(), strict=True)]
+    text = "".join(charset[j] for j in best[steps])
+    score = float(preds[steps, best[steps]].mean()) if steps.size else 0.0
+    return text, score, Guesses(preds[steps], charset, k)
 
 
 def crop_quad(img: Img, quad: Quad, pad: float = 0.0, min_ratio: float = 0.0, max_h: float = 0.0) -> Img:

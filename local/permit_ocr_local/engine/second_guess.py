@@ -7,7 +7,7 @@ read says which guess is right, it is taken:
 - **the name, twice**: the permit prints the name in Chinese and in Latin letters, and the Latin form is
   the pinyin of the Chinese one: the guesses whose pinyin spells the Latin name exactly are the name. The
   same agreement picks the name among several Chinese words when position alone could not, mends one
-  misread Latin letter beside Chinese characters read as they are (LIN,TINGSH beside 林婷诗; never both),
+  Latin letter the recognizer doubted (LIN,TINGSH beside 林婷诗; a surely read spelling never: WONG,MEI),
   and finds a Latin name the patterns missed (OUEANGWEN beside 欧阳文). Only pinyin is checked (pypinyin's
   dictionary, every reading of a character); real permits also carry Cantonese spellings (CHAN for 陈) and
   Taiwan's Wade-Giles forms: such names never agree and are left as read. Disagreement never lowers trust.
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .layout import Field, Line
-from .ocr import Alternatives
+from .ocr import Alternatives, Guesses
 
 _MIN_ALT = 0.005  # a guess less likely than this is noise, not a candidate
 _SURE_LETTER = 0.8  # a Latin letter read at least this surely is not mended to agree with the pinyin
@@ -96,10 +96,11 @@ def _prefix_edits(part: str, target: str) -> int:
     return min(_edits(part, target[:j]) for j in range(len(target) + 1))
 
 
-def fit(alts: Alternatives, latin: str, max_edits: int = 0) -> Fit | None:
+def fit(alts: Alternatives, latin: str, max_edits: int = 0, both: bool = False) -> Fit | None:
     """The likeliest characters, one among each position's alternatives (the greedy read or a guess of at
     least _MIN_ALT; at most _MAX_CHANGED replaced), whose pinyin spells ``latin`` (SURNAME,GIVEN) within
-    ``max_edits`` letters, the surname ending after the first or second character; None when none does."""
+    ``max_edits`` letters, the surname ending after the first or second character; None when none does.
+    A letter off and a character replaced at once only with ``both`` (the Latin read was doubted)."""
     if not 2 <= len(alts) <= 5:
         return None
     surname, given = latin.split(",", 1) if "," in latin else ("", latin)  # no comma: the cut is ours
@@ -116,8 +117,8 @@ def fit(alts: Alternatives, latin: str, max_edits: int = 0) -> Fit | None:
                     continue
                 sur, giv = "".join(sounds[:cut]), "".join(sounds[cut:])
                 edits = _edits(sur, surname) + _edits(giv, given) if surname else _edits(sur + giv, given)
-                if edits and changed:
-                    continue  # a letter is mended only after the characters as read: never both at once
+                if edits and changed and not both:
+                    continue  # a surely read Latin name is matched exactly by any replaced character
                 cand = Fit("".join(chars), f"{sur},{giv}", edits, changed, logp)
                 if edits <= max_edits and (best is None or (edits, -logp) < (best.edits, -best.logp)):
                     best = cand
@@ -133,8 +134,11 @@ def fit(alts: Alternatives, latin: str, max_edits: int = 0) -> Fit | None:
 
 
 def _runs(line: ReadLine) -> Iterator[tuple[int, int]]:
-    """Every stretch of 2-5 consecutive Chinese characters in the line (a name may follow a label)."""
+    """Every stretch of 2-5 consecutive Chinese characters in the line (a name may follow a label); not in
+    a run longer than a label and a name together (the title, the authority)."""
     for m in _CJK_RUN.finditer(line.text):
+        if m.end() - m.start() > 8:
+            continue
         for a in range(m.start(), m.end() - 1):
             for b in range(a + 2, min(a + 5, m.end()) + 1):
                 yield a, b
@@ -165,13 +169,14 @@ def agree(lines: list[ReadLine], fields: dict[str, Field]) -> None:
     if cn is not None and fit([[(ch, 1.0)] for ch in cn.value], en.value) is not None:
         return  # they agree as read
     best: tuple[Fit, ReadLine, int, int] | None = None
+    doubted = _unsure(lines, en)
     for line in lines:
         if not line.alts or len(line.alts) != len(line.text):
             continue
         own = cn.value if cn is not None and _holds(line, cn) else None
         for a, b in _runs(line):
             # a misread Latin letter is mended only beside the name already chosen: elsewhere the match is exact
-            found = fit(line.alts[a:b], en.value, 1 if line.text[a:b] == own else 0)
+            found = fit(line.alts[a:b], en.value, 1 if line.text[a:b] == own else 0, both=doubted)
             if found is not None and (best is None or (found.edits, -found.logp) < (best[0].edits, -best[0].logp)):
                 best = (found, line, a, b)
     if best is None:
@@ -182,7 +187,7 @@ def agree(lines: list[ReadLine], fields: dict[str, Field]) -> None:
     score = math.exp(sum(math.log(max(p, 1e-9)) for p in probs) / len(probs))
     if cn is None or found.chinese != cn.value:
         fields["nameCn"] = Field(found.chinese, score, _quad(line, a, b), "pinyin", doubted=True)
-    if found.latin != en.value and _unsure(lines, en):
+    if found.latin != en.value and doubted:
         fields["nameEn"] = Field(found.latin, min(en.score, score), en.quad, "pinyin", doubted=True)
 
 
@@ -245,7 +250,8 @@ def _char_probs(line: ReadLine, quad: np.ndarray[Any, Any], value: str) -> list[
     a = max(0, int((float(quad[:, 0].min()) - line.x0) / w * n + 0.5))
     b = min(n, int((float(quad[:, 0].max()) - line.x0) / w * n + 0.5))
     alts = line.alts or []
-    return [alts[i][0][1] for i in range(a, b)
+    top = alts.top if isinstance(alts, Guesses) else (lambda i: alts[i][0][1])
+    return [top(i) for i in range(a, b)
             if _MEANINGFUL.match(line.text[i]) and unicodedata.normalize("NFKC", line.text[i]) in value]
 
 
@@ -271,21 +277,27 @@ def digits_in_numbers(line: ReadLine) -> ReadLine:
     the other: ``199%.05.22``) replaced by its likeliest digit guess, when it has one."""
     if not line.alts or len(line.alts) != len(line.text):
         return line
-    text, alts = list(line.text), list(line.alts)
+    text, fixed = line.text, {}
     for i in range(1, len(text) - 1):
         if not (text[i].isalpha() or text[i] in "%&$#@") or text[i].isdigit():
             continue  # punctuation is a separator (1966,07.21), a digit needs nothing
         left, right = text[i - 1], text[i + 1]
-        if not ((left.isdigit() and (right.isdigit() or right in _DIGITISH))
-                or (right.isdigit() and left.isdigit())):
+        if not (left.isdigit() and (right.isdigit() or right in _DIGITISH)):
             continue
-        digit = next(((ch, p) for ch, p in alts[i] if ch.isdigit() and ch.isascii() and p >= _MIN_DIGIT), None)
+        digit = next(((ch, p) for ch, p in line.alts[i] if ch.isdigit() and ch.isascii() and p >= _MIN_DIGIT), None)
         if digit is not None:
-            text[i] = digit[0]
-            alts[i] = [digit, *(a for a in alts[i] if a != digit)]
-    if text == list(line.text):
+            fixed[i] = digit
+    return _with(line, fixed)
+
+
+def _with(line: ReadLine, fixed: dict[int, tuple[str, float]]) -> ReadLine:
+    """``line`` with the guesses in ``fixed`` (position -> guess) taken in place of what was read."""
+    if not fixed or line.alts is None:
         return line
-    return ReadLine(line.quad, "".join(text), line.score, alts)
+    alts = [[fixed[i], *(a for a in line.alts[i] if a != fixed[i])] if i in fixed else line.alts[i]
+            for i in range(len(line.text))]
+    text = "".join(fixed[i][0] if i in fixed else ch for i, ch in enumerate(line.text))
+    return ReadLine(line.quad, text, line.score, alts)
 
 
 _LETTERED_NUMBER = re.compile(r"(?<![A-Za-z0-9])([A-GI-LN-Z])(?=\d{8}(?:\d{2})?(?!\d))")
@@ -301,8 +313,4 @@ def number_letter(line: ReadLine) -> ReadLine:
         return line
     i = m.start(1)
     guess = next(((ch, p) for ch, p in line.alts[i] if ch in "HM" and p >= _MIN_LETTER), None)
-    if guess is None:
-        return line
-    alts = list(line.alts)
-    alts[i] = [guess, *(a for a in alts[i] if a != guess)]
-    return ReadLine(line.quad, line.text[:i] + guess[0] + line.text[i + 1:], line.score, alts)
+    return line if guess is None else _with(line, {i: guess})
