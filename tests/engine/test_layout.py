@@ -12,6 +12,7 @@ from permit_ocr_local.engine import layout
 from permit_ocr_local.engine.layout import Line, extract
 
 TITLE = "港澳居民来往内地通行证"
+TAIWAN = "台湾居民来往大陆通行证"  # the permit that prints its issue place
 
 
 def line(text: str, x: float, y: float, h: float = 30, score: float = 0.99) -> Line:
@@ -41,7 +42,7 @@ def test_label_on_the_same_line_as_its_value() -> None:
 
 
 def test_label_above_its_value() -> None:
-    lines = [line(TITLE, 200, 10, 40), line("签发地点 Place of issue", 500, 300, 13), line("福州", 500, 320),
+    lines = [line(TAIWAN, 200, 10, 40), line("签发地点 Place of issue", 500, 300, 13), line("福州", 500, 320),
              line("姓名 Name", 250, 80, 13), line("陈思", 250, 98), line("签发机关 Issuing authority", 250, 300, 13),
              line("公安部出入境管理局", 250, 320)]
     fields, _ = extract(lines)
@@ -63,10 +64,10 @@ def test_no_labels_at_all_patterns_and_position_decide() -> None:
 
 
 def test_label_and_value_merged_into_one_box_with_a_colon() -> None:
-    lines = [line(TITLE, 200, 10, 40), line("姓名：马兰英", 250, 100), line("性别：男", 550, 100),
-             line("签发机关：公安部出入境管理局签发地点：江苏", 250, 300), line("证件号码：H16792358", 250, 360)]
+    lines = [line(TAIWAN, 200, 10, 40), line("姓名：马兰英", 250, 100), line("性别：男", 550, 100),
+             line("签发机关：公安部出入境管理局签发地点：江苏", 250, 300), line("证件号码：16792358", 250, 360)]
     got = values(lines)
-    assert got["nameCn"] == "马兰英" and got["sex"] == "男" and got["permitNumber"] == "H16792358"
+    assert got["nameCn"] == "马兰英" and got["sex"] == "男" and got["permitNumber"] == "16792358"
     assert got["issueAuthority"] == "公安部出入境管理局" and got["issuePlace"] == "江苏"
 
 
@@ -243,3 +244,9 @@ def test_a_title_cut_by_the_photos_edge_and_a_title_lost_altogether() -> None:
     assert fields["permitType"].value == TITLE and family == "hk_macao"
     fields, family = extract([line("12345678", 60, 400), line("2019.06.01-2024.05.31", 60, 300)])
     assert fields["permitType"].value == "台湾居民来往大陆通行证" and fields["permitType"].doubted  # from the number
+
+
+def test_a_hong_kong_or_macao_permit_has_no_issue_place() -> None:
+    fields, _ = extract([line(TITLE, 200, 10, 40), line("公安部出入境管理局", 60, 400), line("厦门", 500, 400),
+                         line("H12345678", 60, 460)])
+    assert "issuePlace" not in fields and fields["issueAuthority"].value == "公安部出入境管理局"

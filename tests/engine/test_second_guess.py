@@ -220,3 +220,15 @@ def test_a_hong_kong_residents_cantonese_name_reads_as_printed(
     assert ok
     data = engine.recognize(jpeg.tobytes())["data"]
     assert (data["nameCn"], data["nameEn"]) == (chinese, latin)
+
+
+def test_a_lone_sex_character_misread_as_a_digit_takes_its_guess() -> None:
+    fields = fields_of(card(read("姓名：赵磊思", 250, 95), read("4", 337, 101, {0: [("女", 0.08)]})))
+    assert fields["sex"].value == "女" and fields["sex"].doubted
+
+
+def test_sex_after_a_misread_label_that_the_name_did_not_keep() -> None:
+    # 性别 女 read as 姓奶女: the pattern rules took it for the name, the pinyin moved the name elsewhere
+    lines = card(read("姓奶女", 375, 106), read("对8 刘永志", 30, 114), latin="LIU,YONGZHI")
+    fields = fields_of(lines)
+    assert fields["nameCn"].value == "刘永志" and fields["sex"].value == "女"

@@ -591,7 +591,10 @@ def _nearest_to_number(found: dict[str, Field], cands: list[tuple[Piece, str]]) 
 
 
 def _cross_check(found: dict[str, Field], family: str | None) -> None:
-    """Rules between fields: a value that breaks one is kept but trusted less (it will need review)."""
+    """Rules between fields: a value that breaks one is kept but trusted less (it will need review); a
+    Hong Kong/Macao permit prints no issue place, so what reads as one there is something else."""
+    if family == "hk_macao":
+        found.pop("issuePlace", None)
     def doubt(name: str, factor: float) -> None:
         if name in found:
             found[name].score *= factor

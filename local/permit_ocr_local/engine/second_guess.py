@@ -212,24 +212,34 @@ def _find_latin(lines: list[ReadLine], fields: dict[str, Field], cn: Field) -> N
                 return
 
 
-_SEX_BOX = re.compile(r"(?:.*(?:性|别|Sex|sex|Se|se)\W*)?([\u4e00-\u9fff])")  # the label (or part of it), one character
+# the label (or part of it) and one character, or one character alone (a lone 女 may even read as 4)
+_SEX_BOX = re.compile(r"(?:.*(?:性|别|Sex|sex|Se|se)\W*([\u4e00-\u9fff])|(\S))")
+_SEX_AFTER_LABEL = re.compile(r"[^男女\d]{1,3}([男女])")  # 姓奶女: 性别 misread, then the value as read
 _MIN_SEX = 0.05
 
 
 def sex(lines: list[ReadLine], fields: dict[str, Field]) -> None:
     """Sex the patterns missed: a lone character, or one after (part of) its label, whose guesses hold 男
-    or 女."""
+    or 女; or a short box ending in 男/女 after a misread label that the Chinese name did not keep."""
     if "sex" in fields:
         return
+    name = fields.get("nameCn")
     for line in lines:
-        m = _SEX_BOX.fullmatch(line.text.strip())
-        if m is None or not line.alts or len(line.alts) != len(line.text):
+        text = line.text.strip()
+        if not line.alts or len(line.alts) != len(line.text) or (name is not None and _holds(line, name)):
             continue
-        at = line.text.index(m.group(1), m.start(1))
-        guesses = {ch: p for ch, p in line.alts[at] if ch in "男女" and p >= _MIN_SEX}
+        if (m := _SEX_AFTER_LABEL.fullmatch(text)) is not None:
+            at = line.text.rindex(m.group(1))
+            fields["sex"] = Field(m.group(1), line.score, _quad(line, at, at + 1), "pattern", doubted=True)
+            return
+        if (m := _SEX_BOX.fullmatch(text)) is None:
+            continue
+        ch = m.group(1) or m.group(2)
+        at = line.text.rindex(ch)
+        guesses = {c: p for c, p in line.alts[at] if c in "男女" and p >= _MIN_SEX}
         if guesses:
-            ch = max(guesses, key=lambda c: guesses[c])
-            fields["sex"] = Field(ch, guesses[ch], _quad(line, at, at + 1), "pattern", doubted=True)
+            best = max(guesses, key=lambda c: guesses[c])
+            fields["sex"] = Field(best, guesses[best], _quad(line, at, at + 1), "pattern", doubted=True)
             return
 
 
