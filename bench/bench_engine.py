@@ -1,6 +1,6 @@
 """Accuracy, confidence and latency of the embedded engine on layouts it was not tuned on (offline).
 
-    .venv/bin/python bench/bench_engine.py [-n 6] [--seed 7] [--failures]
+    .venv/bin/python bench/bench_engine.py [-n 6] [--seed 7 [--seed 13 ...]] [--failures]
 
 For every layout family of the generator, ``n`` clean cards and ``n`` phone photos of cards (desk clutter,
 perspective, lighting, glare, motion blur, noise, 600-700 px, JPEG 35-60), both permit kinds alternating.
@@ -59,11 +59,11 @@ def plan(n: int, seed: int) -> list[tuple[str, str, int, str]]:
     return out
 
 
-def run(n: int, seed: int) -> Results:
+def run(n: int, seeds: list[int]) -> Results:
     engine = Engine()
     engine.recognize(generate(1, "hk")[0])  # load the models outside the timings
     res = Results()
-    todo = plan(n, seed)
+    todo = [item for seed in seeds for item in plan(n, seed)]
     t_start = time.perf_counter()
     for k, (fam, setting, s, kind) in enumerate(todo, start=1):
         image, truth = generate(s, kind, ("phone",) if setting == "photo" else (), fam)
@@ -192,14 +192,16 @@ def failures(res: Results, show_blind: bool) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=6, help="images per family and setting (clean, photo)")
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seed", type=int, action="append",
+                    help="repeat to pool several seeds into one table (default: 7, the studied one)")
     ap.add_argument("--failures", action="store_true", help="list the misread images (blind families' hidden)")
     ap.add_argument("--show-blind", action="store_true", help="with --failures: the blind families' too")
     args = ap.parse_args(argv)
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
-    print(f"bench-engine: {len(FAMILIES)} families x {len(SETTINGS)} settings x {args.n} images ...",
+    print(f"bench-engine: {len(FAMILIES)} families x {len(SETTINGS)} settings x {args.n} images "
+          f"x seeds {args.seed or [7]} ...",
           file=sys.stderr, flush=True)
-    res = run(args.n, args.seed)
+    res = run(args.n, args.seed or [7])
     print(report(res))
     print(f"\n{len(res.reads)} images in {time.perf_counter() - t0:.0f} s (generation included); "
           f"load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end, {os.cpu_count()} CPUs")

@@ -90,8 +90,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            (("nameCn", "sex", "birthDate"), ("nameEn",), ("validPeriod", "issueCount"),
             ("issuePlace", "issueAuthority"), ("permitNumber",)), 22, 1.585, (238, 228, 212), (80, 20, 30), 0.9),
 )}
-# families never looked at while writing or tuning the engine's rules (the benchmark hides their misreads)
-BLIND = ("minimal", "compact")
+# families never looked at while writing or tuning the engine's rules (the benchmark hides their misreads);
+# compact was blind until 2026-12-02, when its misreads on seeds 7, 11 and 19 were opened
+BLIND = ("minimal",)
 
 
 @dataclass(frozen=True)
