@@ -250,3 +250,16 @@ def test_a_hong_kong_or_macao_permit_has_no_issue_place() -> None:
     fields, _ = extract([line(TITLE, 200, 10, 40), line("公安部出入境管理局", 60, 400), line("厦门", 500, 400),
                          line("H12345678", 60, 460)])
     assert "issuePlace" not in fields and fields["issueAuthority"].value == "公安部出入境管理局"
+
+
+def test_the_count_is_the_two_digit_number_not_a_lone_digit_nearer_the_permit_number() -> None:
+    fields, _ = extract([line(TITLE, 200, 10, 40), line("2", 553, 171), line("03", 689, 172),
+                         line("M51391085", 417, 374)])
+    assert fields["issueCount"].value == "03"
+
+
+def test_a_labelled_count_with_its_latin_label_read_as_digits_in_front() -> None:
+    fields, _ = extract([line(TITLE, 200, 10, 40), line("出生日期 1977.01.17次数 1509", 257, 163),
+                         line("91605913", 439, 376)])
+    assert fields["issueCount"].value == "09" and fields["issueCount"].doubted
+    assert fields["birthDate"].value == "1977.01.17"

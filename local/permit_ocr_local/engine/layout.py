@@ -478,6 +478,11 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
     for p in values:
         if p.hint and (v := _parse(p.hint, p.text)) is not None:
             _take(found, p.hint, p, v, "label+pattern")
+        elif p.hint == "issueCount" and (m := re.fullmatch(r"\d{1,2}(\d{2})", p.text)):
+            # "次数 1509": the count's Latin label read as digits (Is -> 15) in front of it; flagged
+            _take(found, "issueCount", p, m.group(1), "label+pattern")
+            found["issueCount"].score *= _AMBIGUOUS
+            found["issueCount"].doubted = True
         if p.hint == "permitNumber" and (n := permit_number(p.text)) and n[1]:
             _take(found, "issueCount", p, n[1], "label+pattern")
     # 2. unmistakable patterns, whatever the labels say (a label may have been misread or missing)
@@ -582,12 +587,14 @@ def settled(found: dict[str, Field], family: str | None) -> bool:
 
 
 def _nearest_to_number(found: dict[str, Field], cands: list[tuple[Piece, str]]) -> tuple[Piece, str]:
-    """Several small numbers: the count is the one nearest the permit number (printed beside it)."""
+    """Several small numbers: the count is printed as two digits (a lone digit may be a fragment of a label),
+    and beside the permit number: two digits first, then the nearest."""
     num = found.get("permitNumber")
+    two = [pv for pv in cands if len(re.sub(r"\D", "", pv[0].text)) == 2] or cands
     if num is None or num.quad is None:
-        return cands[0]
+        return two[0]
     nx, ny = num.quad[:, 0].mean(), num.quad[:, 1].mean()
-    return min(cands, key=lambda pv: float(np.hypot(pv[0].cx - nx, 2 * (pv[0].cy - ny))))
+    return min(two, key=lambda pv: float(np.hypot(pv[0].cx - nx, 2 * (pv[0].cy - ny))))
 
 
 def _cross_check(found: dict[str, Field], family: str | None) -> None:
