@@ -275,13 +275,14 @@ def name_en_without_comma(text: str) -> str | None:
 
 
 def authority(text: str) -> str | None:
-    """The authority's words, also when a misread label clings to them (发析关lamgmthority公安部出入境管理局)."""
-    if not _CJK.match(text[:2] or "-") and not any(k in text for k in ("公安", "出入境", "管理局")):
+    """The authority's words, also when a misread label clings to them (发析关lamgmthority公安部出入境管理局) or
+    three of its characters are misread (安疾部出入域管理用: two thirds of its words, in order)."""
+    keyword = any(k in text for k in ("公安", "出入境", "管理局"))
+    if not keyword and not _CJK.match(text[:2] or "-"):
         return None
     n = len(AUTHORITY)
     windows = [text[i:i + w] for w in (n - 1, n, n + 1) for i in range(max(1, len(text) - w + 1))]
-    if not any(k in text for k in ("公安", "出入境", "管理局")):
-        # three characters misread (安疾部出入域管理用): two thirds of the authority's words, in order
+    if not keyword:
         return AUTHORITY if len(text) <= n + 2 and any(snap(w, (AUTHORITY,), 0.66) for w in windows) else None
     return snap(text, (AUTHORITY,), 0.6) or (AUTHORITY if any(snap(w, (AUTHORITY,), 0.7) for w in windows)
                                              else text)
@@ -318,7 +319,7 @@ def _count_after(rest: str) -> bool:
     return re.fullmatch(r"(?:.{0,12}\D)?\d{1,2}", rest) is not None and re.search(r"\d{3}", rest) is None
 
 
-def _sub_quad(line: Line, start: int, end: int, total: int) -> Quad:
+def sub_quad(line: Line, start: int, end: int, total: int) -> Quad:
     """The part of an axis-aligned line box holding characters [start, end) (by character share)."""
     w = line.x1 - line.x0
     a, b = line.x0 + w * start / max(1, total), line.x0 + w * end / max(1, total)
@@ -364,18 +365,18 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
             head, tail = chunk[:colon.start()], chunk[colon.end():]
             cut = _misread_label_start(normalize(head))
             if head[:cut].strip():
-                values.append(Piece(_sub_quad(line, pos, pos + cut, len(raw)), normalize(head[:cut]), line.score,
+                values.append(Piece(sub_quad(line, pos, pos + cut, len(raw)), normalize(head[:cut]), line.score,
                                     hint, "same box" if hint else ""))
             hint = fuzzy_label(normalize(head[cut:])) if cut < len(head) else hint
             pos += len(head) + 1
             chunk = tail
         if (k := chunk.find("管理局")) >= 0 and len(normalize(chunk[k + 3:])) >= 2:  # authority, then place
-            values.append(Piece(_sub_quad(line, pos, pos + k + 3, len(raw)), normalize(chunk[:k + 3]), line.score,
+            values.append(Piece(sub_quad(line, pos, pos + k + 3, len(raw)), normalize(chunk[:k + 3]), line.score,
                                 hint, "same box" if hint else ""))
             pos, chunk, hint = pos + k + 3, chunk[k + 3:], None
         elif (ap := _AUTH_THEN_PLACE.fullmatch(chunk)) and authority(normalize(ap.group(1))):
             # the same, the authority misread (公安部出入境开理局上海): a known place ends it
-            values.append(Piece(_sub_quad(line, pos, pos + ap.end(1), len(raw)), normalize(ap.group(1)),
+            values.append(Piece(sub_quad(line, pos, pos + ap.end(1), len(raw)), normalize(ap.group(1)),
                                 line.score, hint, "same box" if hint else ""))
             pos, chunk, hint = pos + ap.start(2), ap.group(2), None
         if m := re.fullmatch(r"\s*\S{1,6}\s+(\d{1,2})\s*", chunk):  # "9证式R 01": a misread label, a count
@@ -383,7 +384,7 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
         if (d := _DATE.search(chunk) or _DATE_START.search(chunk)) and _count_after(chunk[d.end():]):
             # "1968.01.25 hsue 02", "1956.09151sste 02", "1995.07.3数 lsso02": a date (or what is left of
             # it), then a count whose label was misread, in one box
-            values.append(Piece(_sub_quad(line, pos, pos + d.end(), len(raw)), normalize(chunk[:d.end()]),
+            values.append(Piece(sub_quad(line, pos, pos + d.end(), len(raw)), normalize(chunk[:d.end()]),
                                 line.score, hint, "same box" if hint else ""))
             # where the count's digits begin (junk dropped; "1979.05.0604": not inside the date)
             start = max(d.end(), len(chunk.rstrip().rstrip("0123456789")))
@@ -392,12 +393,12 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
         if hint is None and nxt is not None and _CJK.match(text or "-") and len(text) <= 2:
             text = ""  # a fragment glued to the label after it (美文 of 英文姓名) is no value
         if text and hint is None and (guess := fuzzy_label(text)) is not None:
-            labels.append(Piece(_sub_quad(line, pos, start, len(raw)), "", line.score, guess))
+            labels.append(Piece(sub_quad(line, pos, start, len(raw)), "", line.score, guess))
         elif text:
-            values.append(Piece(_sub_quad(line, pos, start, len(raw)), text, line.score, hint,
+            values.append(Piece(sub_quad(line, pos, start, len(raw)), text, line.score, hint,
                                 "same box" if hint else ""))
         elif hint is not None:
-            labels.append(Piece(_sub_quad(line, label_at, pos, len(raw)), "", line.score, hint))
+            labels.append(Piece(sub_quad(line, label_at, pos, len(raw)), "", line.score, hint))
         pos, hint, label_at = end, nxt, start
     return values, labels
 
@@ -570,20 +571,20 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
     return found, family
 
 
+def printed(family: str) -> list[str]:
+    """The fields a permit of ``family`` prints (a Hong Kong/Macao permit has no issue place)."""
+    return [f for f in FIELDS if not (f == "issuePlace" and family == "hk_macao")]
+
+
 def missing(found: dict[str, Field], family: str | None) -> list[str]:
     """The fields the permit kind prints that were not found (none known before the kind is)."""
-    if family is None:
-        return []
-    return [f for f in FIELDS if f not in found and not (f == "issuePlace" and family == "hk_macao")]
+    return [] if family is None else [f for f in printed(family) if f not in found]
 
 
 def settled(found: dict[str, Field], family: str | None) -> bool:
     """Every field the permit kind prints was found, none picked among rivals or breaking a rule: reading
     more lines (the small print: labels, the subtitle) could not change the answer."""
-    if family is None:
-        return False
-    wanted = [f for f in FIELDS if not (f == "issuePlace" and family == "hk_macao")]
-    return all(f in found and not found[f].doubted for f in wanted)
+    return family is not None and all(f in found and not found[f].doubted for f in printed(family))
 
 
 def _nearest_to_number(found: dict[str, Field], cands: list[tuple[Piece, str]]) -> tuple[Piece, str]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .layout import Field, Line
+from .layout import Field, Line, sub_quad
 from .ocr import Alternatives, Guesses
 
 _MIN_ALT = 0.005  # a guess less likely than this is noise, not a candidate
@@ -145,16 +145,17 @@ def _runs(line: ReadLine) -> Iterator[tuple[int, int]]:
 
 
 def _quad(line: Line, a: int, b: int) -> np.ndarray[Any, Any]:
-    w, n = line.x1 - line.x0, max(1, len(line.text))
-    x0, x1 = line.x0 + w * a / n, line.x0 + w * b / n
-    return np.asarray([[x0, line.y0], [x1, line.y0], [x1, line.y1], [x0, line.y1]], np.float32)
+    return sub_quad(line, a, b, len(line.text))
+
+
+def _centre_in(line: Line, quad: np.ndarray[Any, Any]) -> bool:
+    cx, cy = quad.mean(axis=0)
+    return bool(line.x0 - 1 <= cx <= line.x1 + 1 and line.y0 - 1 <= cy <= line.y1 + 1)
 
 
 def _holds(line: Line, f: Field) -> bool:
-    if f.value not in line.text or f.quad is None:
-        return False
-    cx, cy = f.quad.mean(axis=0)
-    return line.x0 - 1 <= cx <= line.x1 + 1 and line.y0 - 1 <= cy <= line.y1 + 1
+    """``line`` is where ``f`` was read."""
+    return f.quad is not None and f.value in line.text and _centre_in(line, f.quad)
 
 
 def agree(lines: list[ReadLine], fields: dict[str, Field]) -> None:
@@ -248,9 +249,7 @@ _MEANINGFUL = re.compile(r"[0-9A-Za-z\u4e00-\u9fff]")  # separators (. : -) carr
 
 def _line_of(lines: list[ReadLine], quad: np.ndarray[Any, Any]) -> ReadLine | None:
     """The read line (with its guesses) that holds ``quad``'s centre."""
-    cx, cy = quad.mean(axis=0)
-    return next((ln for ln in lines if ln.alts and len(ln.alts) == len(ln.text)
-                 and ln.x0 - 1 <= cx <= ln.x1 + 1 and ln.y0 - 1 <= cy <= ln.y1 + 1), None)
+    return next((ln for ln in lines if ln.alts and len(ln.alts) == len(ln.text) and _centre_in(ln, quad)), None)
 
 
 def _char_probs(line: ReadLine, quad: np.ndarray[Any, Any], value: str) -> list[float]:
