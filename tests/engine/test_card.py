@@ -148,3 +148,14 @@ def test_the_finer_detection_reads_a_part_of_an_old_box_but_not_the_same_line_ag
     label_and_value = _box(320, 120, 120, 45)  # centre, size
     assert not _covers(label_and_value, _box(357, 121, 31, 33))  # the lone 女 inside it is new
     assert _covers(label_and_value, _box(320, 121, 116, 42))  # the same line found again is not
+
+
+def test_a_permit_whose_title_reads_but_little_else_is_answered_not_refused(engine: Engine) -> None:
+    """Found by attacking the refusal rule with a turned phone photo (small type, perspective): only the title
+    and a number or two read, and it was refused as "no permit". A read title is a permit: the answer carries
+    it, and every field it could not read has valueProb 0, so the result goes to review."""
+    image, truth = generate(5048, "hk", ("phone", "rot90"), "ledger")
+    out = engine.recognize(image)
+    assert out["data"]["permitType"] == truth["data"]["permitType"]
+    unread = [kv for kv in out["prism_keyValueInfo"] if not kv["value"] and kv["key"] != "issuePlace"]
+    assert unread and all(kv["valueProb"] == 0 for kv in unread)

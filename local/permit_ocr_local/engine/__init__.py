@@ -82,21 +82,28 @@ class Engine:
         ocr = self._models()
         with self._stage("card"):
             candidates = self._find_card(ocr, img)
-        # the likeliest card first; the others (the text's own extent) only when it reads as no permit
+        # the likeliest card first; the others (the text's own extent) only when it reads as no permit. A card
+        # whose printed title reads but little else (tiny type, glare) is still a permit: it is answered with
+        # what was read, every missing field at valueProb 0, rather than refused as no permit
+        titled: _CardRead | None = None
         for candidate in candidates:
-            read = self._read_card(ocr, img, candidate)
-            if read is not None:
+            read, complete = self._read_card(ocr, img, candidate)
+            if read is not None and complete:
                 break
+            titled = titled or read
         else:
-            raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
+            if titled is None:
+                raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
+            read = titled
         quad, card, m_inv, fields, family = read
         self.cues = {k: f.cue for k, f in fields.items()}
         self.raw = {k: f.score for k, f in fields.items()}
         return _data(img, card, quad, m_inv, fields, family, output_figure)
 
-    def _read_card(self, ocr: Ocr, img: Img, quad: Quad) -> _CardRead | None:
-        """The permit on the card outlined by ``quad``, straightened and turned upright; None when fewer than
-        _MIN_FIELDS fields read either way up (the 0/180 vote can lose to glare or blur on a photo)."""
+    def _read_card(self, ocr: Ocr, img: Img, quad: Quad) -> tuple[_CardRead | None, bool]:
+        """The permit on the card outlined by ``quad``, straightened and turned upright, and whether it is
+        complete: at least _MIN_FIELDS fields read, either way up (the 0/180 vote can lose to glare or blur on
+        a photo). Fewer, it is kept (not complete) only when the printed title was read; else None."""
         quad = geometry.long_edge_first(quad)
         card = geometry.warp(img, geometry.homography(quad))
         with self._stage("detect"):
@@ -108,12 +115,16 @@ class Engine:
             widest = sorted(boxes, key=lambda b: -float(np.linalg.norm(b[0] - b[1])))[:_VOTERS]
             flipped = ocr.upside_down([crop_quad(card, b, pad=0.08) for b in widest]) > 0
         upright = _turned(quad, card, boxes) if flipped else (quad, card, boxes)
+        titled: _CardRead | None = None
         for quad, card, boxes in (upright, _turned(*upright)):
             fields, family, m_inv = self._fields(ocr, img, quad, card, boxes)
             seen = [f for f in fields.values() if f.quad is not None]  # a type inferred from the number is not seen
             if family is not None and len(seen) >= _MIN_FIELDS:
-                return quad, card, m_inv, fields, family
-        return None
+                return (quad, card, m_inv, fields, family), True
+            title = fields.get("permitType")
+            if titled is None and family is not None and title is not None and title.quad is not None:
+                titled = quad, card, m_inv, fields, family
+        return titled, False
 
     def _fields(self, ocr: Ocr, img: Img, quad: Quad, card: Img,
                 boxes: list[Quad]) -> tuple[dict[str, layout.Field], str | None, Img]:
