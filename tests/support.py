@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import alibabacloud_oss_v2 as oss
@@ -32,6 +34,17 @@ def permit_image(truth: dict[str, Any] | None = None, size: tuple[int, int] = (9
 
 
 
+
+
+@dataclass
+class Held:
+    """A claim as the fence sees it (sinks unit tests): the version it is for and the seconds it still holds."""
+
+    etag: str
+    left: float = 60.0
+
+    def time_left(self) -> float:
+        return self.left
 
 
 class Bucket:
@@ -86,3 +99,45 @@ class Gate:
             self.entered[sha].set()
             self.hold[sha].wait(30)
         return self.inner.recognize(image, output_figure)
+
+
+def billed(stack: LocalStack, data: bytes) -> int:
+    """Paid OCR calls for these image bytes so far."""
+    assert stack.ocr is not None
+    return stack.ocr.service.billed_by_image()[hashlib.sha256(data).hexdigest()]
+
+
+def image(number: str) -> bytes:
+    """A test permit whose permit number tells it apart (its bytes, and so its ETag, differ)."""
+    return permit_image({**SAMPLE_TRUTH, "permitNumber": number})
+
+
+def in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    box: list[object] = []
+
+    def run() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:
+            box.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, box
+
+
+def hold(gate: Gate, data: bytes) -> threading.Event:
+    """OCR calls for ``data`` wait until ``release``; the event returned is set once one has begun."""
+    sha = hashlib.sha256(data).hexdigest()
+    gate.hold[sha], gate.entered[sha] = threading.Event(), threading.Event()
+    return gate.entered[sha]
+
+
+def release(gate: Gate, data: bytes) -> None:
+    gate.hold[hashlib.sha256(data).hexdigest()].set()
+
+
+def ctx(request_id: str, timeout: int = 60) -> FcContext:
+    from permit_ocr_local.fcruntime.context import FunctionMeta
+
+    return FcContext(request_id=request_id, function=FunctionMeta(timeout=timeout))

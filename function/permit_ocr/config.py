@@ -19,6 +19,7 @@ SINK_NAMES: Final = ("oss", "mns")
 IMAGE_SOURCES: Final = ("url", "body")
 MIN_OCR_QPS, MAX_OCR_QPS = 0.05, 1000.0  # below one call per 20 s the limiter outwaits any FC timeout
 DEFAULT_SUFFIXES: Final = ".jpg,.jpeg,.png,.bmp,.gif,.tif,.tiff,.webp"
+BUCKET_FIELD: Final = "{bucket}"  # in OUTPUT_PREFIX: the source bucket's name (several buckets, one output bucket)
 
 
 class ConfigError(ValueError):
@@ -59,18 +60,17 @@ class Config:
     log_level: str
     log_object_keys: bool
 
-    def output_key(self, key: str, suffix: str) -> str:
-        """Where the result (or error record) of ``key`` goes: ``<prefix><key><suffix>``."""
-        return f"{self.output_prefix}{key}{suffix}"
-
-    def result_key(self, key: str) -> str:
-        return self.output_key(key, self.result_suffix)
-
-    def error_key(self, key: str) -> str:
-        return self.output_key(key, self.error_suffix)
-
     def output_bucket_for(self, source_bucket: str) -> str:
         return self.output_bucket or source_bucket
+
+    def output_prefix_for(self, source_bucket: str) -> str:
+        """OUTPUT_PREFIX for the outputs of ``source_bucket``'s images (``{bucket}`` names it)."""
+        return self.output_prefix.replace(BUCKET_FIELD, source_bucket)
+
+    @property
+    def own_prefix(self) -> str:
+        """The part of OUTPUT_PREFIX every output key starts with, whatever bucket its image is in."""
+        return self.output_prefix.split(BUCKET_FIELD, 1)[0]
 
 
 # --- small parsers: each returns the value or raises ValueError with the reason -------------------------
@@ -166,10 +166,15 @@ def _prefix(v: str) -> str:
     s = v.strip()
     if not _PREFIX_RE.match(s):
         raise ValueError(f"must be empty or a folder ending in '/', not starting with '/', got {v!r}")
-    if any(part in ("", ".", "..") for part in s.split("/")[:-1]):
+    parts = s.split("/")[:-1]
+    if any(part in ("", ".", "..") for part in parts):
         raise ValueError(f"must not hold empty, '.' or '..' segments, got {v!r}")
     if s.startswith(".permit-ocr/"):
         raise ValueError("must not be the function's bookkeeping folder .permit-ocr/")
+    if BUCKET_FIELD in s and (s.count(BUCKET_FIELD) > 1 or BUCKET_FIELD not in parts[1:]):
+        raise ValueError(f"may hold {BUCKET_FIELD} once, as a whole folder after the first (results/{BUCKET_FIELD}/)")
+    if ("{" in s or "}" in s) and BUCKET_FIELD not in parts:
+        raise ValueError(f"the only placeholder is {BUCKET_FIELD}, got {v!r}")
     return s
 
 
@@ -291,6 +296,12 @@ def _derive(values: dict[str, Any], environ: Mapping[str, str], problems: dict[s
         for name, field in (("MNS_ENDPOINT", "mns_endpoint"), ("MNS_TOPIC", "mns_topic")):
             if not values.get(field):
                 problems[name] = "is required when SINKS includes mns"
+    buckets, prefix = values.get("source_buckets") or (), str(values.get("output_prefix") or "")
+    if len(buckets) > 1 and values.get("output_bucket") and BUCKET_FIELD not in prefix:
+        problems["OUTPUT_PREFIX"] = (
+            f"SOURCE_BUCKETS names {len(buckets)} buckets and OUTPUT_BUCKET is set: the same key in two of them "
+            f"would share one result; put {BUCKET_FIELD} in OUTPUT_PREFIX (e.g. results/{BUCKET_FIELD}/), or leave "
+            "OUTPUT_BUCKET empty to write beside each image")
     rs, es = values.get("result_suffix"), values.get("error_suffix")
     if rs and es and (rs == es):
         problems["ERROR_SUFFIX"] = "must differ from RESULT_SUFFIX"

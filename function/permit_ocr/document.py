@@ -33,6 +33,7 @@ def source_block(ref: ObjectRef, prepared: Prepared | None = None) -> dict[str, 
 
 def result_document(ref: ObjectRef, prepared: Prepared, ocr: OcrResult, cfg: Config, *,
                     function_request_id: str, now: datetime.datetime) -> dict[str, Any]:
+    assert prepared.info is not None, "a result is made only for bytes the precheck passed"
     data = ocr.data
     fields = data.get("data")
     prism = data.get("prism_keyValueInfo")

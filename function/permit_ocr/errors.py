@@ -13,11 +13,15 @@ class StepError(Exception):
     stage: str = "fc"
 
     def __init__(self, code: str, message: str, *, transient: bool, stage: str | None = None,
-                 status: int | None = None, request_id: str | None = None, attempts: int = 0) -> None:
+                 status: int | None = None, request_id: str | None = None, attempts: int = 0,
+                 world: bool = False) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.transient = transient
+        # a fact about the world (a permission, a key, a storage class, a setting), not a verdict on the image:
+        # never final, never replaces a stored outcome, and not worth retrying within this invocation
+        self.world = world and not transient
         if stage is not None:
             assert stage in STAGES, stage
             self.stage = stage
@@ -25,6 +29,11 @@ class StepError(Exception):
         self.request_id = request_id  # the service's request id, for support tickets
         self.attempts = attempts
         self.found: tuple[str, str] | None = None  # (key, etag) of the object read, once a step found it
+
+    @property
+    def final(self) -> bool:
+        """A verdict on the image version: its record ends the work for that version."""
+        return not (self.transient or self.world)
 
     def about(self, key: str, etag: str) -> StepError:
         """Bind the failure to the image version it is about, so its record is written for that version."""
@@ -44,8 +53,9 @@ class PrecheckError(StepError):
 class SourceError(StepError):
     stage = "source"
 
-    def __init__(self, code: str, message: str, transient: bool, request_id: str | None = None) -> None:
-        super().__init__(code, message, transient=transient, request_id=request_id)
+    def __init__(self, code: str, message: str, transient: bool, request_id: str | None = None, *,
+                 world: bool = False, status: int | None = None) -> None:
+        super().__init__(code, message, transient=transient, request_id=request_id, world=world, status=status)
 
 
 class StorageError(StepError):
@@ -83,7 +93,9 @@ class OcrFailure(StepError):
     stage = "ocr"
 
     def __init__(self, code: str, message: str, *, transient: bool, status: int | None = None,
-                 request_id: str | None = None, attempts: int = 1, retry_after_s: float | None = None) -> None:
+                 request_id: str | None = None, attempts: int = 1, retry_after_s: float | None = None,
+                 world: bool = False, paid: bool = True) -> None:
         super().__init__(code, message, transient=transient, status=status, request_id=request_id,
-                         attempts=attempts)
+                         attempts=attempts, world=world)
         self.retry_after_s = retry_after_s
+        self.paid = paid  # False: no call was made (no time left for one)

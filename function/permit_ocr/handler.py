@@ -1,18 +1,22 @@
 """The FC entry points. ``handler`` reads like the data flow:
 event -> object refs -> guards -> source (find the version, precheck) -> ledger (claim the version)
--> recognize -> document -> sinks (bound to the version).
+-> recognize -> document -> sinks (every write through the fence).
 
-Every record ends as exactly one outcome for the version it found. Permanent failures become an error record
-and the handler returns normally (raising would make FC retry and bill OCR again). Transient failures are
-retried in-function while time allows; then a record marked transient is left, the claim is released and the
-handler raises, so FC retries the event later. Objects gone or overwritten meanwhile get no outcome here: a
-missing object is a fact about the world, and an overwritten one has its own event.
+Every record ends as exactly one outcome for the version it found. Only the holder of the version's claim writes
+an outcome, and every write is fenced (the claim still has time, the version is still current, the slot holds
+what the writer saw). A verdict is about a version, never about the world: the precheck's and OCR's verdicts on
+the bytes become final error records (the handler returns normally: raising would make FC bill OCR again);
+transient failures and facts about the world (a 403 on the image, a KMS key, an Archive object, a permission the
+OCR call lacks) leave a non-final record, never replace a stored outcome, and make the handler raise so FC
+retries later. Objects gone or overwritten meanwhile get no outcome here: a missing object is a fact about the
+world, and an overwritten one has its own event.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import os
 import threading
 import time
@@ -22,21 +26,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import guards, log
+from .answers import Unsaved
+from .budget import SAFETY_MARGIN_S, Invocation, PaidCallBudget, claim_ttl_s, timeout_s
 from .config import Config, load_config
 from .credentials import Credentials, resolve
 from .document import error_document, result_document
 from .errors import OcrFailure, StepError
 from .events import MalformedEvent, ObjectRef, parse_event
-from .ledger import Defer, Done, Ledger, Ticket
+from .fence import stored_outcome
+from .ledger import FRESH_VERSION_S, Defer, Done, Ledger, Ticket
+from .ledger import SUPERSEDED as CLAIM_SUPERSEDED
 from .recognize import OcrResult, Recognizer
-from .sinks import Delivered, Sinks, stored_outcome
+from .sinks import Delivered, Sinks
 from .source import GONE, SUPERSEDED, Prepared, key_candidates, prepare, read_pinned
-from .storage import Storage
+from .storage import Storage, retrying
 
 # the OCR service could not read the signed URL (an OSS hiccup on its side, a slow fetch): we can read the bytes
 URL_FETCH_FAILURES = frozenset({"IllegalImageUrl", "imageTimeOut"})
-SAFETY_MARGIN_S = 5.0  # kept back from the FC timeout to write the error record and answer
-DEFAULT_TIMEOUT_S = 60.0
 
 
 class RetryLater(RuntimeError):
@@ -58,14 +64,6 @@ class Outcome:
         return {"bucket": self.bucket, "key": self.key, "status": self.status, "code": self.code}
 
 
-@dataclass
-class _Invocation:
-    request_id: str
-    deadline: float
-    seen: set[tuple[str, str, str]]  # versions this invocation already took: one event naming one twice
-    lock: threading.Lock
-
-
 class App:
     """Per-instance state: config validated once, clients built once, credentials read per invocation."""
 
@@ -75,10 +73,13 @@ class App:
         self._environ = environ
         self._context: Any = None
         self._creds_lock = threading.Lock()
+        self.clock = clock
         self.storage = Storage(cfg, self.credentials)
         self.recognizer = Recognizer(cfg, self.credentials)
         self.sinks = Sinks(cfg, self.storage, self.credentials)
         self.ledger = Ledger(self.storage, clock)
+        # paid answers OSS would not take: the next attempt of the version on this instance stores them
+        self.unsaved: Unsaved[tuple[OcrResult, Prepared]] = Unsaved(clock)
 
     def credentials(self) -> Credentials:
         with self._creds_lock:
@@ -91,7 +92,6 @@ class App:
         request_id = str(getattr(context, "request_id", "") or "")
         log.bind_request(request_id)
         started = time.monotonic()
-        deadline = started + _timeout_s(context, self._environ) - SAFETY_MARGIN_S
         try:
             parsed = parse_event(event)
         except MalformedEvent as exc:
@@ -101,7 +101,7 @@ class App:
         for p in parsed.problems:
             log.warning("record rejected", code=p.code, reason=p.message, index=p.index,
                         keyRef=log.key_ref(p.bucket or "", p.key or "") if p.key else None)
-        run = _Invocation(request_id, deadline, set(), threading.Lock())
+        run = Invocation(request_id, started + timeout_s(context, self._environ), set(), threading.Lock())
         outcomes = self._run_all(parsed.refs, run)
         counts = Counter(o.status for o in outcomes)
         counts.update({"malformed": len(parsed.problems)} if parsed.problems else {})
@@ -113,7 +113,7 @@ class App:
             raise RetryLater(f"{counts['retrying']} record(s) failed transiently; FC will retry the event", summary)
         return summary
 
-    def _run_all(self, refs: list[ObjectRef], run: _Invocation) -> list[Outcome]:
+    def _run_all(self, refs: list[ObjectRef], run: Invocation) -> list[Outcome]:
         if len(refs) <= 1 or self.cfg.workers == 1:
             return [self._process_safely(r, run) for r in refs]
         from concurrent.futures import ThreadPoolExecutor  # only multi-record events (backfill) need a pool
@@ -121,7 +121,7 @@ class App:
         with ThreadPoolExecutor(max_workers=min(self.cfg.workers, len(refs))) as pool:
             return list(pool.map(lambda r: self._process_safely(r, run), refs))
 
-    def _process_safely(self, ref: ObjectRef, run: _Invocation) -> Outcome:
+    def _process_safely(self, ref: ObjectRef, run: Invocation) -> Outcome:
         log.bind_request(run.request_id)  # worker threads have their own log context
         t0 = time.monotonic()
         try:
@@ -137,7 +137,7 @@ class App:
 
     # -- one record: the data flow -------------------------------------------------------------------------
 
-    def _process(self, ref: ObjectRef, run: _Invocation) -> Outcome:
+    def _process(self, ref: ObjectRef, run: Invocation) -> Outcome:
         verdict = guards.check(ref, self.cfg)
         if verdict is not None:
             status = "skipped" if verdict.action is guards.Action.SKIP else "rejected"
@@ -145,141 +145,205 @@ class App:
         try:
             prepared = prepare(ref, self.cfg, self.storage)
         except StepError as err:
-            return self._failed(ref, err, run)
+            return self._unreadable(ref, err, run)
         key, etag = prepared.key, prepared.etag
         with run.lock:
             if (ref.bucket, key, etag) in run.seen:
                 return Outcome(ref.bucket, key, "duplicate", "SameEvent")
             run.seen.add((ref.bucket, key, etag))
-        outputs = self.sinks.outputs(ref.bucket, key)
-        if outputs.overlong:  # no result could be stored where users look for it: do not pay for one
+        claim = self._claim(ref, key, etag, run, fresh=self._fresh(prepared))
+        if not isinstance(claim, Ticket):
+            return claim
+        if claim.owed is not None:  # the paid document is stored; only its message is owed
+            return self._redeliver(ref, key, claim)
+        if claim.takeover and not self._still_current(ref.bucket, key, claim):
+            # an earlier holder let go: maybe because the version was superseded after this delivery read it
+            claim.release(CLAIM_SUPERSEDED)
+            return Outcome(ref.bucket, key, "skipped", SUPERSEDED)
+        if self.sinks.outputs(ref.bucket, key).overlong:  # no result could be stored where users look for it
             return self._failed(ref, StepError(
-                "OutputKeyTooLong", f"the key leaves no room for its outputs under OSS's 1023-byte limit; the "
-                f"record is at {outputs.error_key}", transient=False, stage="guard").about(key, etag), run,
-                prepared)
+                "OutputKeyTooLong", "the key leaves no room for its outputs under OSS's 1023-byte limit; the "
+                "record is under .permit-ocr/overlong/", transient=False, stage="guard").about(key, etag), run,
+                prepared, claim)
+        if prepared.verdict is not None:  # the precheck's verdict on these bytes: recorded, never paid for
+            return self._failed(ref, prepared.verdict, run, prepared, claim)
+        return self._recognize_and_deliver(ref, prepared, claim, run)
+
+    def _fresh(self, prepared: Prepared) -> bool:
+        """Uploaded moments ago: its marker cannot have expired, so a missing gen 0 proves it was never taken."""
+        return prepared.uploaded_at is not None and self.clock() - prepared.uploaded_at < FRESH_VERSION_S
+
+    def _claim(self, ref: ObjectRef, key: str, etag: str, run: Invocation, *, fresh: bool) -> Ticket | Outcome:
+        """The version's claim, until FC's deadline for this invocation; else the outcome without a claim."""
+        if run.hard_deadline - time.monotonic() < self.recognizer.worst_call_s() + SAFETY_MARGIN_S:
+            # no claim born expired and no paid call cut off by FC's timeout: FC's retry starts with a full budget
+            return Outcome(ref.bucket, key, "retrying", "NoTimeLeft")
+        outputs = self.sinks.outputs(ref.bucket, key)
         try:
             claim = self.ledger.begin(outputs, ref.bucket, key, etag, run.request_id,
-                                      ttl_s=run.deadline - time.monotonic() + SAFETY_MARGIN_S, replay=ref.replay)
+                                      expires_at=self.clock() + self._claim_ttl_s(run), fresh=fresh,
+                                      replay=ref.replay)
         except StepError as err:  # cannot tell whether it is done: paying now might pay twice
-            return self._failed(ref, err.about(key, etag), run, prepared)
+            log.warning("claim failed", code=err.code, stage=err.stage)
+            return Outcome(ref.bucket, key, "retrying", err.code)
         if isinstance(claim, Defer):
             # No record: the holder may still be running, and a record written now could land beside its outcome.
             # FC's retry finds the holder's outcome or takes over; if FC gives up first, the event is on the
             # onFailure topic and backfill finds the image.
             return Outcome(ref.bucket, key, "retrying", "ClaimHeld")
         if isinstance(claim, Done):
-            if claim.outcome.pending:
-                self.sinks.redeliver(ref.bucket, key, etag, claim.outcome)
-                return Outcome(ref.bucket, key, "redelivered")
+            if claim.outcome.sibling is not None:
+                return self._tidy(ref, key, etag, run, claim)
             return Outcome(ref.bucket, key, "duplicate")
-        return self._recognize_and_deliver(ref, prepared, claim, run)
+        return claim
+
+    def _claim_ttl_s(self, run: Invocation) -> float:
+        return claim_ttl_s(self.recognizer.worst_call_s(), run)
+
+    def _tidy(self, ref: ObjectRef, key: str, etag: str, run: Invocation, done: Done) -> Outcome:
+        """A holder died between storing the outcome and dropping the key's earlier record: drop it now, as a
+        claim holder (FC's retry comes back while the dead holder's claim still runs)."""
+        try:
+            claim = self.ledger.begin(self.sinks.outputs(ref.bucket, key), ref.bucket, key, etag, run.request_id,
+                                      expires_at=self.clock() + self._claim_ttl_s(run), fresh=False, rewrite=True)
+            if not isinstance(claim, Ticket):
+                return Outcome(ref.bucket, key, "retrying", "ClaimHeld")
+            try:
+                self.sinks.remove_sibling(claim, ref.bucket, key, done.outcome)
+            finally:
+                claim.release()
+        except StepError as err:
+            return Outcome(ref.bucket, key, "retrying", err.code)
+        return Outcome(ref.bucket, key, "duplicate")
+
+    def _still_current(self, bucket: str, key: str, claim: Ticket) -> bool:
+        try:
+            head = self.storage.head(bucket, key)
+        except StepError:
+            return True  # cannot tell: the fence looks again before anything is written
+        return head is not None and head.etag == claim.etag
 
     def _recognize_and_deliver(self, ref: ObjectRef, prepared: Prepared, ticket: Ticket,
-                               run: _Invocation) -> Outcome:
+                               run: Invocation) -> Outcome:
+        version = (ref.bucket, prepared.key, prepared.etag)
         try:
-            ocr, prepared = self._recognize(ref, prepared, run)
+            kept = self.unsaved.take(version)
+            ocr, prepared = kept or self._recognize(ref, prepared, ticket, run)
             doc = result_document(ref, prepared, ocr, self.cfg, function_request_id=run.request_id, now=_now())
-            delivered = self.sinks.deliver_result(doc, ref.bucket, prepared.key, prepared.etag)
+            try:
+                delivered = self.sinks.deliver_result(doc, ticket, ref.bucket, prepared.key)
+            except StepError as err:
+                if err.stage == "sink" and getattr(err, "sink", "") == "oss":  # a brownout: keep what was paid for
+                    self.unsaved.keep(version, (ocr, prepared))
+                raise
         except StepError as err:
             return self._failed(ref, err.about(prepared.key, prepared.etag), run, prepared, ticket)
-        if delivered.status != "written":  # overwritten or deleted while OCR ran: the version has no outcome
-            ticket.release()
-            return Outcome(ref.bucket, prepared.key, "skipped", _skip_code(delivered))
-        return Outcome(ref.bucket, prepared.key, "result", "needsReview" if doc["needsReview"] else None)
+        return self._settled(ref, prepared.key, ticket, delivered, "result",
+                             "needsReview" if doc["needsReview"] else None)
 
-    def _recognize(self, ref: ObjectRef, prepared: Prepared, run: _Invocation) -> tuple[OcrResult, Prepared]:
+    def _recognize(self, ref: ObjectRef, prepared: Prepared, ticket: Ticket,
+                   run: Invocation) -> tuple[OcrResult, Prepared]:
+        budget = PaidCallBudget(run, ticket, self.clock, self._claim_ttl_s)
         try:
-            return self.recognizer.recognize(url=prepared.url, body=prepared.body, deadline=run.deadline), prepared
+            return self.recognizer.recognize(url=prepared.url, body=prepared.body, budget=budget), prepared
         except OcrFailure as err:
             if prepared.url is None or err.code not in URL_FETCH_FAILURES:
                 raise
             log.warning("OCR could not fetch the signed URL; sending the bytes", code=err.code)
         # a failed fetch is not billed, so this is still the version's one paid call
         sent = dataclasses.replace(prepared, url=None, body=read_pinned(self.storage, ref.bucket, prepared))
-        return self.recognizer.recognize(url=None, body=sent.body, deadline=run.deadline), sent
+        return self.recognizer.recognize(url=None, body=sent.body, budget=budget), sent
 
-    # -- the one failure path ------------------------------------------------------------------------------
+    def _redeliver(self, ref: ObjectRef, key: str, ticket: Ticket) -> Outcome:
+        assert ticket.owed is not None
+        try:
+            delivered = self.sinks.redeliver(ticket, ref.bucket, key, ticket.owed)
+        except StepError as err:
+            ticket.release()
+            return Outcome(ref.bucket, key, "retrying", err.code)
+        return self._settled(ref, key, ticket, delivered, "redelivered", None)
 
-    def _failed(self, ref: ObjectRef, err: StepError, run: _Invocation, prepared: Prepared | None = None,
-                ticket: Ticket | None = None) -> Outcome:
+    def _settled(self, ref: ObjectRef, key: str, ticket: Ticket, delivered: Delivered, status: str,
+                 code: str | None) -> Outcome:
+        """The outcome of a delivery the fence may have refused: a refused write stores nothing for the version."""
+        if delivered.status == "written":
+            return Outcome(ref.bucket, key, status, code)
+        ticket.release(CLAIM_SUPERSEDED if delivered.status in ("superseded", "gone") else "released")
+        if delivered.status in ("superseded", "gone"):  # overwritten or deleted meanwhile: no outcome is due
+            return Outcome(ref.bucket, key, "skipped", GONE if delivered.status == "gone" else SUPERSEDED)
+        return Outcome(ref.bucket, key, "retrying", delivered.status.capitalize())  # changed | expired
+
+    # -- reads that failed before the version was known -----------------------------------------------------
+
+    def _unreadable(self, ref: ObjectRef, err: StepError, run: Invocation) -> Outcome:
         key, etag = err.found or (ref.key, ref.etag)
         if err.code in (GONE, SUPERSEDED) and not err.transient:
             if err.code == GONE and ref.etag:  # deleted after a paid run stored its document: still deliver it
-                owed = self._owed_message(ref, ref.etag)
+                owed = self._owed_message(ref, ref.etag, run)
                 if owed is not None:
                     return owed
             log.info("record skipped", keyRef=log.key_ref(ref.bucket, key), code=err.code, stage=err.stage)
             return Outcome(ref.bucket, key, "skipped", err.code)
-        if err.transient and ticket is None:
-            # Only a claim's holder writes a record: one written by anybody else could land beside a holder's
-            # outcome. So a transient failure before the claim leaves a record only if it can take the claim now.
-            taken = self._claim_for_record(ref, key, etag, run)
-            if not isinstance(taken, Ticket):
-                return taken
-            ticket = taken
-        doc = error_document(ref, code=err.code, message=err.message, stage=err.stage, transient=err.transient,
-                             function_request_id=run.request_id, now=_now(), attempts=err.attempts,
-                             http_status=err.status, ocr_request_id=err.request_id if err.stage == "ocr" else None,
-                             prepared=prepared)
-        try:
-            delivered = self.sinks.deliver_error(doc, ref.bucket, key, etag)
-        except StepError:
-            if ticket is not None:  # no record: the next delivery must be free to take over at once
-                ticket.release()
-            raise
-        if ticket is not None and (err.transient or delivered.status != "written"):
-            ticket.release()
-        if delivered.status in ("gone", "superseded"):
-            return Outcome(ref.bucket, key, "skipped", _skip_code(delivered))
-        if delivered.status == "exists":  # this version's outcome is already stored: nothing failed
-            return Outcome(ref.bucket, key, "duplicate")
-        if delivered.status == "pending":  # the document is stored; only its message is owed
-            return Outcome(ref.bucket, key, "retrying", err.code)
-        return Outcome(ref.bucket, key, "retrying" if err.transient else "error", err.code)
-
-    def _claim_for_record(self, ref: ObjectRef, key: str, etag: str | None, run: _Invocation) -> Ticket | Outcome:
-        """The claim, so that a transient record may be written; else the outcome without a record (FC retries
-        the event; if it gives up, the event is on the onFailure topic and backfill finds the image)."""
+        # a 5xx, or a fact about the world (a 403: a policy, a KMS key, an Archive object): never a verdict.
+        # The record is the claim holder's to write, for the version the event names.
         if not etag:
             return Outcome(ref.bucket, key, "retrying", "NoVersion")
-        outputs = self.sinks.outputs(ref.bucket, key)
-        try:
-            claim = self.ledger.begin(outputs, ref.bucket, key, etag, run.request_id,
-                                      ttl_s=run.deadline - time.monotonic() + SAFETY_MARGIN_S)
-        except StepError as err:
-            return Outcome(ref.bucket, key, "retrying", err.code)
-        if isinstance(claim, Done):
-            return Outcome(ref.bucket, key, "retrying" if claim.outcome.pending else "duplicate")
-        if isinstance(claim, Ticket):
+        claim = self._claim(ref, key, etag, run, fresh=False)
+        if not isinstance(claim, Ticket):
             return claim
-        return Outcome(ref.bucket, key, "retrying", "ClaimHeld")
+        if claim.owed is not None:
+            return self._redeliver(ref, key, claim)
+        return self._failed(ref, err, run, None, claim)
 
-    def _owed_message(self, ref: ObjectRef, etag: str) -> Outcome | None:
+    def _owed_message(self, ref: ObjectRef, etag: str, run: Invocation) -> Outcome | None:
         """The image is gone, but an earlier attempt may have stored its paid document with the message still
-        owed: deliver it (the upload happened; its consumer is waiting), else None."""
+        owed: deliver it as the claim holder (the upload happened; its consumer is waiting), else None."""
         for key in key_candidates(ref.key):
-            found = stored_outcome(self.storage, self.sinks.outputs(ref.bucket, key), etag)
+            outputs = self.sinks.outputs(ref.bucket, key)
+            try:
+                found = retrying(functools.partial(stored_outcome, self.storage, outputs, etag))
+            except StepError as err:
+                return Outcome(ref.bucket, key, "retrying", err.code)
             if found is not None and found.pending:
-                self.sinks.redeliver(ref.bucket, key, etag, found)
-                return Outcome(ref.bucket, key, "redelivered")
+                claim = self._claim(ref, key, etag, run, fresh=False)
+                if not isinstance(claim, Ticket):
+                    return claim
+                if claim.owed is None:
+                    claim.release()
+                    return Outcome(ref.bucket, key, "duplicate")
+                return self._redeliver(ref, key, claim)
         return None
 
+    # -- the one failure path: only a claim holder writes a record ----------------------------------------
 
-def _skip_code(delivered: Delivered) -> str:
-    return GONE if delivered.status == "gone" else SUPERSEDED
+    def _failed(self, ref: ObjectRef, err: StepError, run: Invocation, prepared: Prepared | None,
+                ticket: Ticket) -> Outcome:
+        key = err.found[0] if err.found else ref.key
+        if isinstance(err, OcrFailure) and not err.paid:  # no call was made: nothing to record, FC retries
+            ticket.release()
+            return Outcome(ref.bucket, key, "retrying", err.code)
+        doc = error_document(ref, code=err.code, message=err.message, stage=err.stage,
+                             transient=not err.final, function_request_id=run.request_id, now=_now(),
+                             attempts=err.attempts, http_status=err.status,
+                             ocr_request_id=err.request_id if err.stage == "ocr" else None, prepared=prepared)
+        try:
+            delivered = self.sinks.deliver_error(doc, ticket, ref.bucket, key)
+        except StepError:
+            ticket.release()  # no record: the next delivery must be free to take over at once
+            raise
+        if not err.final or delivered.status != "written":
+            ticket.release(CLAIM_SUPERSEDED if delivered.status in ("superseded", "gone") else "released")
+        if delivered.status in ("superseded", "gone"):
+            return Outcome(ref.bucket, key, "skipped", GONE if delivered.status == "gone" else SUPERSEDED)
+        if delivered.status == "exists":  # this version's outcome is already stored: nothing failed
+            return Outcome(ref.bucket, key, "duplicate")
+        if delivered.status != "written":  # pending (only its message is owed), changed, expired: retry later
+            return Outcome(ref.bucket, key, "retrying", err.code)
+        return Outcome(ref.bucket, key, "error" if err.final else "retrying", err.code)
 
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-def _timeout_s(context: Any, environ: Mapping[str, str]) -> float:
-    fn = getattr(context, "function", None)
-    value = getattr(fn, "timeout", None) or environ.get("FC_FUNCTION_TIMEOUT") or environ.get("FC_TIMEOUT")
-    try:
-        return float(value) if value else DEFAULT_TIMEOUT_S
-    except (TypeError, ValueError):
-        return DEFAULT_TIMEOUT_S
 
 
 _app: App | None = None
@@ -311,3 +375,6 @@ def initialize(context: Any) -> None:
 
 def handler(event: bytes | str | dict[str, Any], context: Any) -> dict[str, Any]:
     return get_app().handle(event, context)
+
+
+__all__ = ["App", "Outcome", "RetryLater", "handler", "initialize"]

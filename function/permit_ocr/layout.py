@@ -81,18 +81,19 @@ class Outputs:
 
 def outputs_for(cfg: Config, bucket: str, key: str) -> Outputs:
     out_bucket = cfg.output_bucket_for(bucket)
-    result_key = f"{cfg.output_prefix}{key}{cfg.result_suffix}"
-    error_key = f"{cfg.output_prefix}{key}{cfg.error_suffix}"
+    folder = cfg.output_prefix_for(bucket)
+    result_key = f"{folder}{key}{cfg.result_suffix}"
+    error_key = f"{folder}{key}{cfg.error_suffix}"
     if max(len(result_key.encode()), len(error_key.encode())) > MAX_KEY_BYTES:
         digest = key_digest(bucket, key)
         return Outputs(out_bucket, f"{OVERLONG_PREFIX}{digest}{cfg.result_suffix}",
                        f"{OVERLONG_PREFIX}{digest}{cfg.error_suffix}", True, f"{OVERLONG_PREFIX}{digest}", False)
-    prefix = f"{cfg.output_prefix}{key}"
-    return Outputs(out_bucket, result_key, error_key, False, prefix, out_bucket == bucket and not cfg.output_prefix)
+    prefix = f"{folder}{key}"
+    return Outputs(out_bucket, result_key, error_key, False, prefix, out_bucket == bucket and not folder)
 
 
 def is_own_output(key: str, cfg: Config) -> bool:
     """True for keys this function writes, so a result never triggers another recognition (no loop)."""
     if key.startswith(BOOKKEEPING_PREFIX) or key.endswith((cfg.result_suffix, cfg.error_suffix)):
         return True
-    return bool(cfg.output_prefix) and key.startswith(cfg.output_prefix)
+    return bool(cfg.own_prefix) and key.startswith(cfg.own_prefix)

@@ -1,20 +1,24 @@
-"""Exactly one paid OCR call per image version (bucket + key actually found + ETag), whatever FC delivers.
+"""Who may write the outcome of one image version (bucket + key actually found + ETag), and whether it has one.
 
-Each version has a chain of marker objects, ``.permit-ocr/markers/<digest>/<ETAG>.<n>`` (see layout). The
-happy path is one request: creating generation 0 with ``x-oss-forbid-overwrite`` succeeds only if nobody ever
-touched this version, so the caller may pay. The marker then stays as the record that the version was taken
-(the OSS lifecycle rule expires it after MARKER_RETENTION_DAYS); it is never deleted by the function.
+**The stored outcome is the done record**: a result, receipt or final error record beside the image whose
+``x-oss-meta-source-etag`` is the version's ETag. **Markers are only locks**: each version has a chain of them,
+``.permit-ocr/markers/<digest>/<ETAG>.<n>`` (see layout), created with ``x-oss-forbid-overwrite`` so that of any
+number of contenders exactly one holds generation ``n``. Losing a marker (the lifecycle rule, a hand delete)
+never makes a version look new: see ``begin``.
 
-When generation ``n`` already exists, its body says who holds it and until when (the holder's FC deadline):
-- an outcome is stored for the version: -> Done (re-publish only, when its MNS message is still owed);
-- held by a live attempt (of any request: a duplicate delivery, an FC retry while the first attempt may still
-  run, the same bytes uploaded again): paying now could pay twice, and answering "done" could lose the upload,
+A claim names its holder (a token drawn per attempt, never the request id) and its expiry, the holder's FC
+deadline. The holder writes outcomes only while its claim has time left (``fence`` checks it before every
+write); it must not start a paid call that could outlive the claim (``recognize`` checks it). A contender:
+- finds the version's final outcome stored -> ``Done`` (nothing to pay, nothing to write);
+- finds a live holder -> ``Defer``: paying now could pay twice, and answering "done" could lose the upload,
   because the holder may still end without an outcome (it finds the object deleted just before this same-bytes
-  upload, say) -> Defer: this delivery fails, and FC's retry finds either the holder's outcome or a released
-  or expired holder to take over from;
-- released (the holder failed transiently) or expired (the holder died): take over by creating generation
-  ``n + 1``, again with forbid-overwrite, so of several contenders exactly one wins.
-A holder identifies itself by a token drawn per attempt, never by the request id.
+  upload, say); the invocation raises and FC's retry comes back;
+- finds the holder released (it failed, or saw the version superseded) or expired (it died) -> takes over by
+  creating generation ``n + 1`` the same way. A taker-over must look at the image again before it pays
+  (``Ticket.takeover``): the holder may have let go because the version was superseded, and a delivery that read
+  the object before that overwrite must not pay for it.
+A stored outcome whose MNS message is still owed (``pending``) is re-published only by a claim holder, so two
+redeliveries never publish twice and a reviewer's save is never overwritten by a re-publish.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -32,18 +36,24 @@ from .sinks import StoredOutcome, stored_outcome
 from .storage import Storage, retrying
 
 MAX_GENERATIONS = 64  # takeovers of one version; each needs a dead or failed holder, so this is never reached
-RUNNING, RELEASED = "running", "released"
+RUNNING, RELEASED, SUPERSEDED = "running", "released", "superseded"
+CLOCK_SKEW_S = 2.0  # a holder on another instance may read its clock this much later than ours (NTP-synced)
+EXTEND_MIN_S = 3.0  # a claim is extended only while this much of it is left (a PUT's time, with room to spare)
+# A first delivery comes seconds after its upload. A version older than this may have had its marker expired by
+# the lifecycle rule or deleted by hand, so gen 0 is created only after a look for a stored outcome (one HEAD or
+# two, off the happy path). The residual window is a hand delete of a marker within this long of its upload.
+FRESH_VERSION_S = 600.0
 
 
 @dataclass(frozen=True)
 class Holder:
     token: str
     request_id: str
-    expires_at: float
+    expires_at: float  # wall clock (epoch seconds)
     state: str
 
     def live(self, now: float) -> bool:
-        return self.state == RUNNING and self.expires_at > now
+        return self.state == RUNNING and self.expires_at + CLOCK_SKEW_S > now
 
 
 def marker_body(etag: str, holder: Holder, claimed_at: float) -> bytes:
@@ -65,32 +75,54 @@ def parse_holder(raw: bytes) -> Holder | None:
 
 @dataclass(frozen=True)
 class Defer:
-    """A live attempt holds the version and no outcome is stored yet: come back later (raise for FC's retry)."""
+    """A live attempt holds the version and no final outcome is stored: come back later (FC's retry)."""
+
+    holder: Holder | None = None
 
 
 @dataclass(frozen=True)
 class Done:
-    outcome: StoredOutcome  # pending -> re-publish only
+    outcome: StoredOutcome  # final and delivered: nothing to pay, nothing to write
 
 
 @dataclass
 class Ticket:
-    """The right to pay for this version. ``release`` when the attempt ends without a final outcome, so the
-    next delivery may take over at once instead of waiting for the expiry."""
+    """The right to write this version's outcome (and to pay for it when none is stored), until ``expires_at``.
+    ``release`` when the attempt ends without a final outcome, so the next delivery may take over at once."""
 
     storage: Storage
-    bucket: str
-    key: str
+    bucket: str  # where the marker lives
+    key: str  # the marker
     etag: str
     holder: Holder
     claimed_at: float
-    released: bool = False
+    clock: Callable[[], float]
+    takeover: bool = False  # an earlier holder let go or died: look at the image again before paying
+    owed: StoredOutcome | None = None  # stored, its MNS message still owed: re-publish it, do not pay
+    released: bool = field(default=False)
 
-    def release(self) -> None:
+    def time_left(self) -> float:
+        """Seconds this claim still holds, by our own clock (contenders allow CLOCK_SKEW_S more)."""
+        return 0.0 if self.released else self.holder.expires_at - self.clock()
+
+    def extend(self, expires_at: float) -> bool:
+        """Hold the claim until ``expires_at`` (a retry needs longer than the claim was taken for). Only while it
+        is still ours by a margin: nobody may have taken it over. False when it could not be extended."""
+        if self.released or self.time_left() < EXTEND_MIN_S or expires_at <= self.holder.expires_at:
+            return not self.released and expires_at <= self.holder.expires_at
+        longer = Holder(self.holder.token, self.holder.request_id, expires_at, RUNNING)
+        try:
+            write_marker(self.storage, self.bucket, self.key, self.etag, longer, self.claimed_at, overwrite=True)
+        except StorageError:
+            return False
+        self.holder = longer
+        return True
+
+    def release(self, state: str = RELEASED) -> None:
         if self.released:
             return
         self.released = True
-        gone = Holder(self.holder.token, self.holder.request_id, self.holder.expires_at, RELEASED)
+        gone = Holder(self.holder.token, self.holder.request_id, self.holder.expires_at, state)
         with contextlib.suppress(StorageError):  # best effort: a running marker still expires at the deadline
             write_marker(self.storage, self.bucket, self.key, self.etag, gone, self.claimed_at, overwrite=True)
 
@@ -112,12 +144,17 @@ def write_marker(storage: Storage, bucket: str, mkey: str, etag: str, holder: Ho
 
 
 def settles(found: StoredOutcome | None, request_id: str, replay: bool) -> bool:
-    """Whether a stored outcome ends the work for a delivery. A transient record never does; a final error
-    record does unless an operator's replay asks again (a replay settles only what its own request wrote, so
-    FC retrying the replay event never pays twice)."""
-    if found is None or not found.final:
+    """Whether a stored outcome ends the work for a delivery: final and delivered. A transient record never
+    does, nor one whose message is owed; a final error record does unless an operator's replay asks again (a
+    replay settles only what its own request wrote, so FC retrying the replay event never pays twice)."""
+    if found is None or not found.final or found.pending:
         return False
     return not (replay and found.kind == KIND_ERROR and found.request_id != request_id)
+
+
+def _finished(holder: Holder, found: StoredOutcome | None) -> bool:
+    """The holder's request stored the final outcome and settled it: that attempt has no write left to make."""
+    return found is not None and found.final and not found.pending and found.request_id == holder.request_id
 
 
 class Ledger:
@@ -125,28 +162,50 @@ class Ledger:
         self._storage = storage
         self._clock = clock
 
-    def begin(self, outputs: Outputs, bucket: str, key: str, etag: str, request_id: str, ttl_s: float, *,
-              replay: bool = False) -> Claim:
-        """Claim the version for this attempt, or say why not. StorageError propagates ("cannot tell")."""
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    def begin(self, outputs: Outputs, bucket: str, key: str, etag: str, request_id: str, *, expires_at: float,
+              fresh: bool, replay: bool = False, rewrite: bool = False) -> Claim:
+        """Claim the version for this attempt until ``expires_at`` (wall clock), or say why not. ``fresh``: the
+        version was uploaded within FRESH_VERSION_S, so a missing gen 0 proves it was never taken. ``rewrite``: a
+        second writer (the review page's save, a tidy-up beside the outcome) claims a version whose outcome is
+        stored; a live holder whose own request stored it, settled, writes nothing more and does not defer it.
+        StorageError propagates ("cannot tell" is not "absent")."""
         now = self._clock()
-        mine = Holder(secrets.token_hex(8), request_id, now + ttl_s, RUNNING)
+        mine = Holder(secrets.token_hex(8), request_id, expires_at, RUNNING)
         store = outputs.bucket
         found: StoredOutcome | None = None
         looked = False
+        if not fresh:  # the marker may be gone while the outcome stays: the outcome is the done record
+            found, looked = self._stored(outputs, etag), True
+            if settles(found, request_id, replay) and not rewrite:
+                assert found is not None
+                return Done(found)
         for generation in range(MAX_GENERATIONS):
             mkey = marker_key(bucket, key, etag, generation)
             if write_marker(self._storage, store, mkey, etag, mine, now, overwrite=False):
-                return Ticket(self._storage, store, mkey, etag, mine, now)
+                return self._ticket(store, mkey, etag, mine, now, generation > 0 or looked, found)
             held = self._read_holder(store, mkey)
             if held is not None and held.token == mine.token:  # ours: the PUT landed, its answer was lost
-                return Ticket(self._storage, store, mkey, etag, mine, now)
+                return self._ticket(store, mkey, etag, mine, now, generation > 0 or looked, found)
             if not looked:
-                found, looked = retrying(lambda: stored_outcome(self._storage, outputs, etag)), True
-            if found is not None and (found.pending or settles(found, request_id, replay)):
+                found, looked = self._stored(outputs, etag), True
+            if settles(found, request_id, replay) and not rewrite:
+                assert found is not None
                 return Done(found)
-            if held is not None and held.live(now):
-                return Defer()
+            if held is not None and held.live(now) and not (rewrite and _finished(held, found)):
+                return Defer(held)
         raise StorageError("TooManyGenerations", "the version's marker chain is exhausted", 409, None)
+
+    def _ticket(self, store: str, mkey: str, etag: str, mine: Holder, now: float, takeover: bool,
+                found: StoredOutcome | None) -> Ticket:
+        owed = found if found is not None and found.final and found.pending else None
+        return Ticket(self._storage, store, mkey, etag, mine, now, self._clock, takeover=takeover, owed=owed)
+
+    def _stored(self, outputs: Outputs, etag: str) -> StoredOutcome | None:
+        return retrying(lambda: stored_outcome(self._storage, outputs, etag))
 
     def _read_holder(self, bucket: str, mkey: str) -> Holder | None:
         try:

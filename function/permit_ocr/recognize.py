@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -26,6 +26,15 @@ TRANSIENT_CODES = frozenset({
 })
 # retried, but only this many attempts: a bad signed URL is usually permanent, sometimes an OSS hiccup
 LIMITED_RETRY = {"IllegalImageUrl": 2}
+# The service's verdicts on the image itself: final (an error record, never paid for again). Every other code that
+# is not transient is about the world (permissions, an unopened or expired service, credentials, signatures, a
+# code this list does not know): not a verdict on the image, so the record stays non-final and a later delivery
+# (FC's retry, replay, backfill) recognizes the image once the world is fixed.
+VERDICT_CODES = frozenset({
+    "exceededImageContent", "illegalImageSize", "ExceededImageSize", "unsupportedImageFormat", "illegalImageContent",
+    "unmatchedImageType", "imageUrlOrBodyEmpty", "IllegalImageUrl", "exceededImageUrlLength", "notSafeImageUrl",
+    "unsupportedEncodeImageUrl", "InvalidData",
+})
 BASE_BACKOFF_S, MAX_BACKOFF_S = 0.2, 8.0
 
 
@@ -56,12 +65,35 @@ def classify(exc: Exception) -> OcrFailure:
         return OcrFailure("NetworkError", str(inner or exc)[:300], transient=True)
     transient = code in TRANSIENT_CODES or code in LIMITED_RETRY or (status is not None and status >= 500)
     return OcrFailure(code, message or code, transient=transient, status=status, request_id=rid,
-                      retry_after_s=retry_after / 1000 if isinstance(retry_after, int) and retry_after > 0 else None)
+                      retry_after_s=retry_after / 1000 if isinstance(retry_after, int) and retry_after > 0 else None,
+                      world=not transient and code not in VERDICT_CODES)
 
 
 def backoff_s(attempt: int, rng: random.Random) -> float:
     """Full jitter: uniform(0, min(cap, base * 2^attempt)) spreads retries of many instances apart."""
     return rng.uniform(0, min(MAX_BACKOFF_S, BASE_BACKOFF_S * (2 ** attempt)))
+
+
+class TimeBudget(Protocol):
+    """When a paid call may start (see handler._Budget): before ``latest_start`` (time.monotonic), and only once
+    ``cover`` made the claim outlive it."""
+
+    def latest_start(self, call_s: float) -> float: ...
+
+    def cover(self, call_s: float) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A budget without a claim behind it (tools, tests): every call must end by ``end_by`` (time.monotonic)."""
+
+    end_by: float
+
+    def latest_start(self, call_s: float) -> float:
+        return self.end_by - call_s
+
+    def cover(self, call_s: float) -> bool:
+        return time.monotonic() + call_s <= self.end_by
 
 
 class RateLimiter:
@@ -75,9 +107,18 @@ class RateLimiter:
 
     def reserve(self) -> float:
         """Reserve the next slot; returns how long to wait for it."""
+        wait = self.try_reserve(float("inf"))
+        assert wait is not None
+        return wait
+
+    def try_reserve(self, latest_start: float) -> float | None:
+        """Reserve the next slot if it starts by ``latest_start`` (the limiter's clock); how long to wait for it,
+        or None (nothing reserved: the slot stays free for a caller with time to use it)."""
         with self._lock:
             now = self._clock()
             slot = max(now, self._next)
+            if slot > latest_start:
+                return None
             self._next = slot + self._interval
             return slot - now
 
@@ -123,15 +164,26 @@ class Recognizer:
                                     connect_timeout=self._cfg.ocr_connect_timeout_ms))
         return str(response.body.request_id or ""), response.body.data or ""
 
-    def recognize(self, *, url: str | None = None, body: bytes | None = None, deadline: float) -> OcrResult:
-        """Call OCR until success, a permanent error, the attempt cap, or the deadline (time.monotonic)."""
+    def worst_call_s(self) -> float:
+        """The longest one call can take before our side gives up on it (the SDK makes one attempt per call)."""
+        return (self._cfg.ocr_connect_timeout_ms + self._cfg.ocr_read_timeout_ms) / 1000
+
+    def recognize(self, *, url: str | None = None, body: bytes | None = None, budget: TimeBudget) -> OcrResult:
+        """Call OCR until success, a permanent error, the attempt cap, or the time runs out. No call starts, and
+        no wait for an OCR_QPS slot begins, unless the call's worst case still fits the budget: a call cut off by
+        FC's timeout may be billed with nobody left to store its answer, and one that outlives the claim may be
+        paid for again by whoever takes the claim over."""
         started = time.monotonic()
         attempt = 0
+        worst = self.worst_call_s()
         while True:
             attempt += 1
-            wait = self.limiter.reserve()
-            if wait:
+            wait = self.limiter.try_reserve(budget.latest_start(worst))
+            if wait is not None and wait:
                 time.sleep(wait)
+            if wait is None or not budget.cover(worst):
+                raise OcrFailure("NoTimeLeft", "not enough time left to make the call safely; FC's retry will",
+                                 transient=True, attempts=attempt - 1, paid=attempt > 1)
             try:
                 request_id, raw = self._call_once(url, body)
             except Exception as exc:  # the SDK raises its own hierarchy; classify() reads it
@@ -146,7 +198,7 @@ class Recognizer:
                     failure.transient = False  # retried enough: treat as the image's fault
                 raise failure
             pause = failure.retry_after_s or backoff_s(attempt, self._rng)
-            if time.monotonic() + pause + self._cfg.ocr_read_timeout_ms / 1000 > deadline:
+            if time.monotonic() + pause > budget.latest_start(worst):
                 raise failure  # still transient: the caller decides (raise so FC retries later)
             time.sleep(pause)
 

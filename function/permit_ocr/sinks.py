@@ -1,25 +1,24 @@
 """Step 7: deliver a document to the configured sinks: ``oss`` (beside the image) and/or ``mns`` (a topic).
 
-Every write is bound to the image version it describes. Before an outcome is stored, one request checks that
-the version is still the current object and sees which outputs exist beside it: a ListObjectsV2 on the image
-key when the outputs sit beside the image (the default; the listing shows the image's ETag and both outputs),
-else a HEAD of the image plus a listing of the output prefix. A version that was overwritten or deleted gets
-no outcome (its successor's event, or nothing, is due); an outcome replaces the other kind of outcome the key
-had, so each key ends with exactly one.
+Only a claim holder delivers, and every write goes through the fence (``fence.py``): right before it, the
+claim still has time, the version is still the image's current object, and the slot holds what the writer last
+saw. A version overwritten or deleted meanwhile gets no outcome (its successor's event, or nothing, is due); an
+outcome replaces the other kind of outcome the key had, so each key ends with exactly one.
 
 The stored object is the durable record: it is written before any message, with ``x-oss-meta-pending: mns``
 while the topic has not accepted it, so a retried event only re-publishes (a flaky MNS never costs a second
 OCR call). With SINKS=mns alone the document waits at the result key in the same way; once the topic took it,
 a receipt without personal data replaces it, unless the message was a pointer to it (documents over 64 KB),
-in which case the document stays where the pointer says.
+in which case the document stays where the pointer says. The write that settles a published document is
+fenced like the first: after a slow publish, a newer version's outcome or a reviewer's save is never replaced.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -28,6 +27,16 @@ from .config import Config
 from .credentials import Credentials
 from .document import encode
 from .errors import SinkError, StorageError
+from .fence import (
+    ANY,
+    Claimant,
+    Fence,
+    Fenced,
+    StoredOutcome,
+    existing_outcome,
+    pending_meta,
+    stored_outcome,
+)
 from .layout import (
     JSON_TYPE,
     KIND_ERROR,
@@ -36,73 +45,33 @@ from .layout import (
     KIND_RESULT,
     META_ETAG,
     META_KIND,
-    META_PENDING,
-    META_REQUEST,
     Outputs,
     outputs_for,
 )
-from .storage import ObjectHead, Storage, retrying
+from .storage import Storage, retrying
 
 __all__ = ["META_ETAG", "META_KIND", "Delivered", "SinkError", "Sinks", "StoredOutcome", "existing_outcome",
            "stored_outcome"]
 
-T = TypeVar("T")
 PUBLISH_ATTEMPTS = 3
-PUT_ATTEMPTS = 4  # OSS attempts per request on top of the SDK's own 3: after the paid call, a request that
-# gives up loses the document, and the retry pays again
 
 
 @dataclass(frozen=True)
 class Delivered:
-    status: str  # written | superseded | gone | exists | pending (stored, its message still owed)
+    # written | superseded | gone | changed | expired (the fence refused: nothing written) | exists (this
+    # version's final outcome is stored already) | pending (stored; its message still owed)
+    status: str
     object_key: str | None = None
     message_id: str | None = None
 
 
-@dataclass(frozen=True)
-class StoredOutcome:
-    """An output found for one image version."""
-
-    key: str
-    kind: str  # result | receipt | error | error-retrying
-    pending: bool  # the MNS message is still owed
-    request_id: str = ""  # the FC request that wrote it
-
-    @property
-    def final(self) -> bool:
-        return self.kind != KIND_ERROR_RETRYING
-
-
-def existing_outcome(head: ObjectHead | None, etag: str | None) -> str | None:
-    """``done`` / ``pending`` when ``head`` is our output for this very image version, else None."""
-    if head is None or not etag or head.metadata.get(META_ETAG, "").upper() != etag.upper():
-        return None
-    return "pending" if head.metadata.get(META_PENDING) else "done"
-
-
-def stored_outcome(storage: Storage, outputs: Outputs, etag: str) -> StoredOutcome | None:
-    """The outcome stored for this version, if any: the result first (a result beats an error record)."""
-    for key in (outputs.result_key, outputs.error_key):
-        head = storage.head(outputs.bucket, key)  # StorageError propagates: "cannot tell" is not "absent"
-        state = existing_outcome(head, etag)
-        if head is not None and state is not None:
-            return StoredOutcome(key, head.metadata.get(META_KIND) or KIND_RESULT, state == "pending",
-                                 head.metadata.get(META_REQUEST, ""))
-    return None
-
-
-@dataclass(frozen=True)
-class _Beside:
-    current: str  # current | superseded | gone
-    result: bool | None  # the result key exists (None: unknown)
-    error: bool | None
-
-
 class Sinks:
-    def __init__(self, cfg: Config, storage: Storage, credentials: Callable[[], Credentials]) -> None:
+    def __init__(self, cfg: Config, storage: Storage, credentials: Callable[[], Credentials],
+                 fence: Fence | None = None) -> None:
         self._cfg = cfg
         self._storage = storage
         self._credentials = credentials
+        self.fence = fence or Fence(storage)
         self._publisher: Any = None
         self._publisher_creds: Credentials | None = None
 
@@ -119,83 +88,102 @@ class Sinks:
 
     # -- final outcomes: a result, or an error record that ends the work for the version ------------------
 
-    def deliver_result(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str) -> Delivered:
-        return self._deliver(doc, bucket, image_key, etag, result=True)
+    def deliver_result(self, doc: dict[str, Any], claim: Claimant, bucket: str, image_key: str) -> Delivered:
+        return self._deliver(doc, claim, bucket, image_key, result=True)
 
-    def deliver_error(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str | None) -> Delivered:
-        """Store a final error record and publish a failure message. ``etag`` None: the image cannot be read,
-        so the record is written without the version check (it describes the event, not a version)."""
+    def deliver_error(self, doc: dict[str, Any], claim: Claimant, bucket: str, image_key: str) -> Delivered:
+        """Store an error record: a final one (and its failure message) for a verdict on the version; for a
+        transient failure or a fact about the world, a non-final record (see ``record_retrying``)."""
         if doc["error"]["transient"]:
-            return self.record_retrying(doc, bucket, image_key, etag)
-        return self._deliver(doc, bucket, image_key, etag, result=False)
+            return self.record_retrying(doc, claim, bucket, image_key)
+        return self._deliver(doc, claim, bucket, image_key, result=False)
 
-    def _deliver(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str | None, *,
+    def _deliver(self, doc: dict[str, Any], claim: Claimant, bucket: str, image_key: str, *,
                  result: bool) -> Delivered:
         out = self.outputs(bucket, image_key)
-        beside = self._beside(bucket, image_key, etag, out) if etag else _Beside("current", None, None)
-        if beside.current != "current":
-            return Delivered(beside.current)
         body = encode(doc)
-        key, other, other_exists = ((out.result_key, out.error_key, beside.error) if result
-                                    else (out.error_key, out.result_key, beside.result))
+        key, other = (out.result_key, out.error_key) if result else (out.error_key, out.result_key)
         kind = KIND_RESULT if result else KIND_ERROR
-        self._put(out.bucket, key, body, kind, etag, pending=self.mns)
-        if other_exists is not False:  # one outcome per key: drop the older one (or a transient record)
-            self._delete(out.bucket, other)
+        meta = pending_meta(claim.etag, kind, pending=self.mns, request_id=log.current_request_id() or "")
+        try:
+            written, seen = self.fence.put(claim, bucket, image_key, out, key, body, JSON_TYPE, meta, {})
+        except Fenced as refused:
+            return Delivered(refused.reason)
+        if seen.slots.get(other, ANY) is not None:  # one outcome per key: drop the older one (or a transient one)
+            self._drop(claim, bucket, image_key, out, other, seen.slots.get(other, ANY))
         if not self.mns:
             return Delivered("written", key)
-        return self._publish_stored(doc, body, out, key, kind, etag)
+        return self._publish_stored(doc, body, claim, bucket, image_key, out, key, kind, written)
 
-    # -- transient failures: a record that says "retrying", never a verdict ---------------------------------
+    def _drop(self, claim: Claimant, bucket: str, image_key: str, out: Outputs, key: str, seen: str | None) -> None:
+        """Delete the key's other record, if it is still the one the listing showed (never a newer one)."""
+        try:
+            self.fence.delete(claim, bucket, image_key, out, key, {key: seen} if seen != ANY else {})
+        except Fenced as refused:
+            log.info("earlier record left in place", reason=refused.reason)
 
-    def record_retrying(self, doc: dict[str, Any], bucket: str, image_key: str, etag: str | None) -> Delivered:
-        """Leave a trace of a transient failure, so an outcome exists even if FC gives up. Never over a newer
-        version's outputs and never beside this version's own result; it replaces nothing but an older
-        transient record, and the next outcome of the version replaces it."""
+    def remove_sibling(self, claim: Claimant, bucket: str, image_key: str, found: StoredOutcome) -> None:
+        """The version's outcome is stored and so is the key's other record (its holder died between the two):
+        drop the other one, so the key shows one outcome."""
+        if found.sibling is None:
+            return
         out = self.outputs(bucket, image_key)
-        if etag:
-            beside = self._beside(bucket, image_key, etag, out)
-            if beside.current != "current":
-                return Delivered(beside.current)
-            if beside.result is not False:
-                found = self._oss(lambda: stored_outcome(self._storage, out, etag))
-                if found is not None and found.final:  # stored already: FC's retry must only (re)publish
-                    return Delivered("pending" if found.pending else "exists", found.key)
-        self._put(out.bucket, out.error_key, encode(doc), KIND_ERROR_RETRYING, etag, pending=False)
+        seen = self.fence.look(bucket, image_key, claim.etag, out)
+        if seen.current == "current" and found.sibling in seen.slots:
+            self._drop(claim, bucket, image_key, out, found.sibling, seen.slots[found.sibling])
+
+    # -- transient failures and facts about the world: a record that says "not yet", never a verdict -------
+
+    def record_retrying(self, doc: dict[str, Any], claim: Claimant, bucket: str, image_key: str) -> Delivered:
+        """Leave a trace of a failure that is not a verdict, so an outcome exists even if FC gives up. Never
+        over a newer version's outputs and never beside or over this version's own outcome; it replaces nothing
+        but an older record, and the next outcome of the version replaces it."""
+        out = self.outputs(bucket, image_key)
+        try:
+            seen = self.fence.check(claim, bucket, image_key, out, {})
+        except Fenced as refused:
+            return Delivered(refused.reason)
+        except StorageError as err:
+            raise SinkError("oss", err.code, err.message, err.transient) from None
+        if any(seen.slots.get(k, ANY) is not None for k in (out.result_key, out.error_key)):
+            found = self._oss(lambda: stored_outcome(self._storage, out, claim.etag))
+            if found is not None and found.final:  # stored already: FC's retry must only (re)publish
+                return Delivered("pending" if found.pending else "exists", found.key)
+        meta = pending_meta(claim.etag, KIND_ERROR_RETRYING, pending=False,
+                            request_id=log.current_request_id() or "")
+        try:
+            self.fence.put(claim, bucket, image_key, out, out.error_key, encode(doc), JSON_TYPE, meta,
+                           {out.error_key: seen.slots.get(out.error_key, ANY)})
+        except Fenced as refused:
+            return Delivered(refused.reason)
         return Delivered("written", out.error_key)
 
     # -- redelivery of a stored document whose message is still owed ------------------------------------
 
-    def redeliver(self, bucket: str, image_key: str, etag: str, found: StoredOutcome) -> Delivered:
+    def redeliver(self, claim: Claimant, bucket: str, image_key: str, found: StoredOutcome) -> Delivered:
+        """Publish a stored document whose message is owed and settle it, as the claim holder. The image may be
+        gone by now (the upload happened; its consumer is waiting); a superseded version's message is dropped:
+        its successor's outcome is the one consumers must see last."""
         out = self.outputs(bucket, image_key)
-        body = self._oss(lambda: self._storage.read_all(out.bucket, found.key).data)
-        doc = orjson.loads(body)
-        return self._publish_stored(doc, body, out, found.key, found.kind, etag)
+        chunk = self._oss(lambda: self._storage.read_all(out.bucket, found.key))
+        doc = _document_of(chunk.data, claim.etag)
+        if doc is None:  # replaced since it was found: not this version's document any more
+            return Delivered("changed")
+        try:
+            self.fence.check(claim, bucket, image_key, out, {found.key: chunk.etag}, allow_gone=True)
+        except Fenced as refused:
+            return Delivered(refused.reason)
+        except StorageError as err:
+            raise SinkError("oss", err.code, err.message, err.transient) from None
+        return self._publish_stored(doc, chunk.data, claim, bucket, image_key, out, found.key, found.kind,
+                                    chunk.etag or "", allow_gone=True)
 
     # -- plumbing -----------------------------------------------------------------------------------------
 
-    def _beside(self, bucket: str, image_key: str, etag: str | None, out: Outputs) -> _Beside:
-        """Is ``etag`` still the image's current version, and which outputs exist beside it (one request when
-        the outputs sit beside the image, two otherwise)."""
-        listing = self._oss(lambda: self._storage.list_prefix(out.bucket, out.listing_prefix))
-        if out.lists_image:
-            current = listing.etags.get(image_key)
-        else:
-            head = self._oss(lambda: self._storage.head(bucket, image_key))
-            current = head.etag if head else None
-        if current is None:
-            return _Beside("gone", None, None)
-        if etag and current != etag:
-            return _Beside("superseded", None, None)
-
-        def exists(key: str) -> bool | None:
-            return (key in listing.etags) if listing.knows(key) else None
-
-        return _Beside("current", exists(out.result_key), exists(out.error_key))
-
-    def _publish_stored(self, doc: dict[str, Any], body: bytes, out: Outputs, key: str, kind: str,
-                        etag: str | None) -> Delivered:
-        """Publish a document that is already stored (pending) at ``key``, then settle the stored object."""
+    def _publish_stored(self, doc: dict[str, Any], body: bytes, claim: Claimant, bucket: str, image_key: str,
+                        out: Outputs, key: str, kind: str, stored_etag: str, *, allow_gone: bool = False) -> Delivered:
+        """Publish a document that is already stored (pending) at ``key``, then settle the stored object, if it is
+        still the one we stored and the version is still current."""
         from .publish import message_body
 
         text = message_body(doc, {"bucket": out.bucket, "key": key})
@@ -203,24 +191,22 @@ class Sinks:
         if kind in (KIND_RESULT, KIND_RECEIPT) and not self.oss and orjson.loads(text).get("type") != "pointer":
             receipt = {k: doc[k] for k in ("schemaVersion", "source", "needsReview")} | {
                 "type": "receipt", "ocrRequestId": doc["ocr"]["requestId"], "messageId": message_id}
-            self._put(out.bucket, key, orjson.dumps(receipt), KIND_RECEIPT, etag, pending=False)
+            settled, settled_kind = orjson.dumps(receipt), KIND_RECEIPT
         else:  # the stored document stays (the oss sink's result, or the target of a pointer message)
-            self._put(out.bucket, key, body, kind, etag, pending=False)
+            settled, settled_kind = body, kind
+        meta = pending_meta(claim.etag, settled_kind, pending=False, request_id=log.current_request_id() or "")
+        try:
+            self.fence.put(claim, bucket, image_key, out, key, settled, JSON_TYPE, meta, {key: stored_etag},
+                           allow_gone=allow_gone)
+        except Fenced as refused:  # the message went out; the slot is somebody else's now: leave it
+            log.warning("published; the stored document was not settled", reason=refused.reason)
         return Delivered("written", key, message_id)
 
-    def _put(self, bucket: str, key: str, body: bytes, kind: str, etag: str | None, *, pending: bool) -> None:
-        meta: Mapping[str, str] = {META_ETAG: etag or "", META_KIND: kind, META_PENDING: "mns" if pending else "",
-                                   META_REQUEST: log.current_request_id() or ""}
-        self._oss(lambda: self._storage.put(bucket, key, body, JSON_TYPE, meta))
-
-    def _delete(self, bucket: str, key: str) -> None:
-        self._oss(lambda: self._storage.delete(bucket, key))
-
     @staticmethod
-    def _oss(call: Callable[[], T]) -> T:
-        """One OSS request, retried on transient errors; a SinkError when it still fails."""
+    def _oss(call: Callable[[], Any]) -> Any:
+        """One OSS read, retried on transient errors; a SinkError when it still fails."""
         try:
-            return retrying(call, PUT_ATTEMPTS)
+            return retrying(call)
         except StorageError as err:
             raise SinkError("oss", err.code, err.message, err.transient) from None
 
@@ -248,3 +234,14 @@ class Sinks:
                 time.sleep(0.2 * 2**attempt)
         assert last is not None
         raise SinkError("mns", str(last.code or "PublishFailed"), str(last.message), bool(last.transient))
+
+
+def _document_of(data: bytes, etag: str) -> dict[str, Any] | None:
+    """The stored document, if it describes the version ``etag`` (its ``source.etag``), else None."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    source = doc.get("source") if isinstance(doc, dict) else None
+    named = str(source.get("etag") or "") if isinstance(source, dict) else ""
+    return doc if named.upper() == etag.upper() else None

@@ -9,12 +9,13 @@ fact about the world, not a verdict on a version: ``NoSuchKey`` here becomes a s
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from urllib.parse import unquote, unquote_plus
 
 from .config import Config
-from .errors import PrecheckError, SourceError
+from .errors import PrecheckError, SourceError, StepError
 from .events import ObjectRef
 from .precheck import HEAD_BYTES, ImageInfo, NeedMoreBytes, check_limits, inspect
 from .storage import Chunk, Storage, StorageError, retrying
@@ -28,11 +29,14 @@ GONE, SUPERSEDED = "NoSuchKey", "Superseded"  # codes of a skip: no outcome is d
 @dataclass(frozen=True)
 class Prepared:
     key: str  # the key that exists (the event's, or a decoded form of it)
-    info: ImageInfo
+    info: ImageInfo | None  # None when ``verdict`` is set
     size: int | None
     etag: str  # what OSS holds now: the version every later step is bound to
     url: str | None = None  # url mode
     body: bytes | None = None  # body mode
+    uploaded_at: float | None = None  # the version's Last-Modified (epoch seconds)
+    # the precheck's verdict on these bytes: recorded by the claim holder like any outcome, never paid for
+    verdict: StepError | None = None
 
 
 def key_candidates(key: str) -> list[str]:
@@ -62,11 +66,18 @@ def _first_read(storage: Storage, bucket: str, key: str, whole: bool) -> tuple[s
             return candidate, retrying(partial(_read, storage, bucket, candidate, whole))
         except StorageError as err:
             if not err.not_found:
-                raise SourceError(err.code, f"reading the image failed: {err.message}", err.transient,
-                                  err.request_id) from None
+                raise unreadable(err) from None
             last = err
     raise SourceError(GONE, "the object no longer exists (deleted after upload?)", False,
                       last.request_id if last else None)
+
+
+def unreadable(err: StorageError) -> SourceError:
+    """A read refused for a reason that is not the image's: a 403 (a policy, a KMS key, an Archive object), a
+    missing bucket, a 5xx. Never a verdict on the version: transient ones are retried, the rest wait for the world
+    to change (FC's retry, replay, backfill)."""
+    return SourceError(err.code, f"reading the image failed: {err.message}", err.transient, err.request_id,
+                       world=not err.transient, status=err.status)
 
 
 def prepare(ref: ObjectRef, cfg: Config, storage: Storage) -> Prepared:
@@ -79,9 +90,13 @@ def prepare(ref: ObjectRef, cfg: Config, storage: Storage) -> Prepared:
     if not etag:
         raise SourceError("NoETag", "OSS answered without an ETag; the version cannot be pinned", True)
     try:
-        return _check_and_hand_over(ref, cfg, storage, key, etag, chunk, whole)
-    except PrecheckError as err:
-        raise err.about(key, etag) from None
+        prepared = _check_and_hand_over(ref, cfg, storage, key, etag, chunk, whole)
+    except StepError as err:
+        if not err.final or err.code in (GONE, SUPERSEDED):  # not a verdict on these bytes
+            raise err.about(key, etag) from None
+        return Prepared(key, None, chunk.total_size, etag, uploaded_at=chunk.last_modified,
+                        verdict=err.about(key, etag))
+    return dataclasses.replace(prepared, uploaded_at=chunk.last_modified)
 
 
 def _check_and_hand_over(ref: ObjectRef, cfg: Config, storage: Storage, key: str, etag: str, chunk: Chunk,
@@ -99,7 +114,7 @@ def _check_and_hand_over(ref: ObjectRef, cfg: Config, storage: Storage, key: str
             try:
                 again = storage.read_range(ref.bucket, key, more.total)
             except StorageError as err:
-                raise SourceError(err.code, err.message, err.transient, err.request_id) from None
+                raise unreadable(err) from None
             if again.etag != chunk.etag:
                 raise SourceError(SUPERSEDED, "the object was overwritten while it was read; its own event follows",
                                   False) from None
@@ -114,7 +129,7 @@ def _check_and_hand_over(ref: ObjectRef, cfg: Config, storage: Storage, key: str
         try:
             whole_chunk = storage.read_all(ref.bucket, key)
         except StorageError as err:
-            raise SourceError(err.code, err.message, err.transient, err.request_id) from None
+            raise unreadable(err) from None
         if whole_chunk.etag != etag:
             raise SourceError(SUPERSEDED, "the object was overwritten while it was read; its own event follows",
                               False)
@@ -127,8 +142,9 @@ def read_pinned(storage: Storage, bucket: str, prepared: Prepared) -> bytes:
     try:
         chunk = storage.read_all(bucket, prepared.key)
     except StorageError as err:
-        code = GONE if err.not_found else err.code
-        raise SourceError(code, f"reading the image failed: {err.message}", err.transient, err.request_id) from None
+        if err.not_found:
+            raise SourceError(GONE, "the object no longer exists", False, err.request_id) from None
+        raise unreadable(err) from None
     if chunk.etag != prepared.etag:
         raise SourceError(SUPERSEDED, "the object was overwritten while OCR ran; its own event follows", False)
     return chunk.data

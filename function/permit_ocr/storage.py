@@ -51,6 +51,7 @@ class Chunk:
     data: bytes
     total_size: int | None
     etag: str | None
+    last_modified: float | None = None  # epoch seconds: when this version was uploaded
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ def _storage_error(exc: Exception) -> StorageError:
 
 
 _etag = etag_form
+
+
+def _epoch(value: Any) -> float | None:
+    return value.timestamp() if isinstance(value, datetime.datetime) else None
 
 
 class _Provider(oss.credentials.CredentialsProvider):
@@ -114,7 +119,7 @@ class Storage:
         if r.content_range:  # "bytes 0-65535/123456": the real size is after the slash
             tail = r.content_range.rpartition("/")[2]
             total = int(tail) if tail.isdigit() else None
-        return Chunk(data, total, _etag(r.etag))
+        return Chunk(data, total, _etag(r.etag), _epoch(r.last_modified))
 
     def read_all(self, bucket: str, key: str) -> Chunk:
         try:
@@ -122,7 +127,7 @@ class Storage:
             data = r.body.content
         except Exception as exc:
             raise _storage_error(exc) from None
-        return Chunk(data, len(data), _etag(r.etag))
+        return Chunk(data, len(data), _etag(r.etag), _epoch(r.last_modified))
 
     def head(self, bucket: str, key: str) -> ObjectHead | None:
         try:

@@ -15,6 +15,7 @@ from permit_ocr.storage import Storage
 from permit_ocr_local.fcruntime.stack import LocalStack
 from permit_ocr_local.standins.faults import FaultPlan
 from permit_ocr_local.standins.http import Request, Response
+from support import Gate
 
 Rewrite = Callable[[Request, Response], Response]
 LoseAnswers = Callable[[Callable[[Request], bool], int], None]
@@ -105,3 +106,14 @@ def lose_oss_answers(stack: LocalStack, oss_wire: Callable[[Rewrite], None]) -> 
         oss_wire(rewrite)
 
     return install
+
+
+@pytest.fixture
+def gate(stack: LocalStack) -> Iterator[Gate]:
+    """The OCR stand-in's recognizer behind a gate: ``support.hold`` makes calls for chosen bytes wait."""
+    assert stack.ocr is not None
+    g = Gate(stack.ocr.service.backend)
+    stack.ocr.service.backend = g
+    yield g
+    for ev in g.hold.values():
+        ev.set()

@@ -13,6 +13,7 @@ from permit_ocr.config import (
     ConfigError,
     load_config,
 )
+from permit_ocr.layout import is_own_output, outputs_for
 
 BASE = {"SOURCE_BUCKETS": "photos"}
 MNS_OK = {"SINKS": "mns", "MNS_ENDPOINT": "https://123.mns.cn-hangzhou.aliyuncs.com", "MNS_TOPIC": "permit-results"}
@@ -228,9 +229,20 @@ def test_image_suffixes_are_lower_cased() -> None:
 
 def test_output_keys_are_prefix_key_suffix() -> None:
     cfg = load(OUTPUT_PREFIX="ocr/")
-    assert cfg.result_key("in/张三 a.jpg") == "ocr/in/张三 a.jpg.json"
-    assert cfg.error_key("in/a.jpg") == "ocr/in/a.jpg.error.json"
-    assert cfg.output_key("a.jpg", ".x") == "ocr/a.jpg.x"
+    out = outputs_for(cfg, "b", "in/张三 a.jpg")
+    assert (out.result_key, out.error_key) == ("ocr/in/张三 a.jpg.json", "ocr/in/张三 a.jpg.error.json")
+
+
+def test_the_bucket_placeholder_names_each_source_bucket_in_its_output_keys() -> None:
+    cfg = load(SOURCE_BUCKETS="bucket-a,bucket-b", OUTPUT_BUCKET="results-x", OUTPUT_PREFIX="ocr/{bucket}/")
+    assert outputs_for(cfg, "bucket-a", "k.jpg").result_key == "ocr/bucket-a/k.jpg.json"
+    assert outputs_for(cfg, "bucket-b", "k.jpg").result_key == "ocr/bucket-b/k.jpg.json"
+    assert is_own_output("ocr/bucket-b/k.jpg.json", cfg) and is_own_output("ocr/other/x.jpg", cfg)
+
+
+@pytest.mark.parametrize("prefix", ["{bucket}/", "ocr/{bucket}x/", "ocr/{bucket}/{bucket}/", "ocr/{key}/", "a{/"])
+def test_a_misplaced_or_unknown_placeholder_in_output_prefix_is_refused(prefix: str) -> None:
+    assert "OUTPUT_PREFIX" in problems(OUTPUT_PREFIX=prefix)
 
 
 # --- rules spanning variables (_derive) ----------------------------------------------------------------------

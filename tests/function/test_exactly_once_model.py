@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
+import permit_ocr.fence as fence_module
 import permit_ocr.sinks as sinks_module
 from permit_ocr.config import load_config
 from permit_ocr.handler import App, RetryLater
@@ -336,7 +337,7 @@ class ExactlyOnce(RuleBasedStateMachine):
                          ids=["oss-beside-url", "mns-only-body", "oss+mns-prefixed-url"])
 def test_every_current_version_ends_with_exactly_one_outcome_paid_once(
         world: World, sinks: str, extra: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(sinks_module, "PUT_ATTEMPTS", 2)  # faults reach the failure paths, and stay quick
+    monkeypatch.setattr(fence_module, "MAX_WRITE_TRIES", 2)  # faults reach the failure paths, and stay quick
     monkeypatch.setattr(sinks_module, "PUBLISH_ATTEMPTS", 1)
     env = {**world.stack.env(), "SINKS": sinks, "OCR_MAX_ATTEMPTS": "1", "WORKERS": "1", **extra}
     machine = type("Model", (ExactlyOnce,), {"world": world, "env": env})

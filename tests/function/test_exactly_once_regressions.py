@@ -3,9 +3,8 @@ real handler, the real SDKs and the stand-ins."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -16,60 +15,12 @@ from permit_ocr.handler import App, RetryLater
 from permit_ocr.layout import MARKERS_PREFIX, OVERLONG_PREFIX, key_digest
 from permit_ocr.ledger import Ticket
 from permit_ocr_local.fcruntime import deployment
-from permit_ocr_local.fcruntime.context import FcContext, FunctionMeta, Upload, oss_event
+from permit_ocr_local.fcruntime.context import Upload, oss_event
 from permit_ocr_local.fcruntime.crash import Crash, CrashAt
 from permit_ocr_local.fcruntime.stack import LocalStack
 from permit_ocr_local.standins.faults import FaultPlan
 from permit_ocr_local.tools import deploycheck
-from support import SAMPLE_TRUTH, Bucket, Gate, invoke, permit_image
-
-
-@pytest.fixture
-def gate(stack: LocalStack) -> Iterator[Gate]:
-    assert stack.ocr is not None
-    g = Gate(stack.ocr.service.backend)
-    stack.ocr.service.backend = g
-    yield g
-    for ev in g.hold.values():
-        ev.set()
-
-
-def billed(stack: LocalStack, data: bytes) -> int:
-    assert stack.ocr is not None
-    return stack.ocr.service.billed_by_image()[hashlib.sha256(data).hexdigest()]
-
-
-def image(number: str) -> bytes:
-    return permit_image({**SAMPLE_TRUTH, "permitNumber": number})
-
-
-def in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
-    box: list[object] = []
-
-    def run() -> None:
-        try:
-            box.append(fn())
-        except BaseException as exc:
-            box.append(exc)
-
-    t = threading.Thread(target=run)
-    t.start()
-    return t, box
-
-
-def hold(gate: Gate, data: bytes) -> threading.Event:
-    sha = hashlib.sha256(data).hexdigest()
-    gate.hold[sha], gate.entered[sha] = threading.Event(), threading.Event()
-    return gate.entered[sha]
-
-
-def release(gate: Gate, data: bytes) -> None:
-    gate.hold[hashlib.sha256(data).hexdigest()].set()
-
-
-def ctx(request_id: str, timeout: int = 60) -> FcContext:
-    return FcContext(request_id=request_id, function=FunctionMeta(timeout=timeout))
-
+from support import SAMPLE_TRUTH, Bucket, Gate, billed, ctx, hold, image, in_thread, invoke, permit_image, release
 
 # 1 ---------------------------------------------------------------------------------------------------------
 
@@ -342,7 +293,8 @@ def test_a_live_claim_of_another_request_is_never_taken_as_this_uploads_outcome(
     up = bucket.put("uploads/back.png", data)
     now = [5000.0]
     app = App(load_config(env), environ=env, clock=lambda: now[0])
-    held = app.ledger.begin(app.sinks.outputs(up.bucket, up.key), up.bucket, up.key, up.etag, "holder", ttl_s=60)
+    held = app.ledger.begin(app.sinks.outputs(up.bucket, up.key), up.bucket, up.key, up.etag, "holder",
+                            expires_at=now[0] + 60, fresh=True)
     assert isinstance(held, Ticket)  # another request's attempt, still running
     with pytest.raises(RetryLater) as deferred:
         app.handle(oss_event([up]), ctx("re-upload"))

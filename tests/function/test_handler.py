@@ -1,6 +1,7 @@
-"""handler: the one failure path (App._failed) that turns any step's failure into exactly one outcome for the
-version it found, and the small rules around it (the time budget, a malformed event, FC's retry signal).
-App is built from the stack's environment; _failed is called directly with a chosen StepError."""
+"""handler: the failure paths that turn any step's failure into exactly one outcome for the version it found
+(App._unreadable for reads that failed before the version was known, App._failed for the claim holder), and the
+small rules around them (the time budget, a malformed event, FC's retry signal). App is built from the stack's
+environment; the failure paths are called directly with a chosen StepError, the rest through App.handle."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from typing import Any
 import orjson
 import pytest
 
+from permit_ocr.budget import DEFAULT_TIMEOUT_S, Invocation, timeout_s
 from permit_ocr.document import result_document
-from permit_ocr.errors import OcrFailure, PrecheckError, SourceError, StepError
+from permit_ocr.errors import OcrFailure, SourceError, StepError
 from permit_ocr.events import ObjectRef
-from permit_ocr.handler import DEFAULT_TIMEOUT_S, App, Outcome, RetryLater, _Invocation, _timeout_s
+from permit_ocr.handler import App, Outcome, RetryLater
 from permit_ocr.layout import (
     JSON_TYPE,
     KIND_ERROR,
@@ -30,6 +32,7 @@ from permit_ocr.layout import (
     marker_key,
 )
 from permit_ocr.ledger import RELEASED, RUNNING, Ticket
+from permit_ocr.ledger import SUPERSEDED as CLAIM_SUPERSEDED
 from permit_ocr.precheck import ImageInfo
 from permit_ocr.recognize import OcrResult
 from permit_ocr.source import GONE, SUPERSEDED, Prepared
@@ -42,8 +45,8 @@ from support import SAMPLE_TRUTH, Bucket, permit_image
 KEY = "uploads/h.png"
 
 
-def run_of(request_id: str = "REQ-1") -> _Invocation:
-    return _Invocation(request_id, time.monotonic() + 55, set(), threading.Lock())
+def run_of(request_id: str = "REQ-1") -> Invocation:
+    return Invocation(request_id, time.monotonic() + 55, set(), threading.Lock())
 
 
 def upload(bucket: Bucket, size: tuple[int, int] = (928, 626)) -> ObjectRef:
@@ -58,7 +61,7 @@ def marker_state(bucket: Bucket, ref: ObjectRef, generation: int = 0) -> str | N
 
 def claim(app: App, ref: ObjectRef, request_id: str = "REQ-1") -> Ticket:
     ticket = app.ledger.begin(app.sinks.outputs(ref.bucket, ref.key), ref.bucket, ref.key, ref.etag or "",
-                              request_id, ttl_s=60)
+                              request_id, expires_at=app.clock() + 60, fresh=True)
     assert isinstance(ticket, Ticket)
     return ticket
 
@@ -74,7 +77,7 @@ def app(make_app: Callable[..., App]) -> App:
 @pytest.mark.parametrize("code", [GONE, SUPERSEDED])
 def test_a_gone_or_superseded_object_is_skipped_without_any_record(app: App, bucket: Bucket, code: str) -> None:
     ref = upload(bucket)
-    outcome = app._failed(ref, SourceError(code, "m", False), run_of())
+    outcome = app._unreadable(ref, SourceError(code, "m", False), run_of())
     assert outcome == Outcome(bucket.name, KEY, "skipped", code)
     assert not bucket.exists(f"{KEY}.error.json") and marker_state(bucket, ref) is None
 
@@ -88,7 +91,7 @@ def test_a_deleted_image_whose_paid_document_still_owes_its_message_is_redeliver
                           function_request_id="REQ-0", now=datetime.datetime.now(datetime.UTC))
     app.storage.put(bucket.name, f"{KEY}.json", orjson.dumps(doc), JSON_TYPE,
                     {META_ETAG: ref.etag or "", META_KIND: KIND_RESULT, META_PENDING: "mns"})
-    outcome = app._failed(ref, SourceError(GONE, "deleted", False), run_of())
+    outcome = app._unreadable(ref, SourceError(GONE, "deleted", False), run_of())
     assert outcome == Outcome(bucket.name, KEY, "redelivered")
     assert stack.mns is not None
     [message] = stack.mns.state.messages(stack.options.topic)
@@ -99,25 +102,26 @@ def test_a_deleted_image_whose_paid_document_still_owes_its_message_is_redeliver
 # -- final failures: one error record, the claim stays as the done record -----------------------------------------
 
 
-def test_a_final_failure_before_the_claim_writes_an_error_record_for_the_version_found(
-        app: App, bucket: Bucket) -> None:
+def test_a_precheck_verdict_is_recorded_by_the_claim_holder_for_the_version_found(
+        app: App, bucket: Bucket, stack: LocalStack) -> None:
     ref = upload(bucket, size=(10, 10))
-    err = PrecheckError("illegalImageSize", "too small").about(KEY, ref.etag or "")
-    event = ObjectRef(bucket.name, "uploads/h%2Epng", None)  # the event's own key form and no ETag
-    outcome = app._failed(event, err, run_of())
-    assert outcome == Outcome(bucket.name, KEY, "error", "illegalImageSize")
+    event = Upload(bucket.name, KEY, "", ref.size or 0)  # an event without an ETag: the version is the one read
+    assert invoke_one(app, event)["outcomes"] == [
+        {"bucket": bucket.name, "key": KEY, "status": "error", "code": "illegalImageSize"}]
     record = orjson.loads(bucket.get(f"{KEY}.error.json"))
     assert (record["error"]["code"], record["error"]["stage"], record["error"]["transient"]) == \
         ("illegalImageSize", "precheck", False)
     assert bucket.head_meta(f"{KEY}.error.json")[META_ETAG] == ref.etag
-    assert marker_state(bucket, ref) is None  # a final verdict needs no claim: it is never paid for
+    assert marker_state(bucket, ref) == RUNNING  # taken like any version's claim; never paid for
+    assert stack.ocr is not None and stack.ocr.service.stats["calls"] == 0
+    assert invoke_one(app, event, "REQ-G")["counts"] == {"duplicate": 1}  # a redelivery writes nothing again
 
 
 def test_a_final_failure_after_the_claim_keeps_the_claim_as_the_done_record(app: App, bucket: Bucket) -> None:
     ref = upload(bucket)
     ticket = claim(app, ref)
     err = OcrFailure("illegalImageContent", "no permit", transient=False, status=400, request_id="OCRRID")
-    outcome = app._failed(ref, err.about(KEY, ref.etag or ""), run_of(), ticket=ticket)
+    outcome = app._failed(ref, err.about(KEY, ref.etag or ""), run_of(), None, ticket)
     assert outcome == Outcome(bucket.name, KEY, "error", "illegalImageContent")
     assert orjson.loads(bucket.get(f"{KEY}.error.json"))["error"]["ocrRequestId"] == "OCRRID"
     assert marker_state(bucket, ref) == RUNNING and not ticket.released
@@ -128,9 +132,9 @@ def test_a_failure_about_an_overwritten_version_releases_the_claim_and_is_skippe
     ticket = claim(app, ref)
     upload(bucket, size=(929, 626))
     err = OcrFailure("illegalImageContent", "no permit", transient=False).about(KEY, ref.etag or "")
-    assert app._failed(ref, err, run_of(), ticket=ticket) == Outcome(bucket.name, KEY, "skipped", SUPERSEDED)
+    assert app._failed(ref, err, run_of(), None, ticket) == Outcome(bucket.name, KEY, "skipped", SUPERSEDED)
     assert not bucket.exists(f"{KEY}.error.json")
-    assert marker_state(bucket, ref) == RELEASED
+    assert marker_state(bucket, ref) == CLAIM_SUPERSEDED
 
 
 # -- transient failures: a record only by the claim's holder, then FC retries -------------------------------------
@@ -140,7 +144,7 @@ def test_a_transient_failure_before_the_claim_takes_it_leaves_a_retrying_record_
         app: App, bucket: Bucket) -> None:
     ref = upload(bucket)
     err = SourceError("ServiceUnavailable", "busy", True).about(KEY, ref.etag or "")
-    outcome = app._failed(ref, err, run_of())
+    outcome = app._unreadable(ref, err, run_of())
     assert outcome == Outcome(bucket.name, KEY, "retrying", "ServiceUnavailable")
     assert bucket.head_meta(f"{KEY}.error.json")[META_KIND] == KIND_ERROR_RETRYING
     assert marker_state(bucket, ref) == RELEASED  # the next delivery may take over at once
@@ -150,7 +154,7 @@ def test_a_transient_failure_while_another_attempt_holds_the_claim_writes_nothin
     ref = upload(bucket)
     claim(app, ref, "REQ-OTHER")
     err = StepError("RequestError", "reset", transient=True, stage="source").about(KEY, ref.etag or "")
-    assert app._failed(ref, err, run_of()) == Outcome(bucket.name, KEY, "retrying", "ClaimHeld")
+    assert app._unreadable(ref, err, run_of()) == Outcome(bucket.name, KEY, "retrying", "ClaimHeld")
     assert not bucket.exists(f"{KEY}.error.json")
     assert marker_state(bucket, ref) == RUNNING
 
@@ -161,13 +165,13 @@ def test_a_transient_failure_for_a_version_already_done_is_a_duplicate(app: App,
     app.storage.put(bucket.name, f"{KEY}.error.json", b"{}", JSON_TYPE,
                     {META_ETAG: ref.etag or "", META_KIND: KIND_ERROR})
     err = SourceError("ServiceUnavailable", "busy", True).about(KEY, ref.etag or "")
-    assert app._failed(ref, err, run_of()) == Outcome(bucket.name, KEY, "duplicate")
+    assert app._unreadable(ref, err, run_of()) == Outcome(bucket.name, KEY, "duplicate")
 
 
 def test_a_transient_failure_without_a_known_version_writes_nothing(app: App, bucket: Bucket) -> None:
     ref = ObjectRef(bucket.name, KEY)  # the object was never read and the event named no ETag
     err = SourceError("ServiceUnavailable", "busy", True)
-    assert app._failed(ref, err, run_of()) == Outcome(bucket.name, KEY, "retrying", "NoVersion")
+    assert app._unreadable(ref, err, run_of()) == Outcome(bucket.name, KEY, "retrying", "NoVersion")
     assert not bucket.exists(f"{KEY}.error.json")
 
 
@@ -176,7 +180,7 @@ def test_a_transient_failure_after_the_claim_leaves_a_retrying_record_and_releas
     ref = upload(bucket)
     ticket = claim(app, ref)
     err = OcrFailure("Throttling.User", "slow down", transient=True, status=429, attempts=3)
-    outcome = app._failed(ref, err.about(KEY, ref.etag or ""), run_of(), ticket=ticket)
+    outcome = app._failed(ref, err.about(KEY, ref.etag or ""), run_of(), None, ticket)
     assert outcome == Outcome(bucket.name, KEY, "retrying", "Throttling.User")
     record = orjson.loads(bucket.get(f"{KEY}.error.json"))
     assert (record["attempts"], record["error"]["httpStatus"]) == (3, 429)
@@ -192,7 +196,7 @@ def test_when_no_record_can_be_stored_the_claim_is_released_and_the_failure_rais
     plan.set("oss", server_error=1.0)  # the error record cannot be written; the marker still can
     with pytest.raises(StepError) as info:
         app._failed(ref, OcrFailure("illegalImageContent", "m", transient=False).about(KEY, ref.etag or ""),
-                    run_of(), ticket=ticket)
+                    run_of(), None, ticket)
     assert info.value.stage == "sink"
     plan.rates.clear()
     assert marker_state(bucket, ref) == RELEASED  # FC's retry may take over at once
@@ -210,7 +214,7 @@ def test_when_no_record_can_be_stored_the_claim_is_released_and_the_failure_rais
 ])
 def test_the_time_budget_comes_from_fc_else_a_safe_default(context: Any, environ: dict[str, str],
                                                           seconds: float) -> None:
-    assert _timeout_s(context, environ) == seconds
+    assert timeout_s(context, environ) == seconds
 
 
 def test_a_malformed_event_is_answered_not_raised_so_fc_does_not_retry_it(app: App) -> None:
@@ -279,4 +283,4 @@ def test_an_image_overwritten_while_ocr_ran_gets_no_outcome_and_its_claim_is_rel
     summary = invoke_one(app, first)
     assert summary["outcomes"] == [{"bucket": bucket.name, "key": KEY, "status": "skipped", "code": SUPERSEDED}]
     assert not bucket.exists(f"{KEY}.json")
-    assert marker_state(bucket, ObjectRef(bucket.name, KEY, first.etag.upper())) == RELEASED
+    assert marker_state(bucket, ObjectRef(bucket.name, KEY, first.etag.upper())) == CLAIM_SUPERSEDED

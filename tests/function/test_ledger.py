@@ -30,9 +30,11 @@ from permit_ocr.layout import (
     outputs_for,
 )
 from permit_ocr.ledger import (
+    CLOCK_SKEW_S,
     MAX_GENERATIONS,
     RELEASED,
     RUNNING,
+    SUPERSEDED,
     Defer,
     Done,
     Holder,
@@ -76,8 +78,10 @@ def outputs(cfg: Config, bucket: Bucket) -> Outputs:
     return outputs_for(cfg, bucket.name, KEY)
 
 
-def begin(ledger: Ledger, outputs: Outputs, request_id: str, *, ttl_s: float = 60, replay: bool = False) -> object:
-    return ledger.begin(outputs, outputs.bucket, KEY, ETAG, request_id, ttl_s, replay=replay)
+def begin(ledger: Ledger, outputs: Outputs, request_id: str, *, ttl_s: float = 60, replay: bool = False,
+          fresh: bool = True) -> object:
+    return ledger.begin(outputs, outputs.bucket, KEY, ETAG, request_id, expires_at=ledger.clock() + ttl_s,
+                        fresh=fresh, replay=replay)
 
 
 def marker(bucket: Bucket, generation: int) -> dict[str, object]:
@@ -106,10 +110,12 @@ def test_an_unreadable_marker_names_no_holder(raw: bytes) -> None:
     assert parse_holder(raw) is None
 
 
-def test_a_holder_is_live_only_while_running_and_before_its_deadline() -> None:
+def test_a_holder_is_live_only_while_running_and_before_its_deadline_and_the_clock_skew() -> None:
     assert Holder("t", "r", T0 + 1, RUNNING).live(T0)
-    assert not Holder("t", "r", T0, RUNNING).live(T0)
+    assert Holder("t", "r", T0, RUNNING).live(T0)  # another instance's clock may read a little behind ours
+    assert not Holder("t", "r", T0, RUNNING).live(T0 + CLOCK_SKEW_S)
     assert not Holder("t", "r", T0 + 1, RELEASED).live(T0)
+    assert not Holder("t", "r", T0 + 1, SUPERSEDED).live(T0)
 
 
 @pytest.mark.parametrize(("kind", "writer", "replay", "settled"), [
@@ -151,7 +157,7 @@ def test_a_live_claim_of_another_attempt_defers_even_for_the_same_request(ledger
 def test_an_expired_claim_is_taken_over_with_the_next_generation(ledger: Ledger, outputs: Outputs, clock: Clock,
                                                                  bucket: Bucket) -> None:
     assert isinstance(begin(ledger, outputs, "req-1", ttl_s=60), Ticket)
-    clock.now += 61  # the holder died without a word
+    clock.now += 60 + CLOCK_SKEW_S + 0.1  # the holder died without a word
     taken = begin(ledger, outputs, "req-2")
     assert isinstance(taken, Ticket)
     assert taken.key == marker_key(bucket.name, KEY, ETAG, 1)
@@ -193,12 +199,16 @@ def test_a_stored_final_outcome_answers_done_while_the_claim_is_still_live(
     assert done.outcome == StoredOutcome(key, kind, pending=False, request_id="req-1")
 
 
-def test_a_stored_outcome_whose_message_is_owed_answers_done_pending(ledger: Ledger, outputs: Outputs,
-                                                                     storage: Storage, bucket: Bucket) -> None:
-    begin(ledger, outputs, "req-1")
+def test_an_owed_message_is_republished_only_by_a_claim_holder(ledger: Ledger, outputs: Outputs,
+                                                                storage: Storage, bucket: Bucket) -> None:
+    first = begin(ledger, outputs, "req-1")
+    assert isinstance(first, Ticket)
     store_outcome(storage, bucket, outputs.result_key, KIND_RESULT, pending=True)
-    done = begin(ledger, outputs, "req-2")
-    assert isinstance(done, Done) and done.outcome.pending
+    assert isinstance(begin(ledger, outputs, "req-2"), Defer)  # the holder may be publishing right now
+    first.release()  # its publish failed
+    again = begin(ledger, outputs, "req-1")
+    assert isinstance(again, Ticket) and again.owed is not None and again.owed.pending
+    assert again.key.endswith(".1")
 
 
 def test_an_outcome_of_another_version_is_not_this_versions(ledger: Ledger, outputs: Outputs, storage: Storage,
@@ -309,3 +319,41 @@ def test_an_exhausted_marker_chain_is_an_error_not_a_payment(ledger: Ledger, out
     with pytest.raises(StorageError) as info:
         begin(ledger, outputs, "req-1")
     assert (info.value.code, info.value.transient) == ("TooManyGenerations", False)
+
+
+# -- the outcome is the done record; markers are only locks -------------------------------------------------------
+
+
+def test_a_version_whose_marker_is_gone_but_whose_outcome_is_stored_is_done(
+        ledger: Ledger, outputs: Outputs, storage: Storage, bucket: Bucket) -> None:
+    # the 30-day lifecycle rule (or a hand) deleted the marker; the result stays: no new gen 0, nothing to pay
+    store_outcome(storage, bucket, outputs.result_key, KIND_RESULT, request_id="long-ago")
+    done = begin(ledger, outputs, "req-late", fresh=False)
+    assert isinstance(done, Done) and done.outcome.key == outputs.result_key
+    assert not bucket.exists(marker_key(bucket.name, KEY, ETAG, 0))
+
+
+def test_a_fresh_version_is_claimed_in_one_request_without_looking_for_outcomes(
+        ledger: Ledger, outputs: Outputs, stack: LocalStack) -> None:
+    assert stack.oss is not None
+    before = stack.oss.service.stats["HeadObject"]
+    assert isinstance(begin(ledger, outputs, "req-1", fresh=True), Ticket)
+    assert stack.oss.service.stats["HeadObject"] == before
+
+
+def test_a_taker_over_is_told_to_look_at_the_image_again(ledger: Ledger, outputs: Outputs) -> None:
+    first = begin(ledger, outputs, "req-1")
+    assert isinstance(first, Ticket) and not first.takeover
+    first.release(SUPERSEDED)  # it paid, then found a newer version current
+    second = begin(ledger, outputs, "req-2")
+    assert isinstance(second, Ticket) and second.takeover
+
+
+def test_a_claim_is_extended_only_by_its_live_holder(ledger: Ledger, outputs: Outputs, bucket: Bucket,
+                                                     clock: Clock) -> None:
+    ticket = begin(ledger, outputs, "req-1", ttl_s=20)
+    assert isinstance(ticket, Ticket)
+    assert ticket.extend(T0 + 50) and marker(bucket, 0)["expiresAt"] == T0 + 50
+    clock.now = T0 + 49  # one second left: too little to rewrite the marker safely
+    assert not ticket.extend(T0 + 90)
+    assert marker(bucket, 0)["expiresAt"] == T0 + 50

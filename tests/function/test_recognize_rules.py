@@ -31,6 +31,7 @@ from permit_ocr.recognize import (
     LIMITED_RETRY,
     MAX_BACKOFF_S,
     TRANSIENT_CODES,
+    Deadline,
     OcrFailure,
     RateLimiter,
     Recognizer,
@@ -377,7 +378,7 @@ def test_decode_data_rejects_a_data_string_that_is_not_a_json_object_as_permanen
 
 def test_recognize_returns_decoded_data_request_id_and_one_attempt(server: FakeOcr) -> None:
     server.script(ocr_ok({"data": {"permitType": "港澳居民来往内地通行证"}}, request_id="RID-1"))
-    result = recognizer(server).recognize(url="https://bucket.example/a.jpg?sig=1", deadline=far_deadline())
+    result = recognizer(server).recognize(url="https://bucket.example/a.jpg?sig=1", budget=Deadline(far_deadline()))
     assert result.request_id == "RID-1"
     assert result.data == {"data": {"permitType": "港澳居民来往内地通行证"}}
     assert result.attempts == 1
@@ -387,14 +388,14 @@ def test_recognize_returns_decoded_data_request_id_and_one_attempt(server: FakeO
 
 def test_recognize_sends_the_body_bytes_in_body_mode(server: FakeOcr) -> None:
     server.script(ocr_ok({"data": {}}))
-    recognizer(server).recognize(body=b"\x89PNG-bytes", deadline=far_deadline())
+    recognizer(server).recognize(body=b"\x89PNG-bytes", budget=Deadline(far_deadline()))
     assert server.requests[0]["body"] == b"\x89PNG-bytes"
 
 
 def test_recognize_turns_a_200_with_bad_data_into_a_permanent_invalid_data(server: FakeOcr) -> None:
     server.script(ocr_ok("not json", request_id="RID-BAD"))
     with pytest.raises(OcrFailure) as info:
-        recognizer(server).recognize(url="https://x/a.jpg", deadline=far_deadline())
+        recognizer(server).recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     assert (info.value.code, info.value.transient, info.value.request_id) == ("InvalidData", False, "RID-BAD")
     assert len(server.requests) == 1
 
@@ -402,7 +403,7 @@ def test_recognize_turns_a_200_with_bad_data_into_a_permanent_invalid_data(serve
 def test_recognize_never_retries_a_permanent_error(server: FakeOcr) -> None:
     server.script(ocr_error(416, "illegalImageSize", request_id="RID-416"))
     with pytest.raises(OcrFailure) as info:
-        recognizer(server, OCR_MAX_ATTEMPTS="4").recognize(url="https://x/a.jpg", deadline=far_deadline())
+        recognizer(server, OCR_MAX_ATTEMPTS="4").recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     failure = info.value
     assert (failure.code, failure.transient, failure.status, failure.attempts) == ("illegalImageSize", False, 416, 1)
     assert failure.request_id == "RID-416"
@@ -411,7 +412,7 @@ def test_recognize_never_retries_a_permanent_error(server: FakeOcr) -> None:
 
 def test_recognize_retries_transient_errors_until_success(server: FakeOcr) -> None:
     server.script(ocr_error(503, "ServiceUnavailable"), ocr_error(429, "Throttling.User"), ocr_ok({"data": {}}))
-    result = recognizer(server, OCR_MAX_ATTEMPTS="4").recognize(url="https://x/a.jpg", deadline=far_deadline())
+    result = recognizer(server, OCR_MAX_ATTEMPTS="4").recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     assert result.attempts == 3
     assert len(server.requests) == 3
 
@@ -419,7 +420,7 @@ def test_recognize_retries_transient_errors_until_success(server: FakeOcr) -> No
 def test_recognize_stops_at_the_attempt_cap_and_stays_transient(server: FakeOcr) -> None:
     server.script(*[ocr_error(503, "algorithmError")] * 5)
     with pytest.raises(OcrFailure) as info:
-        recognizer(server, OCR_MAX_ATTEMPTS="3").recognize(url="https://x/a.jpg", deadline=far_deadline())
+        recognizer(server, OCR_MAX_ATTEMPTS="3").recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     assert (info.value.code, info.value.transient, info.value.attempts) == ("algorithmError", True, 3)
     assert len(server.requests) == 3
 
@@ -427,7 +428,7 @@ def test_recognize_stops_at_the_attempt_cap_and_stays_transient(server: FakeOcr)
 def test_recognize_makes_a_single_attempt_when_max_attempts_is_one(server: FakeOcr) -> None:
     server.script(ocr_error(503, "ServiceUnavailable"), ocr_ok({"data": {}}))
     with pytest.raises(OcrFailure) as info:
-        recognizer(server, OCR_MAX_ATTEMPTS="1").recognize(url="https://x/a.jpg", deadline=far_deadline())
+        recognizer(server, OCR_MAX_ATTEMPTS="1").recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     assert info.value.transient is True and info.value.attempts == 1
     assert len(server.requests) == 1
 
@@ -435,20 +436,20 @@ def test_recognize_makes_a_single_attempt_when_max_attempts_is_one(server: FakeO
 def test_recognize_tries_illegal_image_url_twice_then_calls_it_permanent(server: FakeOcr) -> None:
     server.script(*[ocr_error(400, "IllegalImageUrl")] * 4)
     with pytest.raises(OcrFailure) as info:
-        recognizer(server, OCR_MAX_ATTEMPTS="4").recognize(url="https://x/a.jpg", deadline=far_deadline())
+        recognizer(server, OCR_MAX_ATTEMPTS="4").recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     assert (info.value.code, info.value.transient, info.value.attempts) == ("IllegalImageUrl", False, 2)
     assert len(server.requests) == LIMITED_RETRY["IllegalImageUrl"]
 
 
 def test_recognize_lets_illegal_image_url_recover_on_its_second_attempt(server: FakeOcr) -> None:
     server.script(ocr_error(400, "IllegalImageUrl"), ocr_ok({"data": {}}))
-    assert recognizer(server).recognize(url="https://x/a.jpg", deadline=far_deadline()).attempts == 2
+    assert recognizer(server).recognize(url="https://x/a.jpg", budget=Deadline(far_deadline())).attempts == 2
 
 
 def test_recognize_caps_illegal_image_url_by_max_attempts_when_that_is_lower(server: FakeOcr) -> None:
     server.script(*[ocr_error(400, "IllegalImageUrl")] * 3)
     with pytest.raises(OcrFailure) as info:
-        recognizer(server, OCR_MAX_ATTEMPTS="1").recognize(url="https://x/a.jpg", deadline=far_deadline())
+        recognizer(server, OCR_MAX_ATTEMPTS="1").recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     assert (info.value.transient, info.value.attempts) == (False, 1)
     assert len(server.requests) == 1
 
@@ -456,24 +457,55 @@ def test_recognize_caps_illegal_image_url_by_max_attempts_when_that_is_lower(ser
 def test_recognize_waits_the_retry_after_the_service_asks_for(server: FakeOcr) -> None:
     server.script(ocr_error(429, "Throttling.User", headers={"x-acs-retry-after": "300"}), ocr_ok({"data": {}}))
     t0 = time.monotonic()
-    result = recognizer(server).recognize(url="https://x/a.jpg", deadline=far_deadline())
+    result = recognizer(server).recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     assert result.attempts == 2
     assert time.monotonic() - t0 >= 0.3
 
 
 def test_recognize_gives_up_transiently_when_the_deadline_leaves_no_room_for_another_try(server: FakeOcr) -> None:
     server.script(ocr_error(503, "ServiceUnavailable"), ocr_ok({"data": {}}))
-    deadline = time.monotonic() + 1.0  # less than one read timeout (2 s) away
+    class RoomForOne:  # the budget has room for the first call, and none left after it
+        asked = 0
+
+        def latest_start(self, call_s: float) -> float:
+            self.asked += 1
+            return time.monotonic() + (60 if self.asked == 1 else -1)
+
+        def cover(self, call_s: float) -> bool:
+            return self.asked == 1
+
     with pytest.raises(OcrFailure) as info:
-        recognizer(server, OCR_MAX_ATTEMPTS="4").recognize(url="https://x/a.jpg", deadline=deadline)
+        recognizer(server, OCR_MAX_ATTEMPTS="4").recognize(url="https://x/a.jpg", budget=RoomForOne())
     assert (info.value.code, info.value.transient, info.value.attempts) == ("ServiceUnavailable", True, 1)
+    assert len(server.requests) == 1
+
+
+def test_no_call_starts_when_the_budget_cannot_hold_its_worst_case(server: FakeOcr) -> None:
+    # a call FC's timeout cuts off may be billed with nobody left to store its answer: do not start one
+    server.script(ocr_ok({"data": {}}))
+    rec = recognizer(server)
+    with pytest.raises(OcrFailure) as info:
+        rec.recognize(url="https://x/a.jpg", budget=Deadline(time.monotonic() + rec.worst_call_s() - 0.5))
+    assert (info.value.code, info.value.transient, info.value.paid) == ("NoTimeLeft", True, False)
+    assert server.requests == []
+
+
+def test_an_ocr_qps_wait_that_would_outlive_the_budget_is_never_begun(server: FakeOcr) -> None:
+    server.script(ocr_ok({"data": {}}), ocr_ok({"data": {}}))
+    rec = recognizer(server, OCR_QPS="0.05")  # one call per 20 s
+    end_by = time.monotonic() + rec.worst_call_s() + 5  # the second slot is 20 s away: it cannot fit
+    rec.recognize(url="https://x/a.jpg", budget=Deadline(end_by))
+    t0 = time.monotonic()
+    with pytest.raises(OcrFailure) as info:
+        rec.recognize(url="https://x/b.jpg", budget=Deadline(end_by))
+    assert info.value.code == "NoTimeLeft" and time.monotonic() - t0 < 1  # refused at once, no 20 s wait
     assert len(server.requests) == 1
 
 
 def test_recognize_retries_network_errors_as_transient() -> None:
     cfg = make_config(f"127.0.0.1:{closed_port()}", OCR_MAX_ATTEMPTS="2", OCR_CONNECT_TIMEOUT_MS="200")
     with pytest.raises(OcrFailure) as info:
-        Recognizer(cfg, creds, seed=FAST_SEED).recognize(url="https://x/a.jpg", deadline=far_deadline())
+        Recognizer(cfg, creds, seed=FAST_SEED).recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     assert (info.value.code, info.value.transient, info.value.attempts) == ("NetworkError", True, 2)
 
 
@@ -481,9 +513,9 @@ def test_recognize_rebuilds_the_client_when_credentials_rotate(server: FakeOcr) 
     current = [Credentials("STS.ONE", "S1", "TOKEN-1")]
     rec = Recognizer(make_config(server.endpoint), lambda: current[0], seed=FAST_SEED)
     server.script(ocr_ok({"data": {}}), ocr_ok({"data": {}}))
-    rec.recognize(url="https://x/a.jpg", deadline=far_deadline())
+    rec.recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     current[0] = Credentials("STS.TWO", "S2", "TOKEN-2")
-    rec.recognize(url="https://x/a.jpg", deadline=far_deadline())
+    rec.recognize(url="https://x/a.jpg", budget=Deadline(far_deadline()))
     tokens = [{k.lower(): v for k, v in r["headers"].items()}.get("x-acs-security-token") for r in server.requests]
     assert tokens == ["TOKEN-1", "TOKEN-2"]
 

@@ -35,7 +35,7 @@ from permit_ocr.source import Prepared
 from permit_ocr.storage import ObjectHead, Storage
 from permit_ocr_local.fcruntime.stack import LocalStack
 from permit_ocr_local.standins.faults import FaultPlan
-from support import SAMPLE_TRUTH, Bucket, permit_image
+from support import SAMPLE_TRUTH, Bucket, Held, permit_image
 
 KEY = "uploads/s.png"
 NOW = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.UTC)
@@ -66,6 +66,7 @@ def mns_outage(attach_faults: Callable[..., FaultPlan]) -> FaultPlan:
 @pytest.fixture
 def no_pauses(no_oss_pauses: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("permit_ocr.sinks.time.sleep", lambda s: None)  # and none between publish attempts
+    monkeypatch.setattr("permit_ocr.fence.time.sleep", lambda s: None)  # nor between fenced write attempts
 
 
 def upload(bucket: Bucket, key: str = KEY, size: tuple[int, int] = (928, 626)) -> tuple[ObjectRef, str]:
@@ -116,7 +117,8 @@ def test_a_stored_result_is_found_before_an_error_record(make_sinks: MakeSinks, 
     storage.put(bucket.name, out.error_key, b"{}", "application/json", {META_ETAG: etag, META_KIND: KIND_ERROR})
     storage.put(bucket.name, out.result_key, b"{}", "application/json",
                 {META_ETAG: etag, META_KIND: KIND_RESULT, META_REQUEST: "R"})
-    assert stored_outcome(storage, out, etag) == StoredOutcome(out.result_key, KIND_RESULT, False, "R")
+    assert stored_outcome(storage, out, etag) == StoredOutcome(out.result_key, KIND_RESULT, False, "R",
+                                                               sibling=out.error_key)
     assert stored_outcome(storage, out, "OTHER") is None
 
 
@@ -126,7 +128,7 @@ def test_a_stored_result_is_found_before_an_error_record(make_sinks: MakeSinks, 
 def test_a_result_for_the_current_version_is_stored_beside_it_bound_to_it(make_sinks: MakeSinks, cfg: Config,
                                                                          bucket: Bucket, stack: LocalStack) -> None:
     ref, etag = upload(bucket)
-    delivered = make_sinks().deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag)
+    delivered = make_sinks().deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY)
     assert delivered == Delivered("written", f"{KEY}.json")
     assert bucket.head_meta(f"{KEY}.json") == {META_ETAG: etag, META_KIND: KIND_RESULT, META_PENDING: "",
                                                META_REQUEST: "FCRID-1"}
@@ -138,14 +140,14 @@ def test_a_result_for_an_overwritten_image_is_not_stored(make_sinks: MakeSinks, 
                                                          bucket: Bucket) -> None:
     ref, etag = upload(bucket)
     upload(bucket, size=(929, 626))
-    assert make_sinks().deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag) == Delivered("superseded")
+    assert make_sinks().deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY) == Delivered("superseded")
     assert not bucket.exists(f"{KEY}.json")
 
 
 def test_a_result_for_a_deleted_image_is_not_stored(make_sinks: MakeSinks, cfg: Config, bucket: Bucket) -> None:
     ref, etag = upload(bucket)
     bucket.client.delete_object(oss.DeleteObjectRequest(bucket=bucket.name, key=KEY))
-    assert make_sinks().deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag) == Delivered("gone")
+    assert make_sinks().deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY) == Delivered("gone")
     assert not bucket.exists(f"{KEY}.json")
 
 
@@ -158,10 +160,10 @@ def test_the_version_check_holds_when_outputs_are_kept_apart(stack: LocalStack, 
     sinks = make_sinks(**overrides)
     out = sinks.outputs(bucket.name, KEY)
     ref, etag = upload(bucket)
-    assert sinks.deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag).status == "written"
+    assert sinks.deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY).status == "written"
     assert Bucket(stack, out.bucket).head_meta(out.result_key)[META_ETAG] == etag
     upload(bucket, size=(929, 626))
-    assert sinks.deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag) == Delivered("superseded")
+    assert sinks.deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY) == Delivered("superseded")
 
 
 # -- one outcome per key ----------------------------------------------------------------------------------------
@@ -170,9 +172,9 @@ def test_the_version_check_holds_when_outputs_are_kept_apart(stack: LocalStack, 
 def test_a_result_replaces_the_error_record_the_key_had(make_sinks: MakeSinks, cfg: Config, bucket: Bucket) -> None:
     sinks = make_sinks()
     old, old_etag = upload(bucket, size=(10, 10))
-    assert sinks.deliver_error(error_doc(old, transient=False), bucket.name, KEY, old_etag).status == "written"
+    assert sinks.deliver_error(error_doc(old, transient=False), Held(old_etag), bucket.name, KEY).status == "written"
     ref, etag = upload(bucket)
-    assert sinks.deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag).status == "written"
+    assert sinks.deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY).status == "written"
     assert bucket.exists(f"{KEY}.json") and not bucket.exists(f"{KEY}.error.json")
 
 
@@ -180,20 +182,12 @@ def test_a_final_error_replaces_the_result_of_an_older_version(make_sinks: MakeS
                                                                bucket: Bucket) -> None:
     sinks = make_sinks()
     ref, etag = upload(bucket)
-    sinks.deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag)
+    sinks.deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY)
     broken, broken_etag = upload(bucket, size=(10, 10))
-    assert sinks.deliver_error(error_doc(broken, transient=False), bucket.name, KEY, broken_etag).status == "written"
+    assert sinks.deliver_error(error_doc(broken, transient=False), Held(broken_etag), bucket.name,
+                               KEY).status == "written"
     assert not bucket.exists(f"{KEY}.json")
     assert bucket.head_meta(f"{KEY}.error.json")[META_KIND] == KIND_ERROR
-
-
-def test_an_error_record_without_a_version_is_written_without_the_check(make_sinks: MakeSinks,
-                                                                        bucket: Bucket) -> None:
-    ref = ObjectRef(bucket.name, "uploads/unreadable.png")  # the image could not be read: nothing to bind to
-    delivered = make_sinks().deliver_error(error_doc(ref, transient=False, code="AccessDenied"), bucket.name,
-                                           ref.key, None)
-    assert delivered == Delivered("written", "uploads/unreadable.png.error.json")
-    assert bucket.head_meta("uploads/unreadable.png.error.json")[META_ETAG] == ""
 
 
 # -- transient records -------------------------------------------------------------------------------------------
@@ -203,10 +197,10 @@ def test_a_transient_failure_leaves_a_retrying_record_that_a_final_outcome_repla
         make_sinks: MakeSinks, cfg: Config, bucket: Bucket) -> None:
     sinks = make_sinks()
     ref, etag = upload(bucket)
-    assert sinks.deliver_error(error_doc(ref, transient=True, code="Throttling.User"), bucket.name, KEY,
-                               etag) == Delivered("written", f"{KEY}.error.json")
+    assert sinks.deliver_error(error_doc(ref, transient=True, code="Throttling.User"), Held(etag), bucket.name,
+                               KEY) == Delivered("written", f"{KEY}.error.json")
     assert bucket.head_meta(f"{KEY}.error.json")[META_KIND] == KIND_ERROR_RETRYING
-    sinks.deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag)
+    sinks.deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY)
     assert not bucket.exists(f"{KEY}.error.json")
 
 
@@ -214,8 +208,8 @@ def test_a_retrying_record_never_lands_beside_the_versions_own_result(make_sinks
                                                                       bucket: Bucket) -> None:
     sinks = make_sinks()
     ref, etag = upload(bucket)
-    sinks.deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag)
-    assert sinks.record_retrying(error_doc(ref, transient=True), bucket.name, KEY, etag) == \
+    sinks.deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY)
+    assert sinks.record_retrying(error_doc(ref, transient=True), Held(etag), bucket.name, KEY) == \
         Delivered("exists", f"{KEY}.json")
     assert not bucket.exists(f"{KEY}.error.json")
 
@@ -223,7 +217,7 @@ def test_a_retrying_record_never_lands_beside_the_versions_own_result(make_sinks
 def test_a_retrying_record_for_an_overwritten_image_is_not_written(make_sinks: MakeSinks, bucket: Bucket) -> None:
     ref, etag = upload(bucket)
     upload(bucket, size=(929, 626))
-    assert make_sinks().record_retrying(error_doc(ref, transient=True), bucket.name, KEY, etag) == \
+    assert make_sinks().record_retrying(error_doc(ref, transient=True), Held(etag), bucket.name, KEY) == \
         Delivered("superseded")
     assert not bucket.exists(f"{KEY}.error.json")
 
@@ -235,7 +229,7 @@ def test_with_oss_and_mns_the_result_is_stored_then_published_then_settled(make_
                                                                           bucket: Bucket, stack: LocalStack) -> None:
     ref, etag = upload(bucket)
     doc = result_doc(ref, cfg)
-    delivered = make_sinks(SINKS="oss,mns").deliver_result(doc, bucket.name, KEY, etag)
+    delivered = make_sinks(SINKS="oss,mns").deliver_result(doc, Held(etag), bucket.name, KEY)
     assert delivered.status == "written" and delivered.message_id
     assert messages(stack) == [orjson.loads(orjson.dumps(doc))]
     assert bucket.head_meta(f"{KEY}.json")[META_PENDING] == ""
@@ -248,14 +242,14 @@ def test_an_mns_outage_leaves_the_document_stored_and_pending_and_redeliver_sett
     sinks = make_sinks(SINKS="oss,mns")
     ref, etag = upload(bucket)
     with pytest.raises(SinkError) as info:
-        sinks.deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag)
+        sinks.deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY)
     assert (info.value.sink, info.value.transient) == ("mns", True)
     assert bucket.head_meta(f"{KEY}.json")[META_PENDING] == "mns"
     found = stored_outcome(storage, sinks.outputs(bucket.name, KEY), etag)
     assert found is not None and found.pending and found.kind == KIND_RESULT
 
     mns_outage.rates.clear()
-    delivered = sinks.redeliver(bucket.name, KEY, etag, found)
+    delivered = sinks.redeliver(Held(etag), bucket.name, KEY, found)
     assert delivered.status == "written" and delivered.message_id
     assert bucket.head_meta(f"{KEY}.json")[META_PENDING] == ""
     assert [m["data"]["data"]["permitNumber"] for m in messages(stack)] == ["H10387877"]
@@ -267,8 +261,8 @@ def test_a_retrying_record_is_not_written_over_a_pending_result(make_sinks: Make
     sinks = make_sinks(SINKS="oss,mns")
     ref, etag = upload(bucket)
     with pytest.raises(SinkError):
-        sinks.deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag)
-    assert sinks.record_retrying(error_doc(ref, transient=True), bucket.name, KEY, etag) == \
+        sinks.deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY)
+    assert sinks.record_retrying(error_doc(ref, transient=True), Held(etag), bucket.name, KEY) == \
         Delivered("pending", f"{KEY}.json")  # FC's retry must only re-publish
     assert not bucket.exists(f"{KEY}.error.json")
 
@@ -276,7 +270,7 @@ def test_a_retrying_record_is_not_written_over_a_pending_result(make_sinks: Make
 def test_with_mns_alone_a_receipt_without_personal_data_replaces_the_published_result(
         make_sinks: MakeSinks, cfg: Config, bucket: Bucket, stack: LocalStack) -> None:
     ref, etag = upload(bucket)
-    delivered = make_sinks(SINKS="mns").deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag)
+    delivered = make_sinks(SINKS="mns").deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY)
     receipt = orjson.loads(bucket.get(f"{KEY}.json"))
     assert receipt["type"] == "receipt" and receipt["messageId"] == delivered.message_id
     assert "H10387877" not in bucket.get(f"{KEY}.json").decode() and "data" not in receipt
@@ -287,7 +281,7 @@ def test_with_mns_alone_a_receipt_without_personal_data_replaces_the_published_r
 def test_an_error_record_with_mns_alone_stays_stored_after_its_message(make_sinks: MakeSinks, bucket: Bucket,
                                                                        stack: LocalStack) -> None:
     ref, etag = upload(bucket, size=(10, 10))
-    make_sinks(SINKS="mns").deliver_error(error_doc(ref, transient=False), bucket.name, KEY, etag)
+    make_sinks(SINKS="mns").deliver_error(error_doc(ref, transient=False), Held(etag), bucket.name, KEY)
     assert orjson.loads(bucket.get(f"{KEY}.error.json"))["type"] == "error"
     assert [m["type"] for m in messages(stack)] == ["error"]
 
@@ -298,5 +292,5 @@ def test_an_oss_outage_while_storing_is_a_transient_oss_sink_error(make_sinks: M
     ref, etag = upload(bucket)
     oss_faults.set("oss", server_error=1.0)
     with pytest.raises(SinkError) as info:
-        make_sinks().deliver_result(result_doc(ref, cfg), bucket.name, KEY, etag)
+        make_sinks().deliver_result(result_doc(ref, cfg), Held(etag), bucket.name, KEY)
     assert (info.value.sink, info.value.code, info.value.transient) == ("oss", "ServiceUnavailable", True)

@@ -124,23 +124,22 @@ def test_the_key_that_exists_is_found_and_used_for_everything_after(cfg: Config,
 def test_an_empty_object_is_a_final_precheck_failure_about_that_version(cfg: Config, storage: Storage,
                                                                         bucket: Bucket) -> None:
     ref = put(bucket, "uploads/empty.png", b"")
-    with pytest.raises(PrecheckError) as info:
-        prepare(ref, cfg, storage)
-    assert (info.value.code, info.value.found) == ("illegalImageContent", ("uploads/empty.png", ref.etag))
+    verdict = prepare(ref, cfg, storage).verdict  # handed over, not raised: the claim holder records it
+    assert isinstance(verdict, PrecheckError) and verdict.final
+    assert (verdict.code, verdict.found) == ("illegalImageContent", ("uploads/empty.png", ref.etag))
 
 
 def test_an_image_breaking_the_apis_limits_is_a_precheck_failure_bound_to_the_key_found(
         cfg: Config, storage: Storage, bucket: Bucket) -> None:
     ref = put(bucket, "uploads/t y.png", permit_image(size=(10, 10)))
-    with pytest.raises(PrecheckError) as info:
-        prepare(ref_of(bucket, "uploads/t%20y.png", ref.etag), cfg, storage)
-    assert (info.value.code, info.value.found) == ("illegalImageSize", ("uploads/t y.png", ref.etag))
+    prepared = prepare(ref_of(bucket, "uploads/t%20y.png", ref.etag), cfg, storage)
+    assert prepared.verdict is not None and (prepared.key, prepared.etag) == ("uploads/t y.png", ref.etag)
+    assert (prepared.verdict.code, prepared.verdict.found) == ("illegalImageSize", ("uploads/t y.png", ref.etag))
 
 
 def test_not_an_image_is_refused_by_its_first_bytes(cfg: Config, storage: Storage, bucket: Bucket) -> None:
-    with pytest.raises(PrecheckError) as info:
-        prepare(put(bucket, "uploads/x.png", b"%PDF-1.7 not an image"), cfg, storage)
-    assert info.value.code == "unsupportedImageFormat"
+    verdict = prepare(put(bucket, "uploads/x.png", b"%PDF-1.7 not an image"), cfg, storage).verdict
+    assert verdict is not None and verdict.code == "unsupportedImageFormat"
 
 
 def _answer_416_to_range_gets(stack: LocalStack) -> Rewrite:
@@ -163,9 +162,8 @@ def test_a_416_to_the_range_get_falls_back_to_reading_the_whole_object(
     ref = put(bucket, "uploads/r.png", data)
     oss_wire(_answer_416_to_range_gets(stack))
     if not data:
-        with pytest.raises(PrecheckError) as info:
-            prepare(ref, cfg, storage)
-        assert info.value.code == "illegalImageContent"
+        verdict = prepare(ref, cfg, storage).verdict
+        assert verdict is not None and verdict.code == "illegalImageContent"
     else:
         assert prepare(ref, cfg, storage).size == len(data)
     assert gets(stack) == 2  # the refused range, then the whole object
@@ -196,9 +194,8 @@ def test_a_header_longer_than_the_first_read_is_read_further_and_found(cfg: Conf
 def test_a_corrupt_header_in_a_small_object_is_refused_without_more_reads(cfg: Config, storage: Storage,
                                                                           bucket: Bucket) -> None:
     png = permit_image()
-    with pytest.raises(PrecheckError) as info:
-        prepare(put(bucket, "uploads/cut.png", png[:20]), cfg, storage)  # the IHDR is cut off
-    assert info.value.code == "unsupportedImageFormat"
+    verdict = prepare(put(bucket, "uploads/cut.png", png[:20]), cfg, storage).verdict  # the IHDR is cut off
+    assert verdict is not None and verdict.code == "unsupportedImageFormat"
 
 
 def test_a_signed_url_over_the_apis_limit_sends_the_bytes_instead(cfg: Config, storage: Storage,

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         def items(cp: Checkpoint) -> Iterable[Item]:
             if log is not None:
                 return replayer.from_failure_log(_lines(log), args.bucket, args.prefix, cp.cursor)
-            records = lister.objects(out_bucket, cfg.output_prefix + args.prefix, cp.cursor)
+            records = lister.objects(out_bucket, cfg.output_prefix_for(args.bucket) + args.prefix, cp.cursor)
             return replayer.from_records(records, args.bucket)
 
         if args.include_permanent:

@@ -198,7 +198,7 @@ def test_a_claim_whose_reviewer_died_before_writing_is_taken_over_once_it_is_aba
     def die(*_: object, **__: object) -> None:
         raise _ProcessDied
 
-    monkeypatch.setattr(dying, "_put", die)
+    monkeypatch.setattr(dying, "_write", die)
     with pytest.raises(_ProcessDied):
         dying.save(item.result_key, item.result_etag, "Gone", fields)
     assert seeded.result("number")["needsReview"] is True  # nothing written, the claim left behind

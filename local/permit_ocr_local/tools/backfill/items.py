@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from permit_ocr.config import Config
+from permit_ocr.layout import outputs_for
 from permit_ocr.sinks import existing_outcome
 from permit_ocr.storage import ObjectHead
 from permit_ocr_local.fcruntime.context import Upload
@@ -35,9 +36,10 @@ def backfill_items(objects: Iterable[Listed], cfg: Config, bucket: str, head: He
     def decide(obj: Listed) -> Item:
         skip = classify(obj, cfg, since=since, suffixes=suffixes)
         if skip is None:
-            result = head(out_bucket, cfg.result_key(obj.key))
+            out = outputs_for(cfg, bucket, obj.key)
+            result = head(out_bucket, out.result_key)
             done = existing_outcome(result, obj.etag) == "done"
-            skip = outcome_state(result, None if done else head(out_bucket, cfg.error_key(obj.key)), obj.etag)
+            skip = outcome_state(result, None if done else head(out_bucket, out.error_key), obj.etag)
         upload = None if skip else Upload(bucket, obj.key, obj.etag, obj.size, region=cfg.region)
         return Item(obj.key, upload, skip)
 

@@ -369,7 +369,7 @@ def check_output_prefix(triggers: Sequence[Trigger], cfg: Config) -> list[Findin
     if not cfg.output_prefix:
         return []
     inside = [t for t in triggers if cfg.output_bucket_for(t.bucket) == t.bucket
-              and cfg.output_prefix.startswith(t.prefix)]
+              and cfg.own_prefix.startswith(t.prefix)]
     return [Finding("error", "output-prefix",
                     f"OUTPUT_PREFIX {cfg.output_prefix!r} lies inside trigger {t.name}'s prefix {t.prefix!r}: images "
                     f"uploaded under {cfg.output_prefix!r} would fire the trigger and be skipped as the function's "

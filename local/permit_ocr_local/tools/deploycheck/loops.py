@@ -79,7 +79,7 @@ def check_output_loops(triggers: Sequence[Trigger], cfg: Config) -> list[Finding
     # even with SINKS=mns the function stores a small receipt at the result key, so outputs always exist
     findings: list[Finding] = []
     for t in triggers:
-        if cfg.output_prefix and t.prefix.startswith(cfg.output_prefix):
+        if cfg.own_prefix and t.prefix.startswith(cfg.own_prefix):
             findings.append(Finding(
                 "error", "output-prefix", f"trigger {t.name}: every key under {t.prefix!r} starts with "
                 f"OUTPUT_PREFIX {cfg.output_prefix!r}, so the function skips it as its own output",
@@ -88,10 +88,11 @@ def check_output_loops(triggers: Sequence[Trigger], cfg: Config) -> list[Finding
         out_bucket = cfg.output_bucket_for(src.bucket)
         for dst in (t for t in triggers if t.bucket == out_bucket):
             for what, suffix in (("result", cfg.result_suffix), ("error record", cfg.error_suffix)):
-                key = loop_example(src, dst, cfg.output_prefix, suffix, cfg)
+                folder = cfg.output_prefix_for(src.bucket)
+                key = loop_example(src, dst, folder, suffix, cfg)
                 if key is None:
                     continue
-                out = cfg.output_key(key, suffix)
+                out = f"{folder}{key}{suffix}"
                 findings.append(Finding(
                     "error", "output-loop",
                     f"the {what} of {src.bucket}/{key} (trigger {src.name}) is {out_bucket}/{out}, which trigger "

@@ -53,7 +53,7 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
     region = str(props.get("region"))
 
     def outputs(*suffixes: str) -> list[str]:
-        return [f"acs:oss:*:*:{cfg.output_bucket_for(t.bucket)}/{cfg.output_prefix}{t.prefix}*{s}"
+        return [f"acs:oss:*:*:{cfg.output_bucket_for(t.bucket)}/{cfg.output_prefix_for(t.bucket)}{t.prefix}*{s}"
                 for t in triggers for s in _minimal_suffixes(*suffixes)]
 
     uploads = [f"acs:oss:*:*:{t.bucket}/{t.prefix}*" for t in triggers]
@@ -61,7 +61,7 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
     out_buckets = sorted({cfg.output_bucket_for(t.bucket) for t in triggers})
     markers = [f"acs:oss:*:*:{b}/{MARKERS_PREFIX}*" for b in out_buckets]
     overlong = [f"acs:oss:*:*:{b}/{OVERLONG_PREFIX}*" for b in out_buckets]
-    listed = sorted({f"{cfg.output_prefix}{t.prefix}*" for t in triggers} | {f"{OVERLONG_PREFIX}*"})
+    listed = sorted({f"{cfg.output_prefix_for(t.bucket)}{t.prefix}*" for t in triggers} | {f"{OVERLONG_PREFIX}*"})
     topics = [cfg.mns_topic] if "mns" in cfg.sinks and cfg.mns_topic else []
     dest = str(((((props.get("asyncInvokeConfig") or {}).get("destinationConfig") or {})
                  .get("onFailure") or {}).get("destination")) or "")

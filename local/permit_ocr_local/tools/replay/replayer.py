@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from permit_ocr.config import Config
-from permit_ocr.layout import etag_form
+from permit_ocr.layout import etag_form, outputs_for
 from permit_ocr.sinks import existing_outcome
 from permit_ocr_local.fcruntime.context import Upload
 from permit_ocr_local.tools.backfill.items import Head, Read
@@ -40,8 +40,9 @@ class Replayer:
         ident = (bucket, key, current.etag)
         if ident in self.seen:
             return Item(cursor, skip="skipped_duplicate")
-        result = self.head(out_bucket, cfg.result_key(key))
-        error_key = cfg.error_key(key)
+        out = outputs_for(cfg, bucket, key)
+        result = self.head(out_bucket, out.result_key)
+        error_key = out.error_key
         error = None if existing_outcome(result, current.etag) == "done" else self.head(out_bucket, error_key)
         skip, replay = replay_decision(result, error, current.etag, include_permanent=self.include_permanent)
         if skip is not None:

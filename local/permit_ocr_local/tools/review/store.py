@@ -5,6 +5,11 @@ Exactly one save per shown version: before writing, the saver creates ``layout.r
 the result ETag the page showed, with ``x-oss-forbid-overwrite`` (OSS documents no If-Match on PutObject);
 the second reviewer of the same version gets ``FileAlreadyExists`` and a refusal.
 
+A save is a second writer of the function's outcome, so it writes as the function does: it holds the image
+version's claim in the function's ledger (a delivery of the function that is still publishing this result makes
+the save wait: "busy"), and every write goes through the function's fence, which checks right before it that
+the image is still the version the result describes and the result is still the one the reviewer was shown.
+
 Nothing here logs a field value, a name or an object key.
 """
 
@@ -14,6 +19,7 @@ import contextlib
 import datetime
 import functools
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +29,8 @@ import orjson
 
 from permit_ocr.config import Config
 from permit_ocr.credentials import Credentials
-from permit_ocr.errors import StorageError
+from permit_ocr.errors import SinkError, StorageError
+from permit_ocr.fence import Fence, Fenced
 from permit_ocr.layout import (
     BOOKKEEPING_PREFIX,
     JSON_TYPE,
@@ -33,8 +40,10 @@ from permit_ocr.layout import (
     META_PENDING,
     META_REQUEST,
     etag_form,
+    outputs_for,
     review_claim_key,
 )
+from permit_ocr.ledger import Ledger, Ticket
 from permit_ocr.publish import MnsPublisher, PublishError, message_body
 from permit_ocr.storage import Storage, retrying
 
@@ -43,6 +52,7 @@ from . import rules
 TAG_REVIEWED: Final = "result-reviewed"  # MNS tags are at most 16 characters
 KIND_REVIEW_CLAIM: Final = "review-claim"
 CLAIM_ABANDONED_S: Final = 600  # a save writes within seconds of its claim; a claim this old lost its process
+VERSION_CLAIM_S: Final = 60.0  # the image version's claim in the function's ledger, for the time a save takes
 MAX_CLAIM_GENERATIONS: Final = 8
 IMAGE_URL_SECONDS: Final = 120  # the page shows the image at once; a reload signs a new URL
 LIST_PAGE: Final = 1000  # ListObjectsV2 maximum
@@ -51,7 +61,8 @@ READERS: Final = 8  # documents fetched at once when the queue is (re)built
 
 class Refused(Exception):
     """A save that must not happen; ``reason`` is ``taken`` (another save won), ``changed`` (the result
-    is not the one shown), ``stale`` (the image has a newer version) or ``gone``."""
+    is not the one shown), ``stale`` (the image has a newer version), ``gone`` or ``busy`` (the function is
+    delivering this result right now)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -99,6 +110,7 @@ class ReviewStore:
         self.out_bucket = cfg.output_bucket_for(bucket)
         self._credentials = credentials
         self._storage = Storage(cfg, credentials)
+        self._fence = Fence(self._storage)
         self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
         self._cache = _Cache()
 
@@ -126,7 +138,8 @@ class ReviewStore:
         after: str | None = None
         while True:  # the function's own listing, page by page (URL-encoded keys, its error mapping)
             page = retrying(functools.partial(self._storage.list_prefix, self.out_bucket,
-                                              self.cfg.output_prefix + self.prefix, LIST_PAGE, after))
+                                              self.cfg.output_prefix_for(self.bucket) + self.prefix, LIST_PAGE,
+                                              after))
             for key, etag in sorted(page.etags.items()):
                 if key.endswith(suffix) and not key.endswith(error_suffix) and not key.startswith(BOOKKEEPING_PREFIX):
                     yield key, etag
@@ -199,21 +212,56 @@ class ReviewStore:
         doc = rules.reviewed_document(item.doc, corrected, reviewer=reviewer, now=now,
                                       min_prob=self.cfg.review_min_prob)
         claim = self._claim(result_key, shown_etag, reviewer, now)
-        body = orjson.dumps(doc)
         try:
-            etag = self._put(result_key, body, item.source_etag, pending=self.publishes)
-        except StorageError:
+            ticket = self._version_claim(item)
+        except (Refused, StorageError):
             self._release(claim)  # nothing was written: this reviewer (or another) may try again
             raise
-        saved = Saved(result_key, etag, doc["review"]["changes"], doc["review"]["acceptedChecks"])
+        try:
+            return self._write(item, doc, ticket, shown_etag, claim)
+        finally:
+            ticket.release()
+
+    def _write(self, item: Item, doc: dict[str, Any], ticket: Ticket, shown_etag: str, claim: str) -> Saved:
+        """Write the reviewed result in place (fenced: still the shown result of the current image), publish,
+        settle (fenced again: a slow publish never lets this save overwrite a newer version's result)."""
+        out = outputs_for(self.cfg, item.image_bucket, item.image_key)
+        key, body = item.result_key, orjson.dumps(doc)
+        try:
+            etag, _ = self._fence.put(ticket, item.image_bucket, item.image_key, out, key, body, JSON_TYPE,
+                                      _meta(item.source_etag, pending=self.publishes), {key: shown_etag})
+        except Fenced as refused:
+            self._release(claim)
+            raise _REFUSALS[refused.reason]() from None
+        except SinkError as err:
+            self._release(claim)
+            raise StorageError(err.code, err.message, None if err.transient else 400, None) from None
+        saved = Saved(key, etag, doc["review"]["changes"], doc["review"]["acceptedChecks"])
         if not self.publishes:
             return saved
         try:
-            message_id = self._publish(doc, result_key)
+            message_id = self._publish(doc, key)
         except PublishError as err:  # stored with x-oss-meta-pending: mns; the function's redelivery owes it
             return Saved(**{**saved.__dict__, "publish_error": str(err.code or "PublishFailed")})
-        etag = self._put(result_key, body, item.source_etag, pending=False)
+        try:
+            etag, _ = self._fence.put(ticket, item.image_bucket, item.image_key, out, key, body, JSON_TYPE,
+                                      _meta(item.source_etag, pending=False), {key: etag})
+        except (Fenced, SinkError):  # published; the stored result is somebody else's now, or left pending
+            return Saved(**{**saved.__dict__, "message_id": message_id})
         return Saved(**{**saved.__dict__, "result_etag": etag, "message_id": message_id})
+
+    def _version_claim(self, item: Item) -> Ticket:
+        """The image version's claim in the function's ledger, for the time a save takes."""
+        out = outputs_for(self.cfg, item.image_bucket, item.image_key)
+        clock = lambda: self._now().timestamp()  # noqa: E731 - the page's clock, as its own claims use
+        claim = Ledger(self._storage, clock).begin(
+            out, item.image_bucket, item.image_key, item.source_etag, f"review-{uuid.uuid4().hex}",
+            expires_at=clock() + VERSION_CLAIM_S, fresh=False, rewrite=True)
+        if not isinstance(claim, Ticket):  # held: the function is delivering this result, or the image moved on
+            if self._image_state(item.image_bucket, item.image_key, item.source_etag) != "current":
+                raise Refused("stale", _STALE)
+            raise Refused("busy", _BUSY)
+        return claim
 
     def _claim(self, result_key: str, shown_etag: str, reviewer: str, now: datetime.datetime) -> str:
         """Create the claim on the shown version; a claim older than CLAIM_ABANDONED_S whose holder never wrote
@@ -247,11 +295,6 @@ class ReviewStore:
         with contextlib.suppress(StorageError):  # a claim left behind only blocks a save that never happened
             self._storage.delete(self.out_bucket, claim)
 
-    def _put(self, key: str, body: bytes, source_etag: str, *, pending: bool) -> str | None:
-        meta = {META_ETAG: source_etag, META_KIND: KIND_RESULT, META_PENDING: "mns" if pending else "",
-                META_REQUEST: ""}
-        return retrying(lambda: self._storage.put(self.out_bucket, key, body, JSON_TYPE, meta))
-
     def _publish(self, doc: dict[str, Any], key: str) -> str:
         c = self._credentials()
         publisher = MnsPublisher(self.cfg.mns_endpoint, self.cfg.mns_topic, c.access_key_id, c.access_key_secret,
@@ -260,7 +303,19 @@ class ReviewStore:
         return publisher.publish(text, TAG_REVIEWED).message_id
 
 
+def _meta(source_etag: str, *, pending: bool) -> dict[str, str]:
+    return {META_ETAG: source_etag, META_KIND: KIND_RESULT, META_PENDING: "mns" if pending else "", META_REQUEST: ""}
+
+
 _TAKEN = "another reviewer saved this result first: your changes were not saved; the queue has moved on"
 _CHANGED = "this result changed since you opened it (saved by someone else, or rewritten): nothing was saved"
 _STALE = ("the image was replaced by a newer version after this result was made: the function will produce a "
           "new result for it, so this one cannot be reviewed")
+_BUSY = ("the function is delivering this result right now (its message is being published): nothing was saved; "
+         "save again in a minute")
+_REFUSALS: Final = {
+    "superseded": lambda: Refused("stale", _STALE),
+    "gone": lambda: Refused("stale", _STALE),
+    "changed": lambda: Refused("changed", _CHANGED),
+    "expired": lambda: Refused("busy", _BUSY),
+}
