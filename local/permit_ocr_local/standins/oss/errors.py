@@ -134,9 +134,22 @@ def error_response(err: OssError, request_id: str, host_id: str, *, head: bool,
     return Response(err.status, headers, body)
 
 
-def injected_error(status: int) -> OssError:
-    code, message = _INJECTED.get(status, ("InternalError", f"Injected fault {status}."))
-    err = OssError(message)
-    err.status, err.code, err.ec = status, code, f"0000-00000{status}"
-    return err
+def _known(cls: type[OssError]) -> dict[str, type[OssError]]:
+    """Every error class by its code (the first class found for a code wins)."""
+    out: dict[str, type[OssError]] = {}
+    for sub in cls.__subclasses__():
+        out.setdefault(sub.code, sub)
+        for code, deeper in _known(sub).items():
+            out.setdefault(code, deeper)
+    return out
 
+
+def injected_error(status: int, code: str | None = None, message: str | None = None) -> OssError:
+    """An injected fault in OSS's shape: a code the stand-in knows keeps its usual message and EC."""
+    # an injected AccessDenied reads as a permission refusal (RAM's), not as the expired-URL one
+    known = RamDenied if code == "AccessDenied" else _known(OssError).get(code or "")
+    default_code, default_message = _INJECTED.get(status, ("InternalError", f"Injected fault {status}."))
+    err = OssError(message or (known.message if known else default_message))
+    err.status, err.code = status, code or default_code
+    err.ec = known.ec if known else f"0000-00000{status}"
+    return err

@@ -12,7 +12,9 @@ import re
 from collections.abc import Collection
 from email.utils import parsedate_to_datetime
 
-from .auth import V1_SUBRESOURCES
+from ..faults import Target
+from ..http import Request
+from .auth import V1_SUBRESOURCES, parse_query, query_value
 from .errors import InvalidRange, OperationNotImplemented, PreconditionFailed
 
 # query parameters that carry a signature, never an operation
@@ -43,12 +45,28 @@ _MODELLED_STORAGE = ("", "standard")  # IA/Archive would need RestoreObject befo
 _BYTES_RE = re.compile(r"^(\d*)-(\d*)$")
 
 
-def operation(method: str, key: str, query_names: Collection[str], headers: dict[str, list[str]]) -> str:
-    """The implemented operation a request names, or OperationNotImplemented: a sub-resource (``?acl``,
-    ``?uploads``...) or a foreign header must never reach the plain object read or write."""
+def operation_name(method: str, key: str, query_names: Collection[str]) -> str | None:
+    """The operation a request's method, key and sub-resource name, before any check (None: not served)."""
     op = _OPERATIONS.get((method, bool(key)))
     if op == "HeadObject" and "objectMeta" in query_names:
         op = "GetObjectMeta"  # both SDKs' exists() call it
+    return op
+
+
+def fault_target(request: Request) -> Target:
+    """What a request is for fault rules (its operation, object key, bucket); a listing's key is its prefix."""
+    bucket, _, key = request.path.lstrip("/").partition("/")
+    query = parse_query(request.raw_query)
+    op = operation_name(request.method, key, [name for name, _ in query]) or ""
+    if op == "ListObjectsV2":
+        key = query_value(query, "prefix") or ""
+    return Target(op, key, bucket)
+
+
+def operation(method: str, key: str, query_names: Collection[str], headers: dict[str, list[str]]) -> str:
+    """The implemented operation a request names, or OperationNotImplemented: a sub-resource (``?acl``,
+    ``?uploads``...) or a foreign header must never reach the plain object read or write."""
+    op = operation_name(method, key, query_names)
     if op is None:
         what = "POST requests (PostObject, AppendObject, multipart, DeleteMultipleObjects, RestoreObject...)" \
             if method == "POST" else f"{method} on a {'key' if key else 'bucket'}"

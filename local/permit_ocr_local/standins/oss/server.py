@@ -161,11 +161,12 @@ class OssService:
         if not ram.allowed(policy, RAM_ACTIONS[op], resource, context):
             raise RamDenied(Bucket=bucket, Key=key) if key else RamDenied(Bucket=bucket)
 
-    def service_error(self, status: int, request: Request) -> Response:
-        """The shape of an injected fault (see common/faults.py)."""
+    def service_error(self, status: int, request: Request, code: str | None = None,
+                      message: str | None = None) -> Response:
+        """The shape of an injected fault (see standins/faults)."""
         bucket = request.path.lstrip("/").partition("/")[0]
         self._count(f"injected:{status}")
-        return self.error(_injected_error(status), request, new_request_id(), bucket)
+        return self.error(_injected_error(status, code, message), request, new_request_id(), bucket)
 
     def error(self, err: OssError, request: Request, request_id: str, bucket: str) -> Response:
         host_id = f"{bucket}.oss-{self.region}.aliyuncs.com" if bucket else f"oss-{self.region}.aliyuncs.com"
@@ -268,7 +269,8 @@ class OssStandin(StandinServer):
     """A StandinServer that keeps its OssService at hand (``.service.stats``, ``.service.state``)."""
 
     def __init__(self, service: OssService, *, port: int = 0, faults: FaultPlan | None = None) -> None:
-        super().__init__(service, port=port, faults=faults, service_error=service.service_error)
+        super().__init__(service, port=port, faults=faults, service_error=service.service_error,
+                         describe=rules.fault_target)
         self.service = service
         self._started = False
 
