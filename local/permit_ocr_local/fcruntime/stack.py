@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from permit_ocr_local.standins.faults import FaultPlan, FaultRule, HitListener, RuleInput, Target, as_plan
 from permit_ocr_local.standins.keyring import Keyring
@@ -36,6 +36,8 @@ class StackOptions:
     ocr_backend: Backend | str = "truth"
     # a plan (random rates and rules), or fault rules alone (FaultRule or dicts in the JSON format)
     faults: FaultPlan | Iterable[RuleInput] | None = None
+    # buckets (created if missing) whose versioning is set before anything serves
+    versioned_buckets: dict[str, Literal["Enabled", "Suspended"]] = field(default_factory=dict)
     sinks: str = "oss"
     ports: tuple[int, int, int] = (0, 0, 0)  # oss, ocr, mns; 0 = any free port
     sts_lifetime_s: float = 12 * 3600
@@ -61,6 +63,9 @@ class LocalStack:
         o = self.options
         o.root.mkdir(parents=True, exist_ok=True)
         self.oss = start_oss(o.root, self.keyring, o.region, o.ports[0], self.faults, buckets=o.buckets)
+        for bucket, status in o.versioned_buckets.items():
+            self.oss.service.state.create_bucket(bucket)
+            self.oss.service.state.set_versioning(bucket, status)
         self.ocr = start_ocr(self.keyring, o.ocr_backend, o.ports[1], self.faults)
         self.mns = start_mns(self.keyring, o.root, o.ports[2], self.faults, topics=(o.topic,))
         return self

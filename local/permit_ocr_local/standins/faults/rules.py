@@ -20,7 +20,7 @@ SERVICES: Final = ("oss", "ocr", "mns", "fc")
 # the operations each stand-in's routing names (tests/standins/test_fault_routing.py ties them to the routing)
 OPERATIONS: Final[Mapping[str, frozenset[str]]] = {
     "oss": frozenset({"GetObject", "PutObject", "HeadObject", "GetObjectMeta", "DeleteObject", "ListObjectsV2",
-                      "PutBucket"}),
+                      "PutBucket", "GetBucketVersioning", "PutBucketVersioning"}),
     "ocr": frozenset({"RecognizeExitEntryPermitToMainland"}),
     "mns": frozenset({"PublishMessage"}),
     "fc": frozenset({"InvokeFunction", "GetFunction"}),
