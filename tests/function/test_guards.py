@@ -135,6 +135,6 @@ def test_the_output_prefix_and_utf8_bytes_count_towards_the_limit() -> None:
 
 
 def test_outputs_elsewhere_need_the_image_listed_apart() -> None:
-    out = outputs_for(make_config(OUTPUT_BUCKET="results"), "photos", "in/a.jpg")
+    out = outputs_for(make_config(OUTPUT_BUCKET="results", OUTPUT_PREFIX="ocr/{bucket}/"), "photos", "in/a.jpg")
     assert out.bucket == "results" and not out.lists_image
     assert not outputs_for(make_config(OUTPUT_PREFIX="ocr/"), "photos", "in/a.jpg").lists_image
