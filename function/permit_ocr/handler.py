@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import guards, log
+from . import guards, log, preflight
 from .answers import Unsaved
 from .budget import SAFETY_MARGIN_S, Invocation, PaidCallBudget, claim_ttl_s, timeout_s
 from .config import Config, load_config
@@ -80,10 +80,22 @@ class App:
         self.ledger = Ledger(self.storage, clock)
         # paid answers OSS would not take: the next attempt of the version on this instance stores them
         self.unsaved: Unsaved[tuple[OcrResult, Prepared]] = Unsaved(clock)
+        self._started = False
+        self._start_lock = threading.Lock()
 
     def credentials(self) -> Credentials:
         with self._creds_lock:
             return resolve(self._environ, self._context)
+
+    def start(self) -> None:
+        """The checks that need the cloud, once per instance (FC's initializer; else the first invocation): an
+        output bucket with versioning makes OSS ignore x-oss-forbid-overwrite, so claims would exclude nobody.
+        Raises ConfigError, in one line, when the deployment cannot keep its promise."""
+        with self._start_lock:
+            if self._started:
+                return
+            preflight.refuse_what_cannot_hold(self.cfg, self.storage)
+            self._started = True
 
     # -- one invocation -----------------------------------------------------------------------------------
 
@@ -92,6 +104,7 @@ class App:
         request_id = str(getattr(context, "request_id", "") or "")
         log.bind_request(request_id)
         started = time.monotonic()
+        self.start()
         try:
             parsed = parse_event(event)
         except MalformedEvent as exc:
@@ -369,7 +382,9 @@ def reset_app() -> None:
 
 def initialize(context: Any) -> None:
     log.bind_request(str(getattr(context, "request_id", "") or "") or None)
-    get_app().recognizer.preload()  # the OCR SDK's imports belong to the instance start, not the first upload
+    app = get_app()
+    app.recognizer.preload()  # the OCR SDK's imports belong to the instance start, not the first upload
+    app.start()
     log.info("instance initialized")
 
 

@@ -168,6 +168,14 @@ class Storage:
         etags = {str(o.key): etag_form(o.etag) or "" for o in (r.contents or [])}
         return Listing(etags, bool(r.is_truncated), max(etags) if etags else None)
 
+    def bucket_versioning(self, bucket: str) -> str | None:
+        """The bucket's versioning state: ``Enabled``, ``Suspended``, or None when it was never turned on."""
+        try:
+            r = self._client.get_bucket_versioning(oss.GetBucketVersioningRequest(bucket=bucket))
+        except Exception as exc:
+            raise _storage_error(exc) from None
+        return str(r.version_status) if r.version_status else None
+
     def presign_get(self, bucket: str, key: str, expires_s: int) -> str:
         r = self._signer.presign(oss.GetObjectRequest(bucket=bucket, key=key),
                                  expires=datetime.timedelta(seconds=expires_s))

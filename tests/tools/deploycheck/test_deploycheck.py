@@ -317,6 +317,7 @@ def test_policy_grants_only_the_listed_actions(base: dict[str, Any]) -> None:
         "oss:PutObject": [markers, overlong, f"acs:oss:*:*:{BUCKET}/{PREFIX}*.json"],
         "oss:DeleteObject": [overlong, f"acs:oss:*:*:{BUCKET}/{PREFIX}*.json"],
         "oss:ListObjects": [f"acs:oss:*:*:{BUCKET}"],
+        "oss:GetBucketVersioning": [f"acs:oss:*:*:{BUCKET}"],  # the start-up check: claims need no versioning
         "ocr:RecognizeExitEntryPermitToMainland": ["*"],
         "mns:PublishMessage": ["acs:mns:cn-hangzhou:*:/topics/permit-ocr-failures",
                                "acs:mns:cn-hangzhou:*:/topics/permit-ocr-failures/messages"],

@@ -79,6 +79,9 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
             {"Effect": "Allow", "Action": ["oss:ListObjects"],
              "Resource": [f"acs:oss:*:*:{b}" for b in out_buckets],
              "Condition": {"StringLike": {"oss:Prefix": listed}}},
+            # the start-up check: claims need an output bucket without versioning (forbid-overwrite is ignored there)
+            {"Effect": "Allow", "Action": ["oss:GetBucketVersioning"],
+             "Resource": [f"acs:oss:*:*:{b}" for b in out_buckets]},
         ]
     statements.append({"Effect": "Allow", "Action": ["ocr:RecognizeExitEntryPermitToMainland"], "Resource": ["*"]})
     if topics:
@@ -89,8 +92,9 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
     return {"Version": "1", "Statement": statements}
 
 
-# bookkeeping that may expire: version markers (the "done" records) and reviewers' claims (they only settle a
-# race of two saves, seconds long); overlong-key error records are outcomes and stay
+# bookkeeping that may expire: version markers (locks: the stored outcome is the done record, so a marker gone
+# costs nothing) and reviewers' claims (they only settle a race of two saves, seconds long); overlong-key error
+# records are outcomes and stay
 EXPIRING: Final = (("permit-ocr-version-markers", MARKERS_PREFIX), ("permit-ocr-review-claims", REVIEWS_PREFIX))
 
 
