@@ -434,3 +434,25 @@ def test_a_precheck_verdict_is_recorded_and_published_once_however_often_it_is_d
     codes = sorted(m["error"]["code"] for m in published(stack))
     assert codes == ["illegalImageContent", "unsupportedImageFormat"]
     assert {k: bucket.head_meta(k)["request-id"] for k in first} == first  # never rewritten
+
+
+# 10 -- versioned buckets -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["Enabled", "Suspended"])
+def test_a_versioned_output_bucket_would_let_two_claims_win_so_the_function_refuses_to_start(
+        env: dict[str, str], bucket: Bucket, stack: LocalStack, status: str) -> None:
+    assert stack.oss is not None
+    stack.oss.service.state.set_versioning(bucket.name, status)  # type: ignore[arg-type]
+    app = App(load_config(env), environ=env)
+    out = app.sinks.outputs(bucket.name, "uploads/v.png")
+    claims = [app.ledger.begin(out, bucket.name, "uploads/v.png", "ETAG", f"r{i}", expires_at=time.time() + 60,
+                               fresh=True) for i in range(2)]
+    assert [type(c).__name__ for c in claims] == ["Ticket", "Ticket"]  # why: forbid-overwrite is ignored there
+    up = bucket.put("uploads/v.png", image("H1234567801"))
+    with pytest.raises(ConfigError) as refused:
+        invoke(App(load_config(env), environ=env), up)
+    assert set(refused.value.problems) == {"SOURCE_BUCKETS"} and status in refused.value.problems["SOURCE_BUCKETS"]
+    bucket.client.put_bucket(oss.PutBucketRequest(bucket="results-plain"))
+    apart = {**env, "OUTPUT_BUCKET": "results-plain"}
+    assert invoke(App(load_config(apart), environ=apart), up)["counts"] == {"result": 1}

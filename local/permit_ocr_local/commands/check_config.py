@@ -1,12 +1,15 @@
-"""``permit-ocr check-config [S_YAML] [--env KEY=VAL ...]``: check s.yaml offline; exit 1 on any error.
+"""``permit-ocr check-config [S_YAML] [--env KEY=VAL ...] [--live]``: check s.yaml; exit 1 on any error.
 
-``--print-policy`` prints the function role's RAM policy rendered from the same file instead
+Offline by default. ``--live`` also asks OSS (with the credentials and OSS_ENDPOINT of this shell: the stack's
+exports, or a real account's) whether the buckets that will hold the claims have versioning, which the function
+refuses at start-up. ``--print-policy`` prints the function role's RAM policy rendered from the same file instead
 (deploy/ram-policy.json is that output with ``--account-id '*'``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -31,6 +34,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--account-id", default=None, metavar="UID",
                    help='value of ${config("AccountID")} (default: a placeholder; "*" in --print-policy)')
     p.add_argument("--print-policy", action="store_true", help="print the function role's RAM policy JSON")
+    p.add_argument("--live", action="store_true",
+                   help="also ask OSS whether the output bucket(s) have versioning (needs credentials in the env)")
     p.add_argument("--print-lifecycle", action="store_true",
                    help="print the OSS lifecycle rule (PutBucketLifecycle XML) that expires the version markers")
     p.set_defaults(func=run)
@@ -55,6 +60,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}; run `permit-ocr check-config {args.s_yaml}` for details", file=sys.stderr)
         return 1
     findings = deploycheck.check_deployment(doc, overrides, args.account_id or deployment.CHECK_ACCOUNT_ID)
+    if args.live:
+        findings += _live(doc, overrides)
     print(f"check-config {args.s_yaml}")
     print(deploycheck.format_findings(findings))
     return 1 if deploycheck.failed(findings) else 0
+
+
+def _live(doc: dict[str, Any], overrides: dict[str, str]) -> list[deploycheck.Finding]:
+    from permit_ocr.credentials import MissingCredentials, resolve
+    from permit_ocr.storage import Storage
+    from permit_ocr_local.tools.deploycheck import live
+
+    resolved, _ = deployment.resolve(doc, deployment.CHECK_ACCOUNT_ID)
+    _name, props = deployment.function_resource(resolved)
+    try:
+        cfg = live.live_config({k: str(v) for k, v in deployment.environment(props, overrides).items()}, os.environ)
+        creds = resolve(os.environ, None)
+    except (ConfigError, MissingCredentials) as exc:
+        return [deploycheck.Finding("error", "versioning", f"--live cannot ask OSS: {exc}",
+                                    'export ALIBABA_CLOUD_* credentials (or eval "$(permit-ocr stack ...)")')]
+    return live.check_claim_buckets(cfg, Storage(cfg, lambda: creds).bucket_versioning)

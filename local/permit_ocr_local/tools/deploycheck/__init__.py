@@ -12,6 +12,7 @@ file, so the policy and the deployment cannot drift apart.
 from .budget import OSS_IO_BUDGET_S, backoff_budget_s, record_budget_s
 from .checks import (
     MAX_TRIGGERS_PER_BUCKET,
+    Finding,
     check_build,
     check_deployment,
     check_ocr_quota,
@@ -23,7 +24,21 @@ from .loops import check_output_loops, loop_example
 from .policy import POLICY_ACCOUNT_ID, policy_json, render_lifecycle, render_policy
 
 __all__ = [
-    "MAX_TRIGGERS_PER_BUCKET", "OSS_IO_BUDGET_S", "POLICY_ACCOUNT_ID", "RECOMMENDED_EVENTS", "backoff_budget_s",
-    "check_build", "check_deployment", "check_ocr_quota", "check_output_loops", "failed", "format_findings",
-    "loop_example", "policy_json", "record_budget_s", "render_lifecycle", "render_policy",
+    "MAX_TRIGGERS_PER_BUCKET",
+    "OSS_IO_BUDGET_S",
+    "POLICY_ACCOUNT_ID",
+    "RECOMMENDED_EVENTS",
+    "Finding",
+    "backoff_budget_s",
+    "check_build",
+    "check_deployment",
+    "check_ocr_quota",
+    "check_output_loops",
+    "failed",
+    "format_findings",
+    "loop_example",
+    "policy_json",
+    "record_budget_s",
+    "render_lifecycle",
+    "render_policy",
 ]

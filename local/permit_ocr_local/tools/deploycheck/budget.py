@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from permit_ocr.budget import SAFETY_MARGIN_S
 from permit_ocr.config import Config
 from permit_ocr.recognize import BASE_BACKOFF_S, MAX_BACKOFF_S
 
@@ -21,3 +22,22 @@ def record_budget_s(cfg: Config) -> float:
     """Worst-case seconds for one record: every OCR attempt hits both timeouts, plus backoff and OSS I/O."""
     per_attempt = (cfg.ocr_connect_timeout_ms + cfg.ocr_read_timeout_ms) / 1000
     return cfg.ocr_max_attempts * per_attempt + backoff_budget_s(cfg.ocr_max_attempts) + OSS_IO_BUDGET_S
+
+
+def call_window_s(cfg: Config, timeout_s: float) -> float:
+    """How long into an invocation a paid call may still start: the function starts none that could outlive FC's
+    timeout (its worst case, the SDK's connect and read timeouts) or leave less than SAFETY_MARGIN_S to store."""
+    return timeout_s - SAFETY_MARGIN_S - (cfg.ocr_connect_timeout_ms + cfg.ocr_read_timeout_ms) / 1000
+
+
+def calls_per_invocation(cfg: Config, timeout_s: float) -> int:
+    """Paid calls one invocation can start at OCR_QPS (the first at once, then one per 1/OCR_QPS s)."""
+    window = call_window_s(cfg, timeout_s)
+    return 0 if window < 0 else int(window * cfg.ocr_qps) + 1
+
+
+def invocations_for(records: int, cfg: Config, timeout_s: float) -> int | None:
+    """Invocations an event of ``records`` uploads needs (the ones without time left go to FC's retry); None when
+    no record could ever start its call."""
+    per = calls_per_invocation(cfg, timeout_s)
+    return None if per == 0 else -(-records // per)
