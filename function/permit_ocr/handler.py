@@ -290,6 +290,7 @@ class App:
 
     def _unreadable(self, ref: ObjectRef, err: StepError, run: Invocation) -> Outcome:
         key, etag = err.found or (ref.key, ref.etag)
+        etag = etag or ref.etag  # a refused read names the key form that exists, and no version
         if err.code in (GONE, SUPERSEDED) and not err.transient:
             if err.code == GONE and ref.etag:  # deleted after a paid run stored its document: still deliver it
                 owed = self._owed_message(ref, ref.etag, run)

@@ -65,8 +65,10 @@ def _first_read(storage: Storage, bucket: str, key: str, whole: bool) -> tuple[s
         try:
             return candidate, retrying(partial(_read, storage, bucket, candidate, whole))
         except StorageError as err:
-            if not err.not_found:
-                raise unreadable(err) from None
+            if not err.not_found:  # this form of the key exists and cannot be read: its record goes beside it
+                refused = unreadable(err)
+                refused.found = (candidate, "")
+                raise refused from None
             last = err
     raise SourceError(GONE, "the object no longer exists (deleted after upload?)", False,
                       last.request_id if last else None)

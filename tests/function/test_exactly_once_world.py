@@ -19,7 +19,7 @@ from permit_ocr.credentials import resolve
 from permit_ocr.handler import App, RetryLater
 from permit_ocr.layout import MARKERS_PREFIX, key_digest
 from permit_ocr.ledger import FRESH_VERSION_S
-from permit_ocr_local.fcruntime.context import oss_event
+from permit_ocr_local.fcruntime.context import Upload, oss_event
 from permit_ocr_local.fcruntime.crash import Crash
 from permit_ocr_local.fcruntime.stack import LocalStack
 from permit_ocr_local.standins.http import Request, Response
@@ -181,6 +181,21 @@ def test_a_403_before_any_outcome_leaves_a_record_that_is_not_a_verdict(make_app
     stack.keyring.set_policy(stack.access_key_id, None)
     assert invoke(make_app(), up)["counts"] == {"result": 1}
     assert not bucket.exists("uploads/denied.png.error.json") and billed(stack, data) == 1
+
+
+def test_a_403_on_the_decoded_form_of_an_event_key_leaves_its_record_beside_the_image_that_exists(
+        make_app: Callable[..., App], bucket: Bucket, stack: LocalStack) -> None:
+    # found by the model-based test: the record went beside the event's encoded key (no such object), so the
+    # fence saw "gone", the delivery was skipped and FC never came back: the upload was lost
+    data = image("H1234567801")
+    up = bucket.put("uploads/a b.png", data)
+    deny_reading(stack, bucket, up.key)
+    encoded = Upload(up.bucket, "uploads/a%20b.png", up.etag, up.size)
+    with pytest.raises(RetryLater):
+        invoke(make_app(), encoded)
+    assert orjson.loads(bucket.get("uploads/a b.png.error.json"))["error"]["code"] == "AccessDenied"
+    stack.keyring.set_policy(stack.access_key_id, None)
+    assert invoke(make_app(), encoded)["counts"] == {"result": 1}
 
 
 def test_a_redeploy_with_a_lower_size_limit_never_replaces_a_stored_result(

@@ -25,6 +25,7 @@ from permit_ocr_local.standins.oss.server import OssStandin, start_oss
 DEFAULT_BUCKET = "permit-ocr-demo"
 DEFAULT_REGION = "cn-hangzhou"
 DEFAULT_TOPIC = "permit-ocr-results"
+ENGINE_READ_TIMEOUT_MS = "60000"
 
 
 @dataclass
@@ -97,6 +98,9 @@ class LocalStack:
             "MNS_ENDPOINT": self.mns.url,
             "MNS_TOPIC": o.topic,
             "SINKS": o.sinks,
+            # the embedded engine on a busy 2-core machine can take longer than a real OCR call (its first call
+            # loads the models): a call our side gives up on while the stand-in still answers it is billed twice
+            **({"OCR_READ_TIMEOUT_MS": ENGINE_READ_TIMEOUT_MS} if o.ocr_backend == "engine" else {}),
             **o.extra_env,
         }
 
