@@ -40,3 +40,6 @@ def test_run_command_uploads_samples_and_prints_a_row_per_image(tmp_path: Path,
     assert code == 1  # one image is not a permit: reported, not hidden
     assert "hk.png" in out and "H10387877 01" in out and " ok " in out
     assert "error: unmatchedImageType" in out
+    uploads = tmp_path / "root" / "permit-ocr-demo" / "uploads"
+    for stored in (uploads / "hk.png.json", uploads / "not-a-permit.png.error.json"):  # `cat` ends its line
+        assert stored.read_bytes().endswith(b"}\n"), stored.name
