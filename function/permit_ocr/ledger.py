@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -124,6 +126,25 @@ class Ledger:
     def __init__(self, storage: Storage, clock: Callable[[], float]) -> None:
         self._storage = storage
         self._clock = clock
+        # the tickets attempts of this process still hold: an attempt's frames keep its ticket alive, so an
+        # entry goes when the attempt ends. FC instances never need it; a local process that is interrupted
+        # releases them (release_held), so the next run takes over at once instead of waiting for the expiry.
+        self._held: weakref.WeakValueDictionary[int, Ticket] = weakref.WeakValueDictionary()
+        self._held_lock = threading.Lock()
+
+    def _hold(self, ticket: Ticket) -> Ticket:
+        with self._held_lock:
+            self._held[id(ticket)] = ticket
+        return ticket
+
+    def release_held(self) -> int:
+        """Release every claim an attempt of this process still holds (best effort); how many were released.
+        A ticket whose outcome is stored may be among them: released, it still reads as done."""
+        with self._held_lock:
+            tickets = [t for t in self._held.values() if not t.released]
+        for t in tickets:
+            t.release()
+        return len(tickets)
 
     def begin(self, outputs: Outputs, bucket: str, key: str, etag: str, request_id: str, ttl_s: float, *,
               replay: bool = False) -> Claim:
@@ -136,10 +157,10 @@ class Ledger:
         for generation in range(MAX_GENERATIONS):
             mkey = marker_key(bucket, key, etag, generation)
             if write_marker(self._storage, store, mkey, etag, mine, now, overwrite=False):
-                return Ticket(self._storage, store, mkey, etag, mine, now)
+                return self._hold(Ticket(self._storage, store, mkey, etag, mine, now))
             held = self._read_holder(store, mkey)
             if held is not None and held.token == mine.token:  # ours: the PUT landed, its answer was lost
-                return Ticket(self._storage, store, mkey, etag, mine, now)
+                return self._hold(Ticket(self._storage, store, mkey, etag, mine, now))
             if not looked:
                 found, looked = retrying(lambda: stored_outcome(self._storage, outputs, etag)), True
             if found is not None and (found.pending or settles(found, request_id, replay)):
