@@ -64,8 +64,10 @@ test: $(STAMP) $(WHEELS) $(BROWSER) fonts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 tests
 
+# Ctrl-C: `permit-ocr run` releases what it holds and says so in one line (exit 130); the recipe then ends
+# quietly, so make adds no "*** [run] Interrupt" of its own
 run: $(STAMP) fonts
-	$(PY) -m permit_ocr_local.cli run
+	@$(PY) -m permit_ocr_local.cli run || { status=$$?; test $$status -eq 130 || exit $$status; }
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"permit-ocr recognize: {exc}", file=sys.stderr)
             return 2
     engine = Engine()
+    if sys.stderr.isatty():  # a sign of life for a person; scripts read stderr as JSON error lines
+        print("permit-ocr recognize: loading the models (about 5 s, once per run) ...", file=sys.stderr, flush=True)
     status = 0
     for i, path in enumerate(args.images, start=1):
         try:

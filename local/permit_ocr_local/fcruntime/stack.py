@@ -60,6 +60,15 @@ class LocalStack:
         self.mns = start_mns(self.keyring, o.root, o.ports[2], o.faults, topics=(o.topic,))
         return self
 
+    def loads_models(self) -> bool:
+        """Whether the OCR backend has models to load before its first answer (the embedded engine)."""
+        return self.ocr is not None and hasattr(self.ocr.service.backend, "preload")
+
+    def preload(self) -> None:
+        """Load the OCR backend's models now (the engine: about 5 s), so the first upload does not wait."""
+        if self.ocr is not None and hasattr(self.ocr.service.backend, "preload"):
+            self.ocr.service.backend.preload()
+
     def stop(self) -> None:
         for server in (self.mns, self.ocr, self.oss):
             if server is not None:
