@@ -1,7 +1,11 @@
 """``permit-ocr run``: the product's main job, offline. Starts the stand-ins with the OSS trigger of s.yaml
 (same events and filters as in the cloud), uploads the samples with the OSS SDK, lets the trigger run the
 real handler, waits for every outcome and prints a table. Results lie beside the images under --root.
---watch then keeps going: files dropped into <root>/<bucket>/<prefix> become upload events."""
+--watch then keeps going: files dropped into <root>/<bucket>/<prefix> become upload events.
+
+Exit codes: 0 every image ended with a result · 1 an image ended with an error record or without an outcome
+(the reason is printed), or there are no images · 130 interrupted with Ctrl-C (it says so in one line and
+releases the claims it held, so the next run recognizes those images at once)."""
 
 from __future__ import annotations
 
@@ -23,12 +27,16 @@ IMAGE_TYPES = tuple(DEFAULT_SUFFIXES.split(","))  # the function's default IMAGE
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="the main job offline", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=Path, default=Path("var/run"), help="stack root (default var/run)")
-    p.add_argument("--samples", type=Path, default=Path("samples"), help="images to upload (default samples/)")
-    p.add_argument("--s-yaml", type=Path, default=Path("s.yaml"), help="deployment to emulate")
+    p.add_argument("--root", type=Path, default=Path("var/run"), metavar="FOLDER",
+                   help="the stack's folder: buckets as plain folders, results beside the images (default var/run)")
+    p.add_argument("--samples", type=Path, default=Path("samples"), metavar="FOLDER",
+                   help="images to upload (default samples/)")
+    p.add_argument("--s-yaml", type=Path, default=Path("s.yaml"), metavar="FILE",
+                   help="deployment whose triggers and settings to emulate (default s.yaml)")
     p.add_argument("--ocr-backend", choices=("engine", "truth"), default="engine",
                    help="engine: the embedded recognizer (default); truth: the truth files beside the samples")
-    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for every outcome")
+    p.add_argument("--timeout", type=float, default=600, metavar="S",
+                   help="seconds to wait for every outcome (default 600)")
     p.add_argument("--watch", action="store_true", help="keep serving; dropped files become upload events")
     p.set_defaults(func=run)
 

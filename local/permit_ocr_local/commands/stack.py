@@ -1,13 +1,18 @@
 """Serve the OSS, OCR and MNS stand-ins on 127.0.0.1 and print the ``export`` lines that point the function at
-them. Objects are plain files under DIR/<bucket>/<key>. OCR answers with the embedded engine by default.
+them. Objects are plain files under FOLDER/<bucket>/<key>. OCR answers with the embedded engine by default
+(its models load at the start, about 5 s).
 
-  eval "$(permit-ocr stack --root DIR --detach)"   serve in the background; exports into this shell
-  permit-ocr stack --root DIR --stop               stop it (says what it stopped)
+  eval "$(permit-ocr stack --root var/stack --detach)"   serve in the background; exports into this shell
+  permit-ocr stack --root var/stack --stop               stop it (says what it stopped)
 
-A second --detach on a root already served reuses that stack (prints its exports again) instead of starting
-another. --trigger S_YAML also deploys the function locally: every upload matching s.yaml's triggers (native or
-EventBridge) runs the real handler with the async policy, as FC would, and the FC API stand-in (FC_ENDPOINT,
-FC_FUNCTION_NAME in the exports) serves InvokeFunction for `permit-ocr backfill` and `replay`."""
+A second --detach on a folder already served reuses that stack (prints its exports again) instead of starting
+another, unless it lacks what was asked (--trigger, --ocr-backend, --sinks, --bucket). --trigger S_YAML also
+deploys the function locally: every upload matching s.yaml's triggers (native or EventBridge) runs the real
+handler with the async policy, as FC would, and the FC API stand-in (FC_ENDPOINT, FC_FUNCTION_NAME in the
+exports) serves InvokeFunction for `permit-ocr backfill` and `replay`.
+
+Exit codes: 0 served, reused or stopped · 1 another stack serves the folder (or one lacking what was asked),
+no stack serves it (--stop), or the stack failed to start (see FOLDER/.stack/stack.log)."""
 
 from __future__ import annotations
 
@@ -31,7 +36,8 @@ START_TIMEOUT_S = 120  # the engine's models load in about 5 s; a busy machine c
 def register(sub: Any) -> None:
     p = sub.add_parser("stack", help="serve the local stand-ins and print their exports",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=Path, required=True, help="folder holding buckets as plain files (required)")
+    p.add_argument("--root", type=Path, required=True, metavar="FOLDER",
+                   help="folder holding buckets as plain folders, e.g. var/stack (required)")
     p.add_argument("--bucket", action="append", help="bucket(s) to create (default: permit-ocr-demo)")
     p.add_argument("--ocr-backend", choices=("engine", "truth"), default="engine",
                    help="engine: the embedded recognizer, for any photo (default); truth: reads the truth "

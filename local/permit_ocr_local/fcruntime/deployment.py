@@ -62,10 +62,20 @@ def load_s_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise DeployCheckError(f"cannot read {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise DeployCheckError(f"{path} is not valid YAML: {exc}") from None
+        raise DeployCheckError(yaml_problem(path, exc)) from None
     if not isinstance(doc, dict):
         raise DeployCheckError(f"{path} must be a YAML mapping with edition, vars and resources")
     return doc
+
+
+def yaml_problem(path: str | Path, exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report (naming "<unicode string>") as one line naming the file, line and column."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}, line {mark.line + 1} column {mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    also = f" ({context} that starts at line {start.line + 1})" if context and start is not None else ""
+    return f"{where}: not valid YAML: {problem}{also}"
 
 
 def _resolve_str(s: str, scope: Mapping[str, Any], account_id: str, unresolved: list[str]) -> Any:
