@@ -17,12 +17,10 @@ import argparse
 import io
 import json
 import os
-import socket
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 EXIT_USAGE, EXIT_RETRY, EXIT_NO_STACK, EXIT_NO_OBJECT = 2, 3, 4, 5
 STACK_ROOT_VAR = "PERMIT_OCR_STACK_ROOT"  # exported by `permit-ocr stack`: the folder it serves
@@ -147,20 +145,15 @@ def _read_event(path: Path) -> Any:
         raise CliError(f"{path} is not JSON ({exc.msg}, line {exc.lineno})", EXIT_USAGE) from None
 
 
-def require_oss(timeout_s: float = 0.5) -> None:
+def require_oss() -> None:
     """Fail fast, in one line, when nothing listens at OSS_ENDPOINT (instead of the SDK's retries)."""
+    from permit_ocr_local.fcruntime.stack import local_endpoint_down
+
     endpoint = os.environ.get("OSS_ENDPOINT", "")
     if not endpoint:
         raise CliError(f"OSS_ENDPOINT is not set: start the local stack with `{START_STACK}`", EXIT_USAGE)
-    url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        return  # a real endpoint: the SDK reports its own errors
-    try:
-        socket.create_connection((host, port), timeout=timeout_s).close()
-    except OSError:
-        raise CliError(f"no OSS at OSS_ENDPOINT ({endpoint}): start one with `{START_STACK}`",
-                       EXIT_NO_STACK) from None
+    if local_endpoint_down(endpoint):
+        raise CliError(f"no OSS at OSS_ENDPOINT ({endpoint}): start one with `{START_STACK}`", EXIT_NO_STACK)
 
 
 def _oss_client() -> Any:

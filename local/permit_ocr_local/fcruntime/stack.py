@@ -7,10 +7,12 @@ in s.yaml and README.md, so ``permit-ocr invoke`` and the handler under test rea
 from __future__ import annotations
 
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from permit_ocr_local.standins.faults import FaultPlan
 from permit_ocr_local.standins.keyring import Keyring
@@ -101,6 +103,20 @@ class LocalStack:
 
     def describe(self) -> dict[str, Any]:
         return {"root": str(self.options.root), **self.env()}
+
+
+def local_endpoint_down(endpoint: str, timeout_s: float = 0.5) -> bool:
+    """True when ``endpoint`` names this machine and nothing listens there (a stopped stack): a one-line answer
+    at once instead of the SDK's retries. Real endpoints are never probed: their SDK reports its own errors."""
+    url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return False
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError:
+        return True
+    return False
 
 
 def shell_exports(env: dict[str, str]) -> str:
