@@ -6,6 +6,7 @@ checks (``permit_ocr_local.tools.deploycheck``) read s.yaml through here too, so
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ Level = Literal["ok", "warn", "error"]
 CHECK_ACCOUNT_ID: Final = "1234567890123456"  # stands in for ${config("AccountID")} when only checking
 _EXPR_RE = re.compile(r"\$\{([^{}]*)\}")
 _CONFIG_RE = re.compile(r"""^config\(\s*["']AccountID["']\s*\)$""")
+_ENV_RE = re.compile(r"""^env\(\s*["']([^"']+)["']\s*\)$""")  # ${env('NAME')}: the deploying shell's variable
 _OSS_ARN_RE = re.compile(r"^acs:oss:([a-z0-9-]+):([0-9]+|\*):([a-z0-9][a-z0-9-]{1,61}[a-z0-9])$")
 _ROLE_ARN_RE = re.compile(r"^acs:ram::([0-9]+|\*):role/.+$")
 # an EventBridge OSS event's subject: acs:oss:<region>:<uid>:<bucket>/<key>
@@ -83,6 +85,9 @@ def _resolve_str(s: str, scope: Mapping[str, Any], account_id: str, unresolved: 
         e = expr.strip()
         if _CONFIG_RE.match(e):
             return account_id
+        env = _ENV_RE.match(e)
+        if env and env.group(1) in os.environ:  # Serverless Devs reads the deploying shell's environment
+            return os.environ[env.group(1)]
         for head in ("vars.", "this.props."):
             if e.startswith(head) and e[len(head) :] in scope.get(head, {}):
                 return scope[head][e[len(head) :]]
@@ -220,6 +225,11 @@ class Deployment:
 
 def load_deployment(path: Path) -> Deployment:
     doc, _unresolved = resolve(load_s_yaml(path))
+    return deployment_of(doc)
+
+
+def deployment_of(doc: Mapping[str, Any]) -> Deployment:
+    """The Deployment a resolved document describes (ours, or the one `s preview` renders)."""
     _name, props = function_resource(doc)
     triggers, _findings = parse_triggers(props)
     env = {k: str(v) for k, v in environment(props).items()}
