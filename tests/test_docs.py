@@ -83,6 +83,8 @@ def test_the_table_of_contents_links_each_reference_page_once(readme: str) -> No
     wanted = {p for p in pages if p.endswith(".zh-CN.md") == chinese
               or (chinese and p.replace(".md", ".zh-CN.md") not in pages)}
     assert set(links) == wanted, f"missing: {sorted(wanted - set(links))}; extra: {sorted(set(links) - wanted)}"
+    everywhere = re.findall(r"\]\((docs/[^)#]+\.md)\)", (REPO / readme).read_text(encoding="utf-8"))
+    assert sorted(everywhere) == sorted(links), "a reference page is linked once, from the table of contents"
 
 
 # --- every shell block of every Markdown file: run here, or marked as needing the cloud --------------------------

@@ -12,7 +12,7 @@ and at the end, after FC has retried everything it would (faults off, claims exp
 version has exactly one outcome, for its own content, and nothing is pending.
 
 `make test` runs 10 sequences of 25 steps per configuration, the same ones every time. To explore further,
-set PERMIT_OCR_MODEL_RANDOM=1 and PERMIT_OCR_MODEL_EXAMPLES=100 (README, "Tests").
+set PERMIT_OCR_MODEL_RANDOM=1 and PERMIT_OCR_MODEL_EXAMPLES=100 (docs/testing.md).
 """
 
 from __future__ import annotations

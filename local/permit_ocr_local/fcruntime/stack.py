@@ -1,7 +1,7 @@
 """The local stack: the OSS, OCR and MNS stand-ins on 127.0.0.1 sharing one keyring, as one cloud account.
 
 ``LocalStack.env()`` is the function's whole configuration for talking to them: the same variable names as
-in s.yaml and README.md, so ``permit-ocr invoke`` and the handler under test read them exactly as in FC.
+in s.yaml and docs/configuration.md, so ``permit-ocr invoke`` and the handler under test read them exactly as in FC.
 """
 
 from __future__ import annotations
