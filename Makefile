@@ -44,6 +44,18 @@ $(BROWSER): $(STAMP) requirements/browser.txt
 
 install: $(STAMP) $(WHEELS)
 
+# the real Serverless Devs CLI (`s`, pinned by requirements/serverless-devs/package-lock.json) in a project-local
+# folder, for the tests that render s.yaml with `s preview` (offline) and compare it with our own resolution;
+# without node they skip and say so (npm ci needs the npm registry once, like pip)
+SDEVS_DIR := var/serverless-devs
+SDEVS := $(SDEVS_DIR)/node_modules/.bin/s
+$(SDEVS): requirements/serverless-devs/package.json requirements/serverless-devs/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "permit-ocr: installing the Serverless Devs CLI (@serverless-devs/s 3.1.10) into $(SDEVS_DIR) ..."; \
+	  mkdir -p $(SDEVS_DIR) && cp requirements/serverless-devs/package*.json $(SDEVS_DIR)/ && \
+	  (cd $(SDEVS_DIR) && npm ci --no-audit --no-fund --loglevel=error >/dev/null) && touch $(SDEVS); \
+	else echo "permit-ocr: no node/npm here: the s preview tests will skip (install nodejs and npm to run them)"; fi
+
 # fonts for the synthetic permit generator: OFL subsets of Noto Sans/Serif CJK are committed in
 # local/permit_ocr_local/synth/fonts/; this only checks they are there (no system package is installed)
 FONT_DIR := local/permit_ocr_local/synth/fonts
@@ -58,14 +70,16 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-test: $(STAMP) $(WHEELS) $(BROWSER) fonts
+test: $(STAMP) $(WHEELS) $(BROWSER) $(SDEVS) fonts
 	$(PY) -m permit_ocr_local.cli check-config s.yaml
 	$(VENV)/bin/ruff check function local tests bench
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 -rs tests
 
+# Ctrl-C: `permit-ocr run` releases what it holds and says so in one line (exit 130); the recipe then ends
+# quietly, so make adds no "*** [run] Interrupt" of its own
 run: $(STAMP) fonts
-	$(PY) -m permit_ocr_local.cli run
+	@$(PY) -m permit_ocr_local.cli run || { status=$$?; test $$status -eq 130 || exit $$status; }
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, ~1 min)")
     ap.add_argument("--ocr-latency-s", type=float, default=0.5,
-                    help="assumed OCR service latency for the cost rows (default 0.5 s; see README)")
+                    help="assumed OCR service latency for the cost rows (default 0.5 s; see docs/performance.md)")
     args = ap.parse_args(argv)
     cold_n, warm_n, rss_n, tp_runs = (3, 5, 1, 1) if args.quick else (9, 21, 3, 3)
     rows: list[Row] = []

@@ -1,5 +1,7 @@
-"""The documentation matches the code: every configuration variable is in README.md's table (and in its
-Chinese edition), and every command the READMEs show is one the CLI knows."""
+"""The documentation matches the code: every configuration variable is in docs/configuration.md's table (and in
+its Chinese edition), every command the Markdown files show is one the CLI and the Makefile know, every link
+resolves, and each README is read in two minutes: short, what/try/deploy on its first screen, then a table of
+contents linking each reference page once."""
 
 from __future__ import annotations
 
@@ -13,43 +15,89 @@ from permit_ocr.config import SPEC
 from permit_ocr_local.cli import COMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
+SKIP_DIRS = {".venv", "var", "dist", "build", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules"}
 
 
-@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
-def test_every_config_variable_is_documented(readme: str) -> None:
-    text = (REPO / readme).read_text()
+def markdown_files() -> list[Path]:
+    return [md for md in sorted(REPO.rglob("*.md")) if not SKIP_DIRS & set(md.relative_to(REPO).parts)]
+
+
+@pytest.mark.parametrize("page", ["docs/configuration.md", "docs/configuration.zh-CN.md"])
+def test_every_config_variable_is_documented(page: str) -> None:
+    text = (REPO / page).read_text()
     table = set(re.findall(r"^\| `([A-Z_]+)` \|", text, flags=re.M))
     assert table == set(SPEC), f"undocumented: {set(SPEC) - table}; stale: {table - set(SPEC)}"
 
 
-@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
-def test_every_permit_ocr_command_in_the_readme_exists(readme: str) -> None:
-    text = (REPO / readme).read_text()
-    used = set(re.findall(r"permit-ocr ([a-z][a-z-]+)", text))
+@pytest.mark.parametrize("md", markdown_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_permit_ocr_command_in_the_markdown_exists(md: Path) -> None:
+    text = md.read_text(encoding="utf-8")
+    code = "\n".join(re.findall(r"```.*?```", text, flags=re.S) + re.findall(r"`[^`\n]+`", text))
+    used = set(re.findall(r"""(?<!["'])permit-ocr ([a-z][a-z-]+)""", code))  # not "permit-ocr function role"
     assert used <= set(COMMANDS), used - set(COMMANDS)
 
 
-def test_every_make_target_in_the_readme_exists() -> None:
+@pytest.mark.parametrize("md", markdown_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_make_target_in_the_markdown_exists(md: Path) -> None:
     makefile = (REPO / "Makefile").read_text()
     targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
-    used = set(re.findall(r"(?:^|`)make ([a-z][a-z-]+)", (REPO / "README.md").read_text(), flags=re.M))
+    used = set(re.findall(r"(?:^|`)make ([a-z][a-z-]+)", md.read_text(encoding="utf-8"), flags=re.M))
     assert used <= targets, used - targets
+
+
+@pytest.mark.parametrize("md", markdown_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_relative_link_in_the_markdown_resolves(md: Path) -> None:
+    text = re.sub(r"```.*?```", "", md.read_text(encoding="utf-8"), flags=re.S)
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    broken = [t for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")
+              and not (md.parent / t.split("#")[0]).exists()]
+    assert broken == [], f"{md.relative_to(REPO)}: {broken}"
+
+
+# --- the READMEs: read in two minutes ----------------------------------------------------------------------------
+
+def _toc_links(text: str) -> list[str]:
+    """The pages the table of contents links (the table under its '## Contents' / '## 目录' heading)."""
+    toc = re.search(r"^## (?:Contents|目录)\n(.*?)(?=^## )", text, flags=re.M | re.S)
+    assert toc, "no table of contents"
+    return re.findall(r"\]\((docs/[^)#]+)\)", toc.group(1))
+
+
+@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
+def test_the_readme_says_what_how_to_try_and_how_to_deploy_on_its_first_screen(readme: str) -> None:
+    lines = (REPO / readme).read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 300, f"{readme} has {len(lines)} lines; move reference material to docs/"
+    first = "\n".join(lines[:40])
+    for needed in ("make run", "make test", "s deploy", "RecognizeExitEntryPermitToMainland"):
+        assert needed in first, f"{readme}: {needed!r} not in the first 40 lines"
+    assert "## Contents" in first or "## 目录" in first
+
+
+@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
+def test_the_table_of_contents_links_each_reference_page_once(readme: str) -> None:
+    links = _toc_links((REPO / readme).read_text(encoding="utf-8"))
+    assert len(links) == len(set(links)), f"linked twice: {sorted({x for x in links if links.count(x) > 1})}"
+    pages = {f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")}
+    # the Chinese README links a page's Chinese edition where one exists, the English one otherwise
+    chinese = readme.endswith("zh-CN.md")
+    wanted = {p for p in pages if p.endswith(".zh-CN.md") == chinese
+              or (chinese and p.replace(".md", ".zh-CN.md") not in pages)}
+    assert set(links) == wanted, f"missing: {sorted(wanted - set(links))}; extra: {sorted(set(links) - wanted)}"
+    everywhere = re.findall(r"\]\((docs/[^)#]+\.md)\)", (REPO / readme).read_text(encoding="utf-8"))
+    assert sorted(everywhere) == sorted(links), "a reference page is linked once, from the table of contents"
 
 
 # --- every shell block of every Markdown file: run here, or marked as needing the cloud --------------------------
 
 FENCE = re.compile(r"^```(sh|bash|shell|console)\s*$")
 MARK = re.compile(r"^<!-- docs-test: (run|cloud|make|tested-by)\b(.*)-->$")
-SKIP_DIRS = {".venv", "var", "dist", "build", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules"}
 
 
 def shell_blocks() -> list[tuple[str, int, str, str]]:
     """(file, line, marker, code) of every fenced shell block; marker is '' when the line above has none."""
     out = []
-    for md in sorted(REPO.rglob("*.md")):
+    for md in markdown_files():
         rel = md.relative_to(REPO)
-        if SKIP_DIRS & set(rel.parts):
-            continue
         lines = md.read_text(encoding="utf-8").splitlines()
         i = 0
         while i < len(lines):

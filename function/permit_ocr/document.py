@@ -72,4 +72,4 @@ def error_document(ref: ObjectRef, *, code: str, message: str, stage: str, trans
 
 
 def encode(doc: dict[str, Any]) -> bytes:
-    return orjson.dumps(doc)
+    return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)  # a text file: `cat` leaves the prompt on its line

@@ -97,6 +97,11 @@ class App:
             preflight.refuse_what_cannot_hold(self.cfg, self.storage)
             self._started = True
 
+    def release_held(self) -> int:
+        """For a local process that is interrupted (Ctrl-C in ``permit-ocr run`` or ``invoke``): release the
+        claims its attempts hold, so the next run need not wait for them to expire. FC never calls it."""
+        return self.ledger.release_held()
+
     # -- one invocation -----------------------------------------------------------------------------------
 
     def handle(self, event: bytes | str | dict[str, Any], context: Any) -> dict[str, Any]:

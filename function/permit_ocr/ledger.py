@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -161,6 +163,25 @@ class Ledger:
     def __init__(self, storage: Storage, clock: Callable[[], float]) -> None:
         self._storage = storage
         self._clock = clock
+        # the tickets attempts of this process still hold: an attempt's frames keep its ticket alive, so an
+        # entry goes when the attempt ends. FC instances never need it; a local process that is interrupted
+        # releases them (release_held), so the next run takes over at once instead of waiting for the expiry.
+        self._held: weakref.WeakValueDictionary[int, Ticket] = weakref.WeakValueDictionary()
+        self._held_lock = threading.Lock()
+
+    def _hold(self, ticket: Ticket) -> Ticket:
+        with self._held_lock:
+            self._held[id(ticket)] = ticket
+        return ticket
+
+    def release_held(self) -> int:
+        """Release every claim an attempt of this process still holds (best effort); how many were released.
+        A ticket whose outcome is stored may be among them: released, it still reads as done."""
+        with self._held_lock:
+            tickets = [t for t in self._held.values() if not t.released]
+        for t in tickets:
+            t.release()
+        return len(tickets)
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -202,7 +223,8 @@ class Ledger:
     def _ticket(self, store: str, mkey: str, etag: str, mine: Holder, now: float, takeover: bool,
                 found: StoredOutcome | None) -> Ticket:
         owed = found if found is not None and found.final and found.pending else None
-        return Ticket(self._storage, store, mkey, etag, mine, now, self._clock, takeover=takeover, owed=owed)
+        return self._hold(Ticket(self._storage, store, mkey, etag, mine, now, self._clock, takeover=takeover,
+                                 owed=owed))
 
     def _stored(self, outputs: Outputs, etag: str) -> StoredOutcome | None:
         return retrying(lambda: stored_outcome(self._storage, outputs, etag))

@@ -159,7 +159,7 @@ def test_stack_help_names_its_defaults_and_the_fc_api() -> None:
 
 # --- finding 12: run --watch says what happened to each dropped file --------------------------------------------
 
-def test_run_watch_prints_a_line_per_dropped_file(tmp_path: Path) -> None:
+def test_run_watch_prints_one_line_per_dropped_file_and_why_nothing_fires_for_a_non_image(tmp_path: Path) -> None:
     samples = tmp_path / "samples"
     samples.mkdir()
     (samples / "a.png").write_bytes(permit_image(size=(928, 626)))
@@ -170,15 +170,31 @@ def test_run_watch_prints_a_line_per_dropped_file(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         lines: list[str] = []
-        deadline = time.monotonic() + 120
-        while not any(line.startswith("watching") for line in lines) and time.monotonic() < deadline:
-            lines.append(proc.stdout.readline())
-        dropped = root / "permit-ocr-demo" / "uploads" / "dropped.png"
-        shutil.copyfile(samples / "a.png", dropped)
-        while not any(line.startswith("uploads/dropped.png: ok") for line in lines) and time.monotonic() < deadline:
-            lines.append(proc.stdout.readline())
-        assert any("uploads/dropped.png: uploaded" in line for line in lines), lines
-        assert any(line.startswith("uploads/dropped.png: ok") for line in lines), lines
+
+        def read_until(start: str) -> None:
+            deadline = time.monotonic() + 120
+            while not any(line.startswith(start) for line in lines) and time.monotonic() < deadline:
+                lines.append(proc.stdout.readline() if proc.stdout else "")
+
+        read_until("watching")
+        uploads = root / "permit-ocr-demo" / "uploads"
+        shutil.copyfile(samples / "a.png", uploads / "dropped.png")
+        read_until("uploads/dropped.png: ok")
+        (uploads / "notes.txt").write_text("not an image")
+        shutil.copyfile(samples / "a.png", root / "permit-ocr-demo" / "elsewhere.png")
+        read_until("uploads/notes.txt: ")
+        read_until("elsewhere.png: ")
+        time.sleep(2.5)  # two more rounds of the watcher: the result written beside dropped.png, nothing again
+        shutil.copyfile(samples / "a.png", uploads / "last.png")
+        read_until("uploads/last.png: ok")
+        about = [line.strip() for line in lines if "dropped.png" in line]
+        assert about == ["uploads/dropped.png: uploaded; recognizing ...",
+                         "uploads/dropped.png: ok (hk 何郑 HE,CHENG H10387877 01)"], lines
+        assert any(line.startswith("uploads/notes.txt: no trigger fires for it (its name does not end in")
+                   for line in lines), lines
+        assert any(line.startswith("elsewhere.png: no trigger fires for it (it is outside the trigger prefix "
+                                   "uploads/)") for line in lines), lines
+        assert not any(".json" in line for line in lines)  # the function's own outputs are not "dropped"
     finally:
         proc.terminate()
         proc.wait(30)
@@ -188,3 +204,69 @@ def test_invoke_help_documents_every_exit_code() -> None:
     out = " ".join(cli("invoke", "--help").stdout.split())
     assert "Exit codes: 0 the function ran" in out
     assert all(f"· {c} " in out for c in (EXIT_USAGE, 3, EXIT_NO_STACK, EXIT_NO_OBJECT))
+
+
+# --- issue 24: invoke says only what helps, stack never reuses a stack that lacks what was asked ------------------
+
+def test_invoke_keeps_the_functions_log_lines_out_of_stderr_unless_asked(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    with detached_stack(root) as env:
+        copy_image(root, "a.jpg")
+        quiet = cli("invoke", "--object", "permit-ocr-demo/uploads/a.jpg", env=env)
+        assert quiet.returncode == 0 and quiet.stderr == ""  # a result: nothing to explain
+        copy_image(root, "b.jpg")
+        loud = cli("invoke", "--logs", "--object", "permit-ocr-demo/uploads/b.jpg", env=env)
+        logged = [json.loads(line) for line in loud.stderr.splitlines()]
+        assert {"instance initialized", "record done", "invocation done"} <= {d["msg"] for d in logged}
+
+
+def test_invoking_a_stored_object_again_says_a_new_version_is_needed_not_to_use_object(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    with detached_stack(root) as env:
+        copy_image(root, "a.jpg")
+        assert cli("invoke", "--object", "permit-ocr-demo/uploads/a.jpg", env=env).returncode == 0
+        again = cli("invoke", "--object", "permit-ocr-demo/uploads/a.jpg", env=env)
+        line = one_line(again)
+        assert "duplicate" in line and "copy another image over it" in line
+        assert "--object" not in line and "--use-stored" not in line
+
+
+def test_invoke_object_given_a_file_path_says_which_bucket_key_it_is(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    with detached_stack(root) as env:
+        target = copy_image(root, "a.jpg")
+        ran = cli("invoke", "--object", str(target), env=env)
+        assert ran.returncode == EXIT_USAGE
+        assert one_line(ran).endswith("not a file path: use --object permit-ocr-demo/uploads/a.jpg")
+        relative = cli("invoke", "--object", "root/permit-ocr-demo/uploads/a.jpg", env=env, cwd=tmp_path)
+        assert "use --object permit-ocr-demo/uploads/a.jpg" in one_line(relative)  # not "no bucket 'root'"
+
+
+def test_invoke_object_missing_names_the_served_folder_and_a_copy_in_the_wrong_one(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    with detached_stack(root) as env:
+        stray = root / "uploads" / "a.jpg"  # the bucket's folder forgotten
+        stray.parent.mkdir(parents=True)
+        stray.write_bytes(permit_image())
+        ran = cli("invoke", "--object", "permit-ocr-demo/uploads/a.jpg", env=env)
+        assert ran.returncode == EXIT_NO_OBJECT
+        line = one_line(ran)
+        assert f"the file belongs at {root / 'permit-ocr-demo' / 'uploads' / 'a.jpg'}" in line
+        assert f"{stray} is in another folder" in line
+
+
+def test_stack_with_a_trigger_never_reuses_a_stack_without_one(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    first = cli("stack", "--root", str(root), "--detach", "--ocr-backend", "truth")
+    assert first.returncode == 0, first.stderr
+    try:
+        ran = cli("stack", "--root", str(root), "--trigger", "s.yaml", "--detach", "--ocr-backend", "truth")
+        assert ran.returncode == 1 and ran.stdout == ""  # no exports without FC_ENDPOINT to eval
+        line = one_line(ran)
+        assert "runs without --trigger (no function, no FC_ENDPOINT)" in line and "--stop" in line
+        other = cli("stack", "--root", str(root), "--detach")  # the engine asked, the truth backend serving
+        assert other.returncode == 1 and "--ocr-backend truth, not engine" in one_line(other)
+        same = cli("stack", "--root", str(root), "--detach", "--ocr-backend", "truth")
+        assert same.returncode == 0 and same.stdout == first.stdout
+    finally:
+        cli("stack", "--root", str(root), "--stop")

@@ -40,3 +40,34 @@ def test_run_command_uploads_samples_and_prints_a_row_per_image(tmp_path: Path,
     assert code == 1  # one image is not a permit: reported, not hidden
     assert "hk.png" in out and "H10387877 01" in out and " ok " in out
     assert "error: unmatchedImageType" in out
+    uploads = tmp_path / "root" / "permit-ocr-demo" / "uploads"
+    for stored in (uploads / "hk.png.json", uploads / "not-a-permit.png.error.json"):  # `cat` ends its line
+        assert stored.read_bytes().endswith(b"}\n"), stored.name
+
+
+def test_run_shows_signs_of_life_while_the_function_works(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "slow.png").write_bytes(permit_image({**SAMPLE_TRUTH, "delay": 4}))
+    code = main(["run", "--root", str(tmp_path / "root"), "--samples", str(samples), "--ocr-backend", "truth"])
+    out = capsys.readouterr().out
+    assert code == 0
+    waiting = out.index("waiting for the function")
+    assert "  0/1 done" in out[waiting:out.index("file ")]  # a line every few seconds while nothing lands
+
+
+def test_an_image_without_an_outcome_says_whose_claim_holds_it_and_until_when(tmp_path: Path) -> None:
+    from permit_ocr.layout import marker_key
+    from permit_ocr.ledger import RUNNING, Holder, marker_body
+    from permit_ocr_local.commands.run import missing_reason
+
+    env = {"SOURCE_BUCKETS": "permit-ocr-demo"}
+    etag = "0123456789ABCDEF0123456789ABCDEF"
+    marker = tmp_path / "permit-ocr-demo" / marker_key("permit-ocr-demo", "uploads/a.jpg", etag, 0)
+    marker.parent.mkdir(parents=True)
+    marker.write_bytes(marker_body(etag, Holder("t", "r", 1_000_120.0, RUNNING), 1_000_000.0))
+    held = missing_reason(tmp_path, env, "permit-ocr-demo", "uploads/a.jpg", etag, now=1_000_060.0)
+    assert "another attempt holds its claim until" in held and "run again" in held
+    expired = missing_reason(tmp_path, env, "permit-ocr-demo", "uploads/a.jpg", etag, now=1_000_121.0)
+    assert "gave up" in expired and "function.log" in expired

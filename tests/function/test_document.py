@@ -150,5 +150,5 @@ def test_timestamps_are_utc_with_milliseconds_and_name_the_same_instant(ts: date
     assert back == ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
-def test_encode_gives_compact_utf8_json() -> None:
-    assert encode({"name": "何郑", "n": 1}) == '{"name":"何郑","n":1}'.encode()
+def test_encode_gives_compact_utf8_json_ending_in_a_newline() -> None:
+    assert encode({"name": "何郑", "n": 1}) == '{"name":"何郑","n":1}\n'.encode()

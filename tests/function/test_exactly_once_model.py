@@ -21,7 +21,7 @@ off, permissions back, claims expired), that every current version has exactly o
 (with SINKS=mns alone: the message published for it), and nothing is pending.
 
 `make test` runs 10 sequences of 25 steps per configuration, the same ones every time. To explore further,
-set PERMIT_OCR_MODEL_RANDOM=1 and PERMIT_OCR_MODEL_EXAMPLES=100 (README, "Tests").
+set PERMIT_OCR_MODEL_RANDOM=1 and PERMIT_OCR_MODEL_EXAMPLES=100 (docs/testing.md).
 """
 
 from __future__ import annotations

@@ -357,3 +357,30 @@ def test_a_claim_is_extended_only_by_its_live_holder(ledger: Ledger, outputs: Ou
     clock.now = T0 + 49  # one second left: too little to rewrite the marker safely
     assert not ticket.extend(T0 + 90)
     assert marker(bucket, 0)["expiresAt"] == T0 + 50
+
+
+# -- release_held: what a local process that is interrupted gives back ---------------------------------------------
+
+
+def test_an_interrupted_process_releases_the_claims_its_attempts_hold_so_the_next_run_takes_over_at_once(
+        storage: Storage, outputs: Outputs, clock: Clock, bucket: Bucket) -> None:
+    interrupted = Ledger(storage, clock)
+    held = begin(interrupted, outputs, "req-1")  # an attempt still running: its frame holds the ticket
+    assert isinstance(held, Ticket)
+    assert isinstance(begin(Ledger(storage, clock), outputs, "req-2"), Defer)  # before: the next run must wait
+    assert interrupted.release_held() == 1
+    assert marker(bucket, 0)["state"] == RELEASED
+    assert interrupted.release_held() == 0  # once
+    taken = begin(Ledger(storage, clock), outputs, "req-3")  # the next run, without waiting for the expiry
+    assert isinstance(taken, Ticket) and taken.key == marker_key(bucket.name, KEY, ETAG, 1)
+
+
+def test_a_claim_whose_attempt_ended_is_no_longer_held_by_the_process(storage: Storage, outputs: Outputs,
+                                                                       clock: Clock, bucket: Bucket) -> None:
+    import gc
+
+    ledger = Ledger(storage, clock)
+    assert isinstance(begin(ledger, outputs, "req-1"), Ticket)  # the attempt ended: nothing refers to its ticket
+    gc.collect()
+    assert ledger.release_held() == 0
+    assert marker(bucket, 0)["state"] == RUNNING  # its marker stays as the attempt left it

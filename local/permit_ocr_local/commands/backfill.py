@@ -7,9 +7,9 @@ batch FC accepted. Every accepted batch is printed with its x-fc-request-id (the
 Configuration: FC_ENDPOINT (or --endpoint), ALIBABA_CLOUD_* credentials, and the function's own variables
 (OSS_ENDPOINT, OSS_REGION, RESULT_SUFFIX, ...). See docs/backfill.md.
 
-Exit status: 0 complete, 1 FC or OSS failed after retries (rerun the same command to resume), 2 usage,
-configuration, credential or checkpoint error (nothing was sent), 3 stopped early (--max-batches or Ctrl-C;
-rerun to resume)."""
+Exit codes: 0 complete · 1 FC or OSS failed after retries (rerun the same command to resume) · 2 usage,
+configuration, credential or checkpoint error (nothing was sent) · 3 stopped early (--max-batches or Ctrl-C;
+rerun to resume) · 4 nothing was sent (one line says why, e.g. every image already has its outcome)."""
 
 from __future__ import annotations
 

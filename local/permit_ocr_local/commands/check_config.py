@@ -1,9 +1,15 @@
-"""``permit-ocr check-config [S_YAML] [--env KEY=VAL ...] [--live]``: check s.yaml; exit 1 on any error.
+"""permit-ocr check-config [S_YAML] [--env KEY=VAL ...] [--live]: check a deployment file (s.yaml,
+s.eventbridge.yaml) before `s deploy`: trigger loops, trigger events, the timeout against the OCR retries and a
+full backfill event, every variable's value, the package build before deploy, the OCR quota. Offline, except
+--live, which also asks OSS (with the credentials and OSS_ENDPOINT of this shell: the stack's exports, or a real
+account's) whether the bucket(s) that will hold the claims have versioning, which the function refuses at start.
 
-Offline by default. ``--live`` also asks OSS (with the credentials and OSS_ENDPOINT of this shell: the stack's
-exports, or a real account's) whether the buckets that will hold the claims have versioning, which the function
-refuses at start-up. ``--print-policy`` prints the function role's RAM policy rendered from the same file instead
-(deploy/ram-policy.json is that output with ``--account-id '*'``).
+--print-policy prints the function role's RAM policy rendered from the same file instead
+(deploy/ram-policy.json is that output with --account-id '*'); --print-lifecycle prints the OSS lifecycle
+rule (XML, for ossutil or the console) that expires the version markers, and names its bucket(s) on stderr.
+
+Exit codes: 0 every check passed (warnings allowed) · 1 a check failed, or the file is not valid YAML or has
+no fc3 function · 2 usage (an unknown option, a bad --env).
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from typing import Any
 from permit_ocr.config import ConfigError
 from permit_ocr_local.fcruntime import deployment
 from permit_ocr_local.tools import deploycheck
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -49,15 +59,18 @@ def run(args: argparse.Namespace) -> int:
             policy = deploycheck.render_policy(doc, args.account_id or deploycheck.POLICY_ACCOUNT_ID, overrides)
             sys.stdout.write(deploycheck.policy_json(policy))
             return 0
-        if args.print_lifecycle:
-            for bucket, xml in deploycheck.render_lifecycle(doc, overrides).items():
-                sys.stdout.write(f"<!-- bucket {bucket} -->\n{xml}")
+        if args.print_lifecycle:  # stdout is the XML alone (well-formed, ready for a file); the buckets on stderr
+            rendered = deploycheck.render_lifecycle(doc, overrides)
+            sys.stdout.write(next(iter(rendered.values()), ""))
+            print(f"permit-ocr check-config: apply this rule to the output bucket(s) {', '.join(rendered)} (it "
+                  "replaces a bucket's lifecycle rules: merge it with the ones it has)", file=sys.stderr)
             return 0
     except deployment.DeployCheckError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"permit-ocr check-config: {exc}", file=sys.stderr)
         return 1
     except ConfigError as exc:
-        print(f"error: {exc}; run `permit-ocr check-config {args.s_yaml}` for details", file=sys.stderr)
+        print(f"permit-ocr check-config: {_one_line(str(exc))}; run `permit-ocr check-config {args.s_yaml}` for "
+              "details", file=sys.stderr)
         return 1
     findings = deploycheck.check_deployment(doc, overrides, args.account_id or deployment.CHECK_ACCOUNT_ID)
     if args.live:

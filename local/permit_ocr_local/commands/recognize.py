@@ -17,7 +17,10 @@ its Data field), one JSON document per line, in argument order. An image that ca
 --annotate OUT.png draws what was read, where, and why: the card outline, each field's numbered box, and a
 panel listing every field's value, valueProb and the cue that decided it (label, pattern, position; red
 when below the review threshold); the face box too with --figure. The suffix picks the format (.png, .jpg,
-.webp, ...). With one IMAGE it writes OUT.png; with several OUT-1.png, OUT-2.png, ... (argument order)."""
+.webp, ...). With one IMAGE it writes OUT.png; with several OUT-1.png, OUT-2.png, ... (argument order).
+
+Exit codes: 0 every image read · 1 an image could not be read (its line on stderr says why) · 2 usage (e.g. an
+--annotate suffix it cannot write)."""
 
 
 def register(subparsers: Any) -> None:
@@ -27,7 +30,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--figure", action="store_true", help="also detect the face photo (OutputFigure=true)")
     p.add_argument("--annotate", metavar="OUT.png", type=Path,
                    help="write an annotated copy of the image (OUT-<n>.png when several images)")
-    p.add_argument("--indent", type=int, default=None, help="pretty-print the JSON with this indent")
+    p.add_argument("--indent", type=int, default=None,
+                   help="pretty-print the JSON with this indent (default: one line per image)")
     p.set_defaults(func=run)
 
 
@@ -49,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"permit-ocr recognize: {exc}", file=sys.stderr)
             return 2
     engine = Engine()
+    if sys.stderr.isatty():  # a sign of life for a person; scripts read stderr as JSON error lines
+        print("permit-ocr recognize: loading the models (about 5 s, once per run) ...", file=sys.stderr, flush=True)
     status = 0
     for i, path in enumerate(args.images, start=1):
         try:

@@ -8,8 +8,14 @@ event), and not when a result for that ETag exists. Replay never deletes or chan
 record does not stop the function, which replaces it with the new result or record, so an interrupted or
 failed replay leaves every image with the outcome it had. A permanent verdict (unmatchedImageType, ...) is
 kept: replaying it would pay for the same answer. --include-permanent insists (the events then carry the
-replay mark the function honours, one image per event) and pays again for each. Batching, --rate,
---checkpoint, --report and exit statuses are those of ``permit-ocr backfill``."""
+replay mark the function honours, one image per event) and pays again for each. An image whose version is
+still claimed (a verdict written less than the function timeout ago) is sent once the claim expires, saying
+so: sent earlier, the function would answer ClaimHeld and replace nothing. Batching, --rate, --checkpoint and
+--report are those of ``permit-ocr backfill``.
+
+Exit codes: 0 complete · 1 FC or OSS failed after retries (rerun the same command to resume) · 2 usage,
+configuration, credential or checkpoint error (nothing was sent) · 3 stopped early (--max-batches or Ctrl-C;
+rerun to resume) · 4 nothing was sent (one line says why: no record matched, every image keeps its verdict, ...)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,17 @@
 """``permit-ocr run``: the product's main job, offline. Starts the stand-ins with the OSS trigger of s.yaml
 (same events and filters as in the cloud), uploads the samples with the OSS SDK, lets the trigger run the
 real handler, waits for every outcome and prints a table. Results lie beside the images under --root.
---watch then keeps going: files dropped into <root>/<bucket>/<prefix> become upload events."""
+--watch then keeps going: files dropped into <root>/<bucket>/<prefix> become upload events.
+
+Exit codes: 0 every image ended with a result · 1 an image ended with an error record or without an outcome
+(the reason is printed), or there are no images · 130 interrupted with Ctrl-C (it says so in one line and
+releases the claims it held, so the next run recognizes those images at once)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import sys
 import time
@@ -14,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from permit_ocr.config import DEFAULT_SUFFIXES, load_config
-from permit_ocr.layout import outputs_for
+from permit_ocr.layout import is_own_output, outputs_for
 
 IMAGE_TYPES = tuple(DEFAULT_SUFFIXES.split(","))  # the function's default IMAGE_SUFFIXES
 
@@ -22,12 +27,16 @@ IMAGE_TYPES = tuple(DEFAULT_SUFFIXES.split(","))  # the function's default IMAGE
 def register(sub: Any) -> None:
     p = sub.add_parser("run", help="the main job offline", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=Path, default=Path("var/run"), help="stack root (default var/run)")
-    p.add_argument("--samples", type=Path, default=Path("samples"), help="images to upload (default samples/)")
-    p.add_argument("--s-yaml", type=Path, default=Path("s.yaml"), help="deployment to emulate")
+    p.add_argument("--root", type=Path, default=Path("var/run"), metavar="FOLDER",
+                   help="the stack's folder: buckets as plain folders, results beside the images (default var/run)")
+    p.add_argument("--samples", type=Path, default=Path("samples"), metavar="FOLDER",
+                   help="images to upload (default samples/)")
+    p.add_argument("--s-yaml", type=Path, default=Path("s.yaml"), metavar="FILE",
+                   help="deployment whose triggers and settings to emulate (default s.yaml)")
     p.add_argument("--ocr-backend", choices=("engine", "truth"), default="engine",
                    help="engine: the embedded recognizer (default); truth: the truth files beside the samples")
-    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for every outcome")
+    p.add_argument("--timeout", type=float, default=600, metavar="S",
+                   help="seconds to wait for every outcome (default 600)")
     p.add_argument("--watch", action="store_true", help="keep serving; dropped files become upload events")
     p.set_defaults(func=run)
 
@@ -103,9 +112,12 @@ def _pad(s: str, width: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from permit_ocr import log
+    from permit_ocr_local.fcruntime.interrupt import interrupted
 
-    if not sample_files(args.samples):
-        print(f"permit-ocr: no images in {args.samples}", file=sys.stderr)
+    if not args.samples.is_dir() or not sample_files(args.samples):
+        what = "no folder" if not args.samples.is_dir() else "no images in"
+        print(f"permit-ocr run: {what} {args.samples} (--samples: a folder of {', '.join(IMAGE_TYPES)} files)",
+              file=sys.stderr)
         return 1
 
     args.root.mkdir(parents=True, exist_ok=True)
@@ -114,43 +126,123 @@ def run(args: argparse.Namespace) -> int:
     log.use_stream(log_file)  # the function's JSON logs go to a file, the table to the terminal
     try:
         return _run(args, log_path, log_file)
+    except KeyboardInterrupt:  # before the stack served anything: nothing to release
+        interrupted("run")
     finally:
         log.use_stream(None)
 
 
 def _run(args: argparse.Namespace, log_path: Path, log_file: Any) -> int:
     from permit_ocr_local.fcruntime.function import LocalFunction
+    from permit_ocr_local.fcruntime.interrupt import interrupted
 
     files = sample_files(args.samples)
-    print(f"starting the local stack under {args.root} (OCR backend: {args.ocr_backend}) ...", flush=True)
+    loading = " — loading its models, about 5 s" if args.ocr_backend == "engine" else ""
+    print(f"starting the local stack under {args.root} (OCR: {BACKEND_WORDS[args.ocr_backend]}{loading}) ...",
+          flush=True)
     with log_file, LocalFunction(args.s_yaml, args.root, ocr_backend=args.ocr_backend) as fn:
-        dep = fn.deployment
-        from permit_ocr_local.standins.oss.server import OssStandin
+        keys: list[str] = []
+        try:
+            fn.stack.preload()
+            return _upload_and_report(args, fn, files, keys, log_path)
+        except KeyboardInterrupt:
+            def stop() -> None:  # no new attempt may start (and claim) while the held ones are released
+                assert fn.invoker is not None
+                fn.invoker.abort()
+                log_file.flush()
 
-        assert isinstance(fn.stack.oss, OssStandin)
-        client = _oss_client(fn.env())
-        keys = []
-        t0 = time.monotonic()
-        since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        for path in files:
-            key = f"{dep.prefix}{path.name}"
-            _put(client, dep.bucket, key, upload_bytes(path, args.ocr_backend))
-            keys.append(key)
-        print(f"uploaded {len(keys)} image(s) to oss://{dep.bucket}/{dep.prefix} — waiting for the function ...",
-              flush=True)
-        idle = fn.wait_idle(args.timeout)
-        rows = [outcome_row(args.root, dep.bucket, k, fn.env(), since) for k in keys]
-        print()
-        print_table(rows)
-        out_dir = args.root / (fn.env().get("OUTPUT_BUCKET") or dep.bucket) / (fn.env().get("OUTPUT_PREFIX", "")
-                                                                             + dep.prefix)
-        print(f"\n{len(rows)} image(s) in {time.monotonic() - t0:.1f} s; results in {out_dir}; "
-              f"function logs in {log_path}")
-        print(review_hint(rows, args.root, dep.bucket, dep.prefix, fn.env().get("SINKS", "oss")), end="")
-        if args.watch:
-            _watch(fn, args.root / dep.bucket, dep.prefix)
+            interrupted("run", before=stop, done=_done_words(args.root, fn, keys))
+    return 1  # unreachable: interrupted() exits
+
+
+def _upload_and_report(args: argparse.Namespace, fn: Any, files: list[Path], keys: list[str],
+                       log_path: Path) -> int:
+    dep = fn.deployment
+    client = _oss_client(fn.env())
+    t0 = time.monotonic()
+    since = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    etags: dict[str, str] = {}
+    for path in files:
+        key = f"{dep.prefix}{path.name}"
+        data = upload_bytes(path, args.ocr_backend)
+        _put(client, dep.bucket, key, data)
+        keys.append(key)
+        etags[key] = hashlib.md5(data).hexdigest().upper()
+    print(f"uploaded {len(keys)} image(s) to oss://{dep.bucket}/{dep.prefix} — waiting for the function ...",
+          flush=True)
+    idle = _wait(fn, args.root, dep.bucket, keys, args.timeout)
+    rows = [outcome_row(args.root, dep.bucket, k, fn.env(), since) for k in keys]
+    print()
+    print_table(rows)
+    out_dir = args.root / (fn.env().get("OUTPUT_BUCKET") or dep.bucket) / (fn.env().get("OUTPUT_PREFIX", "")
+                                                                         + dep.prefix)
+    print(f"\n{len(rows)} image(s) in {time.monotonic() - t0:.1f} s; results in {out_dir}; "
+          f"function logs in {log_path}")
+    for row, key in zip(rows, keys, strict=True):
+        if row["status"] == "missing":
+            why = missing_reason(args.root, fn.env(), dep.bucket, key, etags[key], time.time())
+            print(f"permit-ocr run: {key}: no outcome: {why}", file=sys.stderr)
+    print(review_hint(rows, args.root, dep.bucket, dep.prefix, fn.env().get("SINKS", "oss")), end="")
+    if args.watch:
+        _watch(fn, args.root / dep.bucket, dep.prefix)
     ok = idle and all(not r["status"].startswith(("error", "missing")) for r in rows)
     return 0 if ok else 1
+
+
+BACKEND_WORDS = {"engine": "the embedded engine", "truth": "the truth files beside the samples"}
+
+
+def _wait(fn: Any, root: Path, bucket: str, keys: list[str], timeout_s: float) -> bool:
+    """Until the function is idle, with a sign of life: how many images have their outcome (in place on a
+    terminal, else a line every few seconds when the count moved)."""
+    tty = sys.stdout.isatty()
+    end = time.monotonic() + timeout_s
+    shown, last_line = -1, time.monotonic()
+    while True:
+        idle = fn.wait_idle(min(0.5, max(0.0, end - time.monotonic())))
+        done = sum(_has_outcome(root, fn.env(), bucket, k) for k in keys)
+        if tty and done != shown:
+            print(f"\r  {done}/{len(keys)} done", end="", flush=True)
+            shown = done
+        elif not tty and done != shown and (time.monotonic() - last_line >= 3 or idle):
+            if shown >= 0 or not idle:
+                print(f"  {done}/{len(keys)} done", flush=True)
+            shown, last_line = done, time.monotonic()
+        if idle or time.monotonic() >= end:
+            if tty:
+                print()
+            return idle
+
+
+def _has_outcome(root: Path, env: dict[str, str], bucket: str, key: str) -> bool:
+    out = outputs_for(load_config(env), bucket, key)
+    return (root / out.bucket / out.result_key).exists() or (root / out.bucket / out.error_key).exists()
+
+
+def _done_words(root: Path, fn: Any, keys: list[str]) -> str:
+    if not keys:
+        return "nothing was uploaded"
+    done = sum(_has_outcome(root, fn.env(), fn.deployment.bucket, k) for k in keys)
+    return f"{done} of {len(keys)} image(s) have their outcome"
+
+
+def missing_reason(root: Path, env: dict[str, str], bucket: str, key: str, etag: str, now: float) -> str:
+    """Why an uploaded image has neither a result nor an error record: its version's claim (the last marker of
+    its chain) says whether an attempt still holds it, e.g. one of an earlier run that was killed."""
+    from permit_ocr.layout import marker_key
+    from permit_ocr.ledger import parse_holder
+
+    out = outputs_for(load_config(env), bucket, key)
+    holder = None
+    for generation in range(64):
+        marker = root / out.bucket / marker_key(bucket, key, etag, generation)
+        if not marker.is_file():
+            break
+        holder = parse_holder(marker.read_bytes())
+    if holder is not None and holder.live(now):
+        until = datetime.datetime.fromtimestamp(holder.expires_at).strftime("%H:%M:%S")
+        return f"another attempt holds its claim until {until} (an earlier run that was killed?): run again then"
+    return f"the function gave up on it; its log lines are in {root / 'function.log'}"
 
 
 def _oss_client(env: dict[str, str]) -> Any:
@@ -172,6 +264,7 @@ def _put(client: Any, bucket: str, key: str, data: bytes) -> None:
 
 def _watch(fn: Any, bucket_dir: Path, prefix: str) -> None:
     """Files dropped by hand are objects already (the stand-in stores plain files); announce them as uploads."""
+    from permit_ocr_local.fcruntime.interrupt import interrupted
     from permit_ocr_local.fcruntime.trigger import OssTrigger, fires
     from permit_ocr_local.standins.oss.state import etag_of
 
@@ -181,27 +274,50 @@ def _watch(fn: Any, bucket_dir: Path, prefix: str) -> None:
     try:
         while True:
             time.sleep(1.0)
-            for p in bucket_dir.rglob("*"):
+            for p in sorted(bucket_dir.rglob("*")):
                 if not p.is_file() or p.name.startswith(".") or seen.get(p) == _sig(p):
                     continue
                 sig = _sig(p)
                 time.sleep(0.2)
                 if _sig(p) != sig:  # still being written; next round
                     continue
-                seen[p] = sig
                 key = p.relative_to(bucket_dir).as_posix()
+                if key.startswith(".") or is_own_output(key, load_config(fn.env())):
+                    seen[p] = sig  # the function's outputs and bookkeeping: written here, not dropped
+                    continue
                 data = p.read_bytes()
-                etag = etag_of(data)
                 if not any(fires(t, bucket_dir.name, key, "ObjectCreated:PutObject") for t in fn.deployment.triggers):
-                    continue  # outputs and other keys: no trigger, nothing to say
+                    seen[p] = sig
+                    print(f"{key}: no trigger fires for it ({watch_words(key, fn.deployment.triggers)})", flush=True)
+                    continue
                 print(f"{key}: uploaded; recognizing ...", flush=True)
-                trigger.on_put(bucket_dir.name, key, etag, len(data), "ObjectCreated:PutObject", "")
+                trigger.on_put(bucket_dir.name, key, etag_of(data), len(data), "ObjectCreated:PutObject", "")
                 fn.wait_idle(300)
+                seen = {**seen, **{q: _sig(q) for q in _outputs_of(bucket_dir, key, fn.env())}, p: _sig(p)}
                 row = outcome_row(bucket_dir.parent, bucket_dir.name, key, fn.env())
                 detail = " ".join(v for v in (row["kind"], row["name"].strip(), row["number"]) if v)
                 print(f"{key}: {row['status']}" + (f" ({detail})" if detail else ""), flush=True)
     except KeyboardInterrupt:
-        print("stopped")
+        assert fn.invoker is not None
+        invoker = fn.invoker
+        interrupted("run", before=invoker.abort, what="stopped watching", code=0)
+
+
+def watch_words(key: str, triggers: Any) -> str:
+    """Why no trigger of s.yaml fires for a dropped file, in words (the first reason that applies)."""
+    prefixes = sorted({t.prefix for t in triggers})
+    if not any(key.startswith(pfx) for pfx in prefixes):
+        return f"it is outside the trigger prefix {' or '.join(prefixes)}"
+    suffixes = sorted({t.suffix for t in triggers if t.suffix})
+    if suffixes:
+        return f"its name does not end in {', '.join(suffixes)} (suffixes are case-sensitive, as in OSS)"
+    return "s.yaml's triggers do not match it"
+
+
+def _outputs_of(bucket_dir: Path, key: str, env: dict[str, str]) -> list[Path]:
+    out = outputs_for(load_config(env), bucket_dir.name, key)
+    root = bucket_dir.parent
+    return [q for q in (root / out.bucket / out.result_key, root / out.bucket / out.error_key) if q.is_file()]
 
 
 def _sig(p: Path) -> tuple[int, int]:

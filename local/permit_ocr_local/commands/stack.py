@@ -1,20 +1,26 @@
 """Serve the OSS, OCR and MNS stand-ins on 127.0.0.1 and print the ``export`` lines that point the function at
-them. Objects are plain files under DIR/<bucket>/<key>. OCR answers with the embedded engine by default.
+them. Objects are plain files under FOLDER/<bucket>/<key>. OCR answers with the embedded engine by default
+(its models load at the start, about 5 s).
 
-  eval "$(permit-ocr stack --root DIR --detach)"   serve in the background; exports into this shell
-  permit-ocr stack --root DIR --stop               stop it (says what it stopped)
+  eval "$(permit-ocr stack --root var/stack --detach)"   serve in the background; exports into this shell
+  permit-ocr stack --root var/stack --stop               stop it (says what it stopped)
 
-A second --detach on a root already served reuses that stack (prints its exports again) instead of starting
-another. --trigger S_YAML also deploys the function locally: every upload matching s.yaml's triggers (native or
-EventBridge) runs the real handler with the async policy, as FC would, and the FC API stand-in (FC_ENDPOINT,
-FC_FUNCTION_NAME in the exports) serves InvokeFunction for `permit-ocr backfill` and `replay`.
---faults FILE makes the stand-ins misbehave as the JSON rules in FILE say (docs/faults.md): the rules are
-listed at start-up, each hit is logged (stderr, or DIR/.stack/stack.log when detached), a bad rule exits 2."""
+A second --detach on a folder already served reuses that stack (prints its exports again) instead of starting
+another, unless it lacks what was asked (--trigger, --ocr-backend, --sinks, --bucket). --trigger S_YAML also
+deploys the function locally: every upload matching s.yaml's triggers (native or EventBridge) runs the real
+handler with the async policy, as FC would, and the FC API stand-in (FC_ENDPOINT, FC_FUNCTION_NAME in the
+exports) serves InvokeFunction for `permit-ocr backfill` and `replay`. --faults FILE makes the stand-ins
+misbehave as the JSON rules in FILE say (docs/faults.md): the rules are listed at start-up, each hit is logged
+(stderr, or FOLDER/.stack/stack.log when detached).
+
+Exit codes: 0 served, reused or stopped · 1 another stack serves the folder (or one lacking what was asked),
+no stack serves it (--stop), or the stack failed to start (see FOLDER/.stack/stack.log) · 2 a bad --faults rule."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -24,12 +30,16 @@ from pathlib import Path
 from typing import Any
 
 STATE_DIR = ".stack"
+STACK_ROOT_VAR = "PERMIT_OCR_STACK_ROOT"  # read by `permit-ocr invoke` (a command never imports another)
+OPTIONS_FILE = "options.json"
+START_TIMEOUT_S = 120  # the engine's models load in about 5 s; a busy machine can take many times that
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("stack", help="serve the local stand-ins and print their exports",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", type=Path, required=True, help="folder holding buckets as plain files (required)")
+    p.add_argument("--root", type=Path, required=True, metavar="FOLDER",
+                   help="folder holding buckets as plain folders, e.g. var/stack (required)")
     p.add_argument("--bucket", action="append", help="bucket(s) to create (default: permit-ocr-demo)")
     p.add_argument("--ocr-backend", choices=("engine", "truth"), default="engine",
                    help="engine: the embedded recognizer, for any photo (default); truth: reads the truth "
@@ -61,6 +71,38 @@ def running_pid(state: Path) -> int | None:
     return pid
 
 
+def wanted_options(args: argparse.Namespace) -> dict[str, str]:
+    """What a stack started with these arguments serves (compared when one already serves the root)."""
+    return {"trigger": str(args.trigger.resolve()) if args.trigger else "", "ocr_backend": args.ocr_backend,
+            "sinks": args.sinks if not args.trigger else "", "buckets": ",".join(args.bucket or [])}
+
+
+def served_options(state: Path) -> dict[str, str] | None:
+    try:
+        loaded = json.loads((state / OPTIONS_FILE).read_text())
+    except (OSError, ValueError):
+        return None  # a stack started before this file existed: nothing to compare
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else None
+
+
+def conflicts(served: dict[str, str] | None, wanted: dict[str, str]) -> str:
+    """Why the stack serving a root cannot stand for the one asked for ('' when it can): a stack with a
+    trigger serves everything one without it does (its FC API included), not the other way round."""
+    if served is None:
+        return ""
+    if wanted["trigger"] and served.get("trigger") != wanted["trigger"]:
+        was = served.get("trigger")
+        return (f"with --trigger {was}, not {wanted['trigger']}" if was else
+                "without --trigger (no function, no FC_ENDPOINT)")
+    if served.get("ocr_backend") != wanted["ocr_backend"]:
+        return f"with --ocr-backend {served.get('ocr_backend')}, not {wanted['ocr_backend']}"
+    if wanted["sinks"] and served.get("sinks") and served["sinks"] != wanted["sinks"]:
+        return f"with --sinks {served['sinks']}, not {wanted['sinks']}"
+    if wanted["buckets"] and served.get("buckets") != wanted["buckets"]:
+        return f"with the bucket(s) {served.get('buckets') or 'permit-ocr-demo'}, not {wanted['buckets']}"
+    return ""
+
+
 def run(args: argparse.Namespace) -> int:
     state = args.root / STATE_DIR
     if args.stop:
@@ -83,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
 
         announce_rules(args.fault_rules, sys.stderr)
     if pid is not None:
+        conflict = conflicts(served_options(state), wanted_options(args))
+        if conflict:
+            print(f"permit-ocr: the stack (pid {pid}) serving {args.root} runs {conflict}; stop it first with "
+                  f"`permit-ocr stack --root {args.root} --stop`", file=sys.stderr)
+            return 1
         if args.detach and (state / "env.sh").is_file():  # a new shell lost the exports: give them again
             print(f"permit-ocr: reusing the stack (pid {pid}) already serving {args.root}; "
                   f"`permit-ocr stack --root {args.root} --stop` first to start another", file=sys.stderr)
@@ -106,25 +153,31 @@ def _serve(args: argparse.Namespace, state: Path, announce: Any) -> int:
     if args.trigger:
         runner = LocalFunction(args.trigger, args.root, ocr_backend=args.ocr_backend,
                                stack_options={"faults": plan}).start()
-        env = runner.env()
     else:
         opts = StackOptions(root=args.root, buckets=tuple(args.bucket or [DEFAULT_BUCKET]),
                             ocr_backend=args.ocr_backend, sinks=args.sinks, faults=plan)
         runner = LocalStack(opts).start()
-        env = runner.env()
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "env.sh").write_text(shell_exports(env))
-    (state / "pid").write_text(str(os.getpid()))
-    announce.write(shell_exports(env))
-    announce.flush()
+    # the folder served, for the tools' hints ("the file belongs at var/stack/<bucket>/<key>")
+    env = {**runner.env(), STACK_ROOT_VAR: str(args.root.resolve())}
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "pid").write_text(str(os.getpid()))
     try:
+        (runner.stack if args.trigger else runner).preload()  # the engine's models: no upload waits for them
+        (state / OPTIONS_FILE).write_text(json.dumps(wanted_options(args)))
+        (state / "env.sh").write_text(shell_exports(env))
+        announce.write(shell_exports(env))
+        announce.flush()
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
-        pass
+        print("permit-ocr stack: stopped", file=sys.stderr)
     finally:
+        if args.trigger:  # the function ran here: give back the claims of uploads it was recognizing
+            from permit_ocr_local.fcruntime.interrupt import release_claims
+
+            release_claims()
         runner.stop()
         (state / "pid").unlink(missing_ok=True)
     return 0
@@ -134,6 +187,9 @@ def _detach(args: argparse.Namespace, state: Path) -> int:
     state.mkdir(parents=True, exist_ok=True)
     env_file = state / "env.sh"
     env_file.unlink(missing_ok=True)
+    if args.ocr_backend == "engine":  # a sign of life: the exports come once the models are in memory
+        print("permit-ocr: starting the stack; loading the OCR engine's models (about 5 s, once per stack) ...",
+              file=sys.stderr, flush=True)
     pid = os.fork()
     if pid == 0:  # the server: its own session, output to a log file under the root
         os.setsid()
@@ -145,7 +201,7 @@ def _detach(args: argparse.Namespace, state: Path) -> int:
         with open(os.devnull, "w") as sink:
             code = _serve(args, state, announce=sink)
         os._exit(code)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if env_file.exists() and env_file.stat().st_size:
             sys.stdout.write(env_file.read_text())
@@ -154,7 +210,8 @@ def _detach(args: argparse.Namespace, state: Path) -> int:
             print(f"permit-ocr: the stack failed to start; see {state / 'stack.log'}", file=sys.stderr)
             return 1
         time.sleep(0.05)
-    print("permit-ocr: the stack did not start within 30 s", file=sys.stderr)
+    print(f"permit-ocr: the stack did not start within {START_TIMEOUT_S} s; see {state / 'stack.log'}",
+          file=sys.stderr)
     return 1
 
 

@@ -4,7 +4,7 @@ For a result the checks are re-run with the current ``normalize.review`` on the 
 written by older versions get today's rules), dated at the document's own processing day, and compared
 with the stored verdict. Output never contains a name, birth date, permit number, object key or error
 message unless ``--show-values`` is given: these documents hold personal data and terminals get pasted.
-Exit status: 0 when every file is a valid document, 1 otherwise (needsReview does not change it).
+Exit codes: 0 every file is a valid document · 1 otherwise (needsReview does not change it).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ class CrashAt:
     @property
     def paid_then_died(self) -> bool:
         """Died after a paid OCR answer and before anything was stored: the one window in which a retry
-        must pay again (nothing durable holds the answer yet; see README "Exactly once")."""
+        must pay again (nothing durable holds the answer yet; see docs/reliability.md "Exactly once")."""
         if not self.crashed or "recognize" not in self.completed:
             return False
         last = len(self.completed) - 1 - self.completed[::-1].index("recognize")

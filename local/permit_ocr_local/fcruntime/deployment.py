@@ -6,6 +6,7 @@ checks (``permit_ocr_local.tools.deploycheck``) read s.yaml through here too, so
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ Level = Literal["ok", "warn", "error"]
 CHECK_ACCOUNT_ID: Final = "1234567890123456"  # stands in for ${config("AccountID")} when only checking
 _EXPR_RE = re.compile(r"\$\{([^{}]*)\}")
 _CONFIG_RE = re.compile(r"""^config\(\s*["']AccountID["']\s*\)$""")
+_ENV_RE = re.compile(r"""^env\(\s*["']([^"']+)["']\s*\)$""")  # ${env('NAME')}: the deploying shell's variable
 _OSS_ARN_RE = re.compile(r"^acs:oss:([a-z0-9-]+):([0-9]+|\*):([a-z0-9][a-z0-9-]{1,61}[a-z0-9])$")
 _ROLE_ARN_RE = re.compile(r"^acs:ram::([0-9]+|\*):role/.+$")
 # an EventBridge OSS event's subject: acs:oss:<region>:<uid>:<bucket>/<key>
@@ -62,10 +64,20 @@ def load_s_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise DeployCheckError(f"cannot read {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise DeployCheckError(f"{path} is not valid YAML: {exc}") from None
+        raise DeployCheckError(yaml_problem(path, exc)) from None
     if not isinstance(doc, dict):
         raise DeployCheckError(f"{path} must be a YAML mapping with edition, vars and resources")
     return doc
+
+
+def yaml_problem(path: str | Path, exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report (naming "<unicode string>") as one line naming the file, line and column."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}, line {mark.line + 1} column {mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    also = f" ({context} that starts at line {start.line + 1})" if context and start is not None else ""
+    return f"{where}: not valid YAML: {problem}{also}"
 
 
 def _resolve_str(s: str, scope: Mapping[str, Any], account_id: str, unresolved: list[str]) -> Any:
@@ -73,6 +85,9 @@ def _resolve_str(s: str, scope: Mapping[str, Any], account_id: str, unresolved: 
         e = expr.strip()
         if _CONFIG_RE.match(e):
             return account_id
+        env = _ENV_RE.match(e)
+        if env and env.group(1) in os.environ:  # Serverless Devs reads the deploying shell's environment
+            return os.environ[env.group(1)]
         for head in ("vars.", "this.props."):
             if e.startswith(head) and e[len(head) :] in scope.get(head, {}):
                 return scope[head][e[len(head) :]]
@@ -210,6 +225,11 @@ class Deployment:
 
 def load_deployment(path: Path) -> Deployment:
     doc, _unresolved = resolve(load_s_yaml(path))
+    return deployment_of(doc)
+
+
+def deployment_of(doc: Mapping[str, Any]) -> Deployment:
+    """The Deployment a resolved document describes (ours, or the one `s preview` renders)."""
     _name, props = function_resource(doc)
     triggers, _findings = parse_triggers(props)
     env = {k: str(v) for k, v in environment(props).items()}

@@ -4,6 +4,7 @@ destination (what still fails goes to the failure callback, in the shape FC send
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -38,6 +39,7 @@ class AsyncInvoker:
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._pending = 0
         self._cv = threading.Condition()
+        self._aborted = False
         self.stats: Counter[str] = Counter()
         self._workers = [threading.Thread(target=self._work, daemon=True, name=f"fc-instance-{i}")
                          for i in range(instances)]
@@ -67,6 +69,14 @@ class AsyncInvoker:
         for _ in self._workers:
             self._queue.put(None)
 
+    def abort(self) -> None:
+        """Start nothing more (Ctrl-C): drop the queued invocations and retries; running ones are not stopped."""
+        self._aborted = True
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self.close()
+
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             context = FcContext(request_id=job.request_id,
@@ -81,6 +91,8 @@ class AsyncInvoker:
             self._done()
 
     def _retry_or_fail(self, job: _Job, exc: Exception) -> None:
+        if self._aborted:
+            return
         if job.attempt < self._deployment.max_async_retries:
             self.stats["retries"] += 1
             job.attempt += 1

@@ -1,7 +1,7 @@
 """The local stack: the OSS, OCR and MNS stand-ins on 127.0.0.1 sharing one keyring, as one cloud account.
 
 ``LocalStack.env()`` is the function's whole configuration for talking to them: the same variable names as
-in s.yaml and README.md, so ``permit-ocr invoke`` and the handler under test read them exactly as in FC.
+in s.yaml and docs/configuration.md, so ``permit-ocr invoke`` and the handler under test read them exactly as in FC.
 ``LocalStack.faults`` is the one fault plan every stand-in asks (docs/faults.md): rules from
 ``StackOptions(faults=...)`` or ``permit-ocr stack --faults FILE``, more added or removed while it serves.
 """
@@ -9,11 +9,13 @@ in s.yaml and README.md, so ``permit-ocr invoke`` and the handler under test rea
 from __future__ import annotations
 
 import secrets
+import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
+from urllib.parse import urlsplit
 
 from permit_ocr_local.standins.faults import FaultPlan, FaultRule, HitListener, RuleInput, Target, as_plan
 from permit_ocr_local.standins.keyring import Keyring
@@ -71,6 +73,15 @@ class LocalStack:
         self.mns = start_mns(self.keyring, o.root, o.ports[2], self.faults, topics=(o.topic,))
         return self
 
+    def loads_models(self) -> bool:
+        """Whether the OCR backend has models to load before its first answer (the embedded engine)."""
+        return self.ocr is not None and hasattr(self.ocr.service.backend, "preload")
+
+    def preload(self) -> None:
+        """Load the OCR backend's models now (the engine: about 5 s), so the first upload does not wait."""
+        if self.ocr is not None and hasattr(self.ocr.service.backend, "preload"):
+            self.ocr.service.backend.preload()
+
     def stop(self) -> None:
         for server in (self.mns, self.ocr, self.oss):
             if server is not None:
@@ -123,6 +134,20 @@ def report_hits(out: TextIO) -> HitListener:
         out.write(f"permit-ocr: fault rule #{rule_id} hit {hits}: {service} {target.operation or '(unrouted)'}\n")
         out.flush()
     return hit
+
+
+def local_endpoint_down(endpoint: str, timeout_s: float = 0.5) -> bool:
+    """True when ``endpoint`` names this machine and nothing listens there (a stopped stack): a one-line answer
+    at once instead of the SDK's retries. Real endpoints are never probed: their SDK reports its own errors."""
+    url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return False
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError:
+        return True
+    return False
 
 
 def shell_exports(env: dict[str, str]) -> str:

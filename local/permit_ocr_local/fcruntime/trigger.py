@@ -14,7 +14,7 @@ from .invoker import AsyncInvoker
 
 def eventbridge_envelope(u: Upload, account_id: str = "1234567890123456", bus: str = "default") -> dict[str, Any]:
     """One OSS event as an EventBridge-based OSS trigger delivers it: a CloudEvents 1.0 envelope whose ``data``
-    is the native notification record (the shape in function/permit_ocr/eventbridge.py and README)."""
+    is the native notification record (the shape in function/permit_ocr/eventbridge.py and docs/deploy.md)."""
     record = oss_record(u, account_id)
     request_id = record["responseElements"]["requestId"]
     return {

@@ -15,6 +15,7 @@ from permit_ocr_local.cli import main
 from permit_ocr_local.fcruntime.context import FcContext, Upload, oss_event
 from permit_ocr_local.fcruntime.invoker import failure_payload
 from permit_ocr_local.tools.backfill import FcInvoker, encode_event
+from permit_ocr_local.tools.backfill.job import EXIT_NOTHING_SENT
 from support import permit_image
 from tools.backfill.backfill_env import Env, md5, sha, summary_of, truth, world
 
@@ -80,9 +81,11 @@ def test_backfill_recognizes_exactly_the_missing_images_and_a_resumed_run_bills_
         assert err is not None and err["error"]["code"] == "unmatchedImageType"
     assert not env.path("elsewhere/0.png.json").exists()
 
-    # a rerun finds nothing left to do (the non-permits' error records are replay's business)
-    assert env.cli("backfill", "--checkpoint", str(tmp_path / "again.json")) == 0
-    again = summary_of(capsys.readouterr().out)
+    # a rerun finds nothing left to do (the non-permits' error records are replay's business), and says so
+    assert env.cli("backfill", "--checkpoint", str(tmp_path / "again.json")) == EXIT_NOTHING_SENT
+    out = capsys.readouterr()
+    assert "nothing sent" in out.out and "permit-ocr backfill: nothing was sent: of " in out.err
+    again = summary_of(out.out)
     assert again["counts"]["invoked_records"] == 0 and again["counts"]["skipped_error"] == len(not_permits)
     # a crash after FC accepted a batch but before the checkpoint was saved re-sends that batch: no OCR cost
     batch = [Upload(env.bucket, k, md5(images[k]), len(images[k]))
@@ -100,7 +103,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
 def test_checkpoint_of_another_job_is_refused(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cp = tmp_path / "c.json"
     assert main(["backfill", "--bucket", env.bucket, "--prefix", "other/", "--endpoint", env.fc.url, "--no-progress",
-                 "--checkpoint", str(cp)]) == 0  # nothing under other/: a finished checkpoint of that job
+                 "--checkpoint", str(cp)]) == EXIT_NOTHING_SENT  # nothing under other/: a finished checkpoint
     assert env.cli("backfill", "--checkpoint", str(cp)) == 2
     assert "another job" in capsys.readouterr().err
 
@@ -110,7 +113,9 @@ def test_replay_fixes_injected_ocr_outages_from_error_records_and_from_the_failu
     not_permit = f"{env.prefix}x/not-a-permit.png"
     env.drop(not_permit, permit_image({}, size=(41, 40)))
     assert env.cli("backfill", "--dry-run", "--checkpoint", str(tmp_path / "dry.json")) == 0
-    dry = summary_of(capsys.readouterr().out)
+    planned = capsys.readouterr().out
+    assert f"batch 1 (dry run, not sent): 1 record(s): {not_permit}\n" in planned  # what, not only how many
+    dry = summary_of(planned)
     assert dry["dryRun"] and dry["counts"]["invoked_records"] == 1 and dry["batches"] == 1
     assert not (tmp_path / "dry.json").exists() and env.fc.state.stats["async"] == 0
     assert env.cli("backfill") == 0
@@ -143,7 +148,7 @@ def test_replay_fixes_injected_ocr_outages_from_error_records_and_from_the_failu
 
     # a newer upload of the non-permit (by hand, no event): its old error record is not replayed
     env.drop(not_permit, permit_image(truth(77), size=(40, 40)))
-    assert env.cli("replay") == 0
+    assert env.cli("replay") == EXIT_NOTHING_SENT
     s = summary_of(capsys.readouterr().out)
     assert s["counts"]["skipped_superseded"] == 1 and s["counts"]["invoked_records"] == 0
 

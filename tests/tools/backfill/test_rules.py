@@ -315,3 +315,53 @@ def test_replayer_sends_transient_and_missing_keeps_permanent_and_done() -> None
         "p.png": (False, "skipped_permanent", False), "d.png": (False, "skipped_done", False)}
     insist = Replayer(BESIDE, world.head, world.read, include_permanent=True)
     assert insist.item("p.png", "bkt", "p.png", "E").replay
+
+
+class WithMarkers(Outputs):
+    """The bucket with the version's marker chain readable (the claim a verdict leaves for the function timeout)."""
+
+    def __init__(self, heads: dict[str, ObjectHead], markers: dict[str, bytes]) -> None:
+        super().__init__(heads)
+        self.markers = markers
+
+    def read(self, bucket: str, key: str) -> bytes:
+        if key in self.markers:
+            return self.markers[key]
+        raise RecordGone(key)
+
+
+def held_world(expires_at: float) -> WithMarkers:
+    from permit_ocr.layout import marker_key
+    from permit_ocr.ledger import RUNNING, Holder, marker_body
+
+    marker = marker_body("E", Holder("t", "verdict", expires_at, RUNNING), 1000.0)
+    return WithMarkers({"p.png": ObjectHead("E", 1, {}), "p.png.error.json": head("E", "error")},
+                       {marker_key("bkt", "p.png", "E", 0): marker})
+
+
+def test_replay_right_after_a_verdict_waits_for_its_claim_instead_of_sending_what_the_function_would_defer() -> None:
+    world, now = held_world(expires_at=1095.0), [1000.0]
+    slept: list[float] = []
+    said: list[str] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    replayer = Replayer(BESIDE, world.head, world.read, include_permanent=True, clock=lambda: now[0],
+                        sleep=sleep, say=said.append)
+    item = replayer.item("c", "bkt", "p.png", "E")
+    assert item.upload is not None and item.replay  # sent, once the claim expired: the function takes over
+    assert slept == [96.0] and len(said) == 1 and "waiting 95 s" in said[0] and "ClaimHeld" in said[0]
+    free = Replayer(BESIDE, world.head, world.read, include_permanent=True, clock=lambda: 2000.0,
+                    sleep=lambda s: pytest.fail("no claim held: no wait"), say=said.append)
+    assert free.item("c", "bkt", "p.png", "E").upload is not None
+
+
+def test_a_claim_held_longer_than_any_function_timeout_is_not_waited_for_and_not_sent() -> None:
+    world = held_world(expires_at=1000.0 + 3600)
+    said: list[str] = []
+    replayer = Replayer(BESIDE, world.head, world.read, include_permanent=True, clock=lambda: 1000.0,
+                        sleep=lambda s: pytest.fail("must not wait an hour"), say=said.append)
+    assert replayer.item("c", "bkt", "p.png", "E").skip == "skipped_held"
+    assert "not sent" in said[0] and "run again after" in said[0]

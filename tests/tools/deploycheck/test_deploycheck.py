@@ -362,7 +362,7 @@ def test_ocr_quota_check_warns_when_instances_times_qps_exceed_the_quota() -> No
 def test_the_lifecycle_rule_expires_markers_and_review_claims_and_never_an_outcome(base: dict[str, Any]) -> None:
     rendered = deploycheck.render_lifecycle(base, {"OUTPUT_BUCKET": "results-bucket"}, days=7)
     assert list(rendered) == ["results-bucket"]  # the rule belongs where the bookkeeping is written
-    rules = ET.fromstring(rendered["results-bucket"].split("\n", 1)[1]).findall("Rule")
+    rules = ET.fromstring(rendered["results-bucket"].encode()).findall("Rule")
     prefixes = {r.findtext("Prefix") for r in rules}
     assert prefixes == {MARKERS_PREFIX, REVIEWS_PREFIX} and OVERLONG_PREFIX not in prefixes
     assert {r.findtext("Expiration/Days") for r in rules} == {"7"}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from permit_ocr_local.tools.review import rules
 from permit_ocr_local.tools.review.server import start
 
 from .conftest import SPAN_FIXED, SPAN_READ, Seeded
@@ -73,6 +74,9 @@ def test_queue_lists_the_flagged_results_with_counts(browser: Any, site: str, se
     rows = page.locator("#queue tbody tr")
     assert rows.count() == 2
     assert seeded.result_key("span") in rows.nth(0).inner_text()  # oldest first
+    when = rules.local_time(seeded.result("span")["processedAt"])
+    assert rows.nth(0).locator("td").nth(0).inner_text() == when  # local time
+    assert "有效期限与年龄不符 valid period vs. age" in rows.nth(0).inner_text()  # reasons in words
     assert seeded.result_key("clean") not in page.inner_text("#queue")
     page.click('a[data-check="number.format"]')
     assert page.locator("#queue tbody tr").count() == 1
@@ -85,7 +89,12 @@ def test_corrected_field_is_saved_with_review_block_and_message(browser: Any, si
     page = _page(browser, errors)
     _sign_in(page, site, "Chen")
     _open(page, site, seeded.result_key("span"))
-    assert "validPeriod.span" in page.inner_text("#failed")
+    failed = page.inner_text("#failed")  # in words, not "validPeriod.span"
+    assert "有效期限与年龄不符" in failed and "does not fit the holder's age" in failed
+    assert "validPeriod.span" not in failed and "valueProb" not in failed
+    label = page.inner_text('label[for="f-validPeriod"]')  # Chinese, English, and the JSON name
+    assert "有效期限" in label and "Valid period" in label and "validPeriod" in label
+    assert page.get_by_label("validPeriod").get_attribute("id") == "f-validPeriod"  # the accessible name has it
     assert page.locator("polygon.box").count() >= 9  # each field with a position has its box
     assert page.evaluate("document.activeElement.id") == "f-validPeriod"  # the flagged field has the focus
     page.wait_for_function("() => { const i = document.querySelector('svg image');"
@@ -108,6 +117,9 @@ def test_corrected_field_is_saved_with_review_block_and_message(browser: Any, si
     assert next(c for c in doc["checks"] if c["code"] == "validPeriod.span")["passed"] is True
     messages = seeded.reviewed_messages()
     assert len(messages) == 1 and '"reviewer":"Chen"' in messages[0].body
+    _open(page, site, seeded.result_key("span"))  # the saved result: its corrected field has no OCR confidence
+    assert page.inner_text('#f-validPeriod ~ .conf') == "已更正 corrected"
+    assert page.inner_text('#f-nameCn ~ .conf').endswith("%")  # approved as read: the OCR's confidence stays
     assert errors == []  # no CSP violation, no script error
 
 
@@ -123,7 +135,10 @@ def test_second_reviewer_of_the_same_result_is_refused(browser: Any, site: str, 
     bob.fill("#f-permitNumber", "H99999999")
     bob.click("#approve")
     bob.wait_for_selector("#refused")
-    assert "Alice saved this result first" in bob.inner_text("#refused")
+    refused = bob.inner_text("#refused")
+    assert "Alice saved this result first" in refused
+    saved_at = rules.local_time(seeded.result("number")["review"]["reviewedAt"])
+    assert f"(at {saved_at})" in refused and "Z)" not in refused  # the reviewer's local time, not UTC
     assert bob.locator("#approve").count() == 0  # nothing left to approve on this result
     assert seeded.result("number")["data"]["data"]["permitNumber"] == "H10387871"
     assert len(seeded.reviewed_messages()) == 1

@@ -77,7 +77,8 @@ def test_run_hint_opens_a_review_page_listing_the_flagged_sample(tmp_path: Path,
                          {"Origin": "http://evil.example"})[0] == 403  # another site's form
             status, queue = _post(web, url + "start", {"reviewer": "Chen", "token": token[1]}, origin)
             assert status == 200 and '<span id="total">1</span>' in queue
-            assert "uploads/hk-review-span.jpg.json" in queue and "validPeriod.span (1)" in queue
+            assert "uploads/hk-review-span.jpg.json" in queue and 'data-check="validPeriod.span"' in queue
+            assert "有效期限与年龄不符</span> valid period vs. age (1)" in queue  # the check in words
             rebinding = urllib.request.Request(url, headers={"Host": f"attacker.example:{port}"})
             with pytest.raises(urllib.error.HTTPError) as refused:
                 web.open(rebinding, timeout=30)
@@ -105,7 +106,32 @@ def test_review_on_a_taken_port_says_so_and_exits_2(stack: LocalStack, monkeypat
         taken.listen()
         port = taken.getsockname()[1]
         assert main(["review", "--bucket", "permit-ocr-demo", "--port", str(port)]) == 2
-    assert "pass --port 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pass --port 0" in err and len(err.strip().splitlines()) == 1  # not Werkzeug's lines before it
+
+
+def _one_line(ran: subprocess.CompletedProcess[str]) -> str:
+    lines = ran.stderr.strip().splitlines()
+    assert ran.returncode == 2 and len(lines) == 1 and "Traceback" not in ran.stderr, ran.stderr
+    return lines[0]
+
+
+def test_review_checks_before_serving_a_bucket_typo_a_stopped_stack_and_a_shell_without_exports(
+        tmp_path: Path) -> None:
+    """Each ends in one line and exit 2 instead of a page that says "NoSuchBucket ... try again in a moment"."""
+    root = tmp_path / "root"
+    review = [*CLI, "review", "--bucket", "permit-ocr-dem", "--port", "0"]
+    with detached_stack(root) as env:
+        typo = subprocess.run(review, env=env, capture_output=True, text=True, timeout=60)
+        assert _one_line(typo) == (f"permit-ocr review: no bucket 'permit-ocr-dem' at {env['OSS_ENDPOINT']} "
+                                   "(SOURCE_BUCKETS names permit-ocr-demo)")
+    stopped = subprocess.run(review, env=env, capture_output=True, text=True, timeout=60)
+    assert _one_line(stopped).endswith(f'the stack is stopped; serve it again with `eval "$(permit-ocr stack --root '
+                                       f'{root} --detach)"`')
+    bare = {k: v for k, v in env.items() if not k.startswith(("OSS_", "ALIBABA_CLOUD_", "PERMIT_OCR_"))}
+    none = subprocess.run(review, env=bare, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    line = _one_line(none)
+    assert 'eval "$(permit-ocr stack --root var/run --detach)"' in line and "FC_" not in line
 
 
 def test_review_of_an_mns_only_deployment_says_there_is_nothing_stored_to_review(

@@ -104,3 +104,48 @@ def test_validate_accepts_a_reviewed_result_and_shows_the_persons_verdict(tmp_pa
     shown = capsys.readouterr().out
     assert "valid result" in shown and "failing checks accepted: number.format" in shown
     assert "stored verdict differs" not in shown
+
+
+# -- the page speaks its users' language ------------------------------------------------------------------------
+
+def test_every_field_has_a_chinese_and_an_english_label_and_every_check_code_its_words() -> None:
+    from permit_ocr.normalize import CHECK_CODES, FIELDS
+
+    assert set(rules.LABELS) == set(FIELDS)
+    assert set(CHECK_CODES) <= set(rules.CHECK_WORDS)  # a new check cannot reach the page as a bare code
+    for zh, en in rules.LABELS.values():
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in zh) and en.isascii()
+
+
+def test_failed_checks_read_as_sentences_without_codes_or_json_names() -> None:
+    doc = _doc({**SAMPLE_TRUTH, "birthDate": "1980.01.01", "validPeriod": "2014.04.10-2019.04.09",
+                "nameEn": "he cheng"}, prob=50)
+    sentences = [rules.check_sentence(c) for c in rules.failed_checks(doc)]
+    assert "The valid period does not fit the holder's age: a permit runs 10 years less a day for a holder 18 " \
+           "or over." in sentences
+    assert "The name in Latin letters is not SURNAME,GIVEN NAMES in capitals." in sentences
+    unsure = next(s for s in sentences if s.startswith("The OCR was unsure (under 90 %) of: "))
+    assert "出生日期 Date of birth" in unsure
+    for s in sentences:
+        assert "valueProb" not in s and "validPeriod" not in s and "nameEn" not in s
+    missing = rules.check_sentence({"code": "unparsed:nameEn", "message": "nameEn could not be read (missing)",
+                                    "fields": ["nameEn"], "reason": "missing"})
+    assert missing == "Name in Latin letters could not be read: it is empty."
+    assert rules.reason_words("unparsed:nameEn") == ("英文姓名无法读取", "name in latin letters unreadable")
+    assert rules.reason_words("validPeriod.span") == ("有效期限与年龄不符", "valid period vs. age")
+
+
+def test_times_are_shown_in_the_reviewers_local_time() -> None:
+    beijing = datetime.timezone(datetime.timedelta(hours=8))
+    assert rules.local_time("2026-12-01T20:30:00.000Z", beijing) == "2026-12-02 04:30:00"
+    assert rules.local_time("not a time", beijing) == "not a time"
+    taken = rules.reviewed_by({"review": {"reviewer": "Alice", "reviewedAt": "2026-12-01T20:30:00.000Z"}}, beijing)
+    assert taken == "Alice saved this result first (at 2026-12-02 04:30:00): your changes were not saved"
+
+
+def test_a_corrected_field_is_known_as_corrected_after_the_save() -> None:
+    doc = _doc(dict(SAMPLE_TRUTH), prob=50)
+    saved = rules.reviewed_document(doc, {**rules.fields_of(doc), "permitNumber": "H10387871"}, reviewer="Kim",
+                                    now=NOW, min_prob=90)
+    assert rules.corrected_fields(saved) == {"permitNumber"}
+    assert rules.corrected_fields(doc) == set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import time
@@ -117,17 +118,38 @@ class EngineBackend:
         self._engine: Any = None
         self._error_type: type[Exception] = Exception
 
+    def _load(self) -> None:
+        if self._engine is None:
+            mod = importlib.import_module("permit_ocr_local.engine")
+            self._engine, self._error_type = mod.Engine(), mod.EngineError
+
+    def preload(self) -> None:
+        """Load the models now (about 5 s) instead of in the first upload's call: the engine loads them on its
+        first recognition, so it reads a blank page (which it refuses)."""
+        with self._lock:
+            self._load()
+            with contextlib.suppress(Exception):
+                self._engine.recognize(_blank_png(), False)
+
     def recognize(self, image: bytes, output_figure: bool) -> dict[str, Any]:
         with self._lock:  # the engine is not known to be thread-safe, and one model in memory is enough
-            if self._engine is None:
-                mod = importlib.import_module("permit_ocr_local.engine")
-                self._engine, self._error_type = mod.Engine(), mod.EngineError
+            self._load()
             try:
                 result: dict[str, Any] = self._engine.recognize(image, output_figure)
             except self._error_type as exc:
                 raise RecognitionError(str(getattr(exc, "code", "algorithmError")),
                                        str(getattr(exc, "message", exc))) from exc
             return result
+
+
+def _blank_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (96, 64), "white").save(out, "PNG")
+    return out.getvalue()
 
 
 BACKENDS: dict[str, Callable[[], Backend]] = {"truth": TruthBackend, "engine": EngineBackend}

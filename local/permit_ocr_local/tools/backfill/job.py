@@ -25,11 +25,21 @@ DEFAULT_FUNCTION = "permit-ocr"
 _FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 _QUALIFIER = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 EXIT = {"": 0, "error": 1, "max-batches": 3, "interrupted": 3}
+EXIT_NOTHING_SENT = 4  # the run ended normally without sending one event: it changed nothing, and says why
+SKIP_WORDS = {"skipped_output": "are the function's outputs", "skipped_not_image": "are not images",
+              "skipped_old": "are older than --since", "skipped_done": "already have a result for their version",
+              "skipped_error": "have a permanent error record (permit-ocr replay decides on those)",
+              "skipped_permanent": "keep their permanent verdict (--include-permanent recognizes them again)",
+              "skipped_gone": "are deleted", "skipped_replaced": "were replaced by the function meanwhile",
+              "skipped_superseded": "have a newer upload (with an event of its own)",
+              "skipped_code": "have another error code than --code", "skipped_duplicate": "were named twice",
+              "skipped_held": "are held by an attempt of the function (run again later)",
+              "skipped_malformed": "are unreadable", "skipped_other": "are in another bucket or prefix"}
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bucket", required=True, help="source bucket (must be in SOURCE_BUCKETS)")
-    p.add_argument("--prefix", default="", help="only keys under this prefix")
+    p.add_argument("--prefix", default="", help="only keys under this prefix (default: the whole bucket)")
     p.add_argument("--rate", type=float, default=5.0,
                    help=f"events per second sent to FC, {bf.RATE_MIN:g}..{bf.RATE_MAX:g} (default 5)")
     p.add_argument("--batch", type=int, default=10, help=f"records per event, 1..{bf.MAX_BATCH} (default 10)")
@@ -161,7 +171,7 @@ def execute(args: argparse.Namespace, fresh: Checkpoint, items: Callable[[Checkp
 
         def accepted(batch: SentBatch) -> None:
             bar.write(batch.line(), file=sys.stdout)  # between progress bar refreshes
-            if report is not None:
+            if report is not None and batch.request_id:  # a dry run's plan is no accepted batch
                 report.write(json.dumps(batch.as_dict(), ensure_ascii=False) + "\n")
                 report.flush()
 
@@ -193,14 +203,32 @@ def _report(result: RunResult, *, dry_run: bool, report: TextIO | None) -> int:
     if report is not None:
         report.write(json.dumps({"summary": s}, ensure_ascii=False) + "\n")
     kept = s["counts"].get("skipped_permanent", 0)
-    if kept:
+    if kept and not nothing_sent(s):  # else the nothing-sent line says it
         print(f"permit-ocr: {kept} image(s) keep their permanent verdict; --include-permanent recognizes them "
               "again and pays for each", file=sys.stderr)
     if result.error:
         print(f"permit-ocr: {result.error}; rerun the same command to resume", file=sys.stderr)
     elif result.stopped == "interrupted":
         print("permit-ocr: interrupted; rerun the same command to resume", file=sys.stderr)
+    elif nothing_sent(s):
+        print(f"permit-ocr {s['command']}: {nothing_sent_words(s)}", file=sys.stderr)
+        return EXIT_NOTHING_SENT
     return EXIT.get(result.stopped, 1)
+
+
+def nothing_sent(s: Mapping[str, Any]) -> bool:
+    return not s["dryRun"] and s["complete"] and not s["counts"].get("invoked_events")
+
+
+def nothing_sent_words(s: Mapping[str, Any]) -> str:
+    """Why a finished run sent nothing, from its counters: it changed nothing."""
+    counts = s["counts"]
+    listed = counts.get("listed", 0)
+    if not listed:
+        return f"nothing was sent: nothing is listed under oss://{s['bucket']}/{s['prefix']}"
+    why = [f"{n} {SKIP_WORDS.get(k, k.removeprefix('skipped_').replace('_', ' '))}"
+           for k, n in counts.items() if k.startswith("skipped_") and n]
+    return f"nothing was sent: of {listed} listed, " + "; ".join(why)
 
 
 def fail(command: str, exc: Exception) -> int:

@@ -26,7 +26,7 @@ RATE_MIN, RATE_MAX = 0.01, 1000.0
 # counters, in the order the summary prints them
 COUNTERS = ("listed", "skipped_output", "skipped_not_image", "skipped_old", "skipped_done", "skipped_error",
             "skipped_permanent", "skipped_gone", "skipped_replaced", "skipped_superseded", "skipped_code",
-            "skipped_duplicate", "replayed_permanent", "invoked_records", "invoked_events")
+            "skipped_duplicate", "skipped_held", "replayed_permanent", "invoked_records", "invoked_events")
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,10 @@ class SentBatch:
     replay: tuple[str, ...] = ()  # keys sent with the replay mark
 
     def line(self) -> str:
-        span = self.keys[0] if len(self.keys) == 1 else f"{self.keys[0]} .. {self.keys[-1]}"
         mark = " (replay of a permanent verdict)" if self.replay else ""
+        if not self.request_id:  # --dry-run: every key it would send, so the plan can be checked
+            return f"batch {self.number} (dry run, not sent): {len(self.keys)} record(s){mark}: {', '.join(self.keys)}"
+        span = self.keys[0] if len(self.keys) == 1 else f"{self.keys[0]} .. {self.keys[-1]}"
         return f"batch {self.number} accepted: x-fc-request-id {self.request_id}, {len(self.keys)} record(s){mark}: " \
                f"{span}"
 
@@ -104,9 +106,11 @@ def run_items(items: Iterable[Item], cp: Checkpoint, sender: Sender | None, opts
                 result.stopped, result.error = "error", one_line(f"{type(exc).__name__}: {exc}")
                 return False
             result.request_ids.append(rid)
-            if on_batch is not None:
-                on_batch(SentBatch(cp.batches + 1, rid, tuple(u.key for u in uploads),
-                                   tuple(i.upload.key for i in batch if i.replay and i.upload is not None)))
+        else:
+            rid = ""  # nothing sent: the batch is shown as the plan
+        if on_batch is not None:
+            on_batch(SentBatch(cp.batches + 1, rid, tuple(u.key for u in uploads),
+                               tuple(i.upload.key for i in batch if i.replay and i.upload is not None)))
         sent += 1
         counts["invoked_records"] += len(uploads)
         counts["replayed_permanent"] += sum(1 for i in batch if i.replay)
@@ -170,11 +174,19 @@ def summary(result: RunResult, *, dry_run: bool) -> dict[str, Any]:
             "elapsedS": round(result.elapsed_s, 2)}
 
 
+def status_words(s: Mapping[str, Any]) -> str:
+    if not s["complete"]:
+        return f"stopped: {s['stopped'] or 'incomplete'}"
+    if not s["dryRun"] and not s["counts"].get("invoked_events"):
+        return "nothing sent"  # complete, and changed nothing: never "complete" alone
+    return "complete"
+
+
 def summary_table(s: Mapping[str, Any]) -> str:
     rows = [(k.replace("_", " "), str(v)) for k, v in s["counts"].items() if v or k in ("listed", "invoked_records")]
     rows += [("events sent" if not s["dryRun"] else "events (dry run)", str(s["batches"])),
              ("elapsed s", str(s["elapsedS"])),
-             ("status", "complete" if s["complete"] else f"stopped: {s['stopped'] or 'incomplete'}")]
+             ("status", status_words(s))]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
 

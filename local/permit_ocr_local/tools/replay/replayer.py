@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import json
-from collections.abc import Iterable, Iterator
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from permit_ocr.config import Config
-from permit_ocr.layout import etag_form, outputs_for
+from permit_ocr.layout import etag_form, marker_key, outputs_for
+from permit_ocr.ledger import CLOCK_SKEW_S, MAX_GENERATIONS, parse_holder
 from permit_ocr.sinks import existing_outcome
 from permit_ocr_local.fcruntime.context import Upload
 from permit_ocr_local.tools.backfill.items import Head, Read
@@ -15,6 +19,8 @@ from permit_ocr_local.tools.backfill.oss import RecordGone
 from permit_ocr_local.tools.backfill.rules import Item, Listed, replay_decision
 
 from .failurelog import error_code, failure_log_events, log_cursor
+
+MAX_CLAIM_WAIT_S = 900.0  # longer than any function timeout a sane s.yaml sets (FC allows up to 24 h)
 
 
 @dataclass
@@ -28,6 +34,40 @@ class Replayer:
     codes: frozenset[str] = frozenset()
     include_permanent: bool = False
     seen: set[tuple[str, str, str]] = field(default_factory=set)
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    say: Callable[[str], None] = lambda line: print(f"permit-ocr replay: {line}", file=sys.stderr, flush=True)
+    max_wait_s: float = MAX_CLAIM_WAIT_S
+
+    def held_until(self, bucket: str, key: str, etag: str) -> float | None:
+        """When the claim on this version expires, if an attempt still holds it (the function then answers a
+        delivery ClaimHeld and FC's retries end on the failure topic: nothing replaced); None when free. A
+        verdict's own claim is held for one call's worst case and the store budget after it was taken (a claim is
+        live for the clock skew the function allows on top)."""
+        holder = None
+        for generation in range(MAX_GENERATIONS):
+            try:
+                raw = self.read(self.cfg.output_bucket_for(bucket), marker_key(bucket, key, etag, generation))
+            except RecordGone:
+                break
+            holder = parse_holder(raw)
+        now = self.clock()
+        return holder.expires_at + CLOCK_SKEW_S if holder is not None and holder.live(now) else None
+
+    def _wait_for_claim(self, cursor: str, bucket: str, key: str, etag: str) -> Item | None:
+        """Wait until the version's claim expires (at most ``max_wait_s``), saying so; an Item skip when longer."""
+        until = self.held_until(bucket, key, etag)
+        if until is None:
+            return None
+        left = until - self.clock()
+        at = datetime.datetime.fromtimestamp(until).strftime("%H:%M:%S")
+        if left > self.max_wait_s:
+            self.say(f"{key}: not sent: an attempt holds its claim until {at}; run again after that")
+            return Item(cursor, skip="skipped_held")
+        self.say(f"{key}: an attempt holds its claim until {at} (the verdict was written moments ago, or a "
+                 f"delivery is running); waiting {left:.0f} s, else the function would answer ClaimHeld")
+        self.sleep(max(0.0, left) + 1.0)
+        return None
 
     def item(self, cursor: str, bucket: str, key: str, etag: str | None, code: str | None = None) -> Item:
         cfg = self.cfg
@@ -56,6 +96,9 @@ class Replayer:
                     return Item(cursor, skip="skipped_replaced")
             if code not in self.codes:
                 return Item(cursor, skip="skipped_code")
+        held = self._wait_for_claim(cursor, bucket, key, etag_form(current.etag) or current.etag)
+        if held is not None:
+            return held
         self.seen.add(ident)
         return Item(cursor, Upload(bucket, key, current.etag, current.size, region=cfg.region), replay=replay)
 

@@ -38,6 +38,9 @@ def create_app(store: ReviewStore, *, allowed_hosts: tuple[str, ...]) -> Flask:
     app.config.update(SESSION_COOKIE_NAME=f"permit_ocr_review_{port}", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Strict", MAX_CONTENT_LENGTH=64 * 1024)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # the reviewers' words: Chinese and English labels, checks as sentences, this machine's local time
+    app.jinja_env.filters.update(local_time=rules.local_time, reason_words=rules.reason_words,
+                                 check_sentence=rules.check_sentence, field_label=rules.field_label)
     origins = {f"http://{h}" for h in allowed_hosts}
     skips: dict[str, list[str]] = {}  # session id -> result keys skipped, in order
 
@@ -168,7 +171,9 @@ def create_app(store: ReviewStore, *, allowed_hosts: tuple[str, ...]) -> Flask:
         conf = rules.confidences(found.doc)
         failed = rules.failed_checks(found.doc)
         flagged = {f for c in failed for f in c.get("fields") or []} | _fields_named(failed)
-        rows = [{"name": f, "value": values.get(f, ""), "conf": conf[f], "flagged": f in flagged} for f in FIELDS]
+        corrected = rules.corrected_fields(found.doc)  # their OCR confidence is about a reading now replaced
+        rows = [{"name": f, "value": values.get(f, ""), "conf": conf[f], "flagged": f in flagged,
+                 "label": rules.field_label(f), "corrected": f in corrected} for f in FIELDS]
         return render_template("item.html", item=found, rows=rows, failed=failed, boxes=rules.boxes(found.doc),
                                size=size, check=check, reviewable=found.image_state == "current"
                                and rules.needs_review(found.doc), **extra)

@@ -7,6 +7,7 @@ Nothing here does I/O; the store (store.py) reads and writes, the app (app.py) t
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -123,7 +124,7 @@ def failed_checks(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     for u in unparsed if isinstance(unparsed, list) else []:
         if isinstance(u, Mapping):
             out.append({"code": f"unparsed:{u.get('field')}", "message": f"{u.get('field')} could not be read "
-                        f"({u.get('reason')})", "fields": [u.get("field")]})
+                        f"({u.get('reason')})", "fields": [u.get("field")], "reason": u.get("reason")})
     return out
 
 
@@ -185,13 +186,119 @@ def reviewed_document(doc: Mapping[str, Any], corrected: Mapping[str, str], *, r
     return out
 
 
-def reviewed_by(doc: Mapping[str, Any]) -> str | None:
-    """Words for a reviewer whose save lost to an earlier one; None when ``doc`` was not reviewed."""
+def reviewed_by(doc: Mapping[str, Any], tz: datetime.tzinfo | None = None) -> str | None:
+    """Words for a reviewer whose save lost to an earlier one; None when ``doc`` was not reviewed. The time is
+    the reviewer's local time (the page is served on their own machine)."""
     block = doc.get("review")
     if not isinstance(block, Mapping):
         return None
-    return (f"{block.get('reviewer')} saved this result first (at {block.get('reviewedAt')}): your changes were "
-            "not saved")
+    return (f"{block.get('reviewer')} saved this result first (at {local_time(block.get('reviewedAt'), tz)}): "
+            "your changes were not saved")
+
+
+# --- what the page shows: the reviewers' language, not the JSON's ----------------------------------------------
+
+# each field as the permit prints its label (Chinese), then in English; the input keeps its JSON name too
+LABELS: Final[Mapping[str, tuple[str, str]]] = {
+    "permitType": ("证件类型", "Permit type"),
+    "nameCn": ("中文姓名", "Name in Chinese"),
+    "nameEn": ("英文姓名", "Name in Latin letters"),
+    "birthDate": ("出生日期", "Date of birth"),
+    "sex": ("性别", "Sex"),
+    "validPeriod": ("有效期限", "Valid period"),
+    "issueAuthority": ("签发机关", "Issuing authority"),
+    "issuePlace": ("签发地点", "Place of issue"),
+    "permitNumber": ("证件号码", "Permit number"),
+    "issueCount": ("换证次数", "Issue count"),
+}
+
+# a failed check in plain words: (short Chinese, short English for the queue's filters, a sentence in English)
+CHECK_WORDS: Final[Mapping[str, tuple[str, str, str]]] = {
+    "kind.known": ("证件类型不明", "permit kind unknown",
+                   "The permit's kind (Hong Kong/Macao or Taiwan) cannot be told from its title and number."),
+    "number.format": ("证件号码格式不符", "permit number's form",
+                      "The permit number does not have the printed form: H or M and 8 digits for Hong Kong and "
+                      "Macao, 8 digits for Taiwan."),
+    "number.kind": ("号码与证件类型不符", "number vs. permit kind",
+                    "The permit number does not fit the kind of permit (H or M for Hong Kong and Macao, digits "
+                    "for Taiwan)."),
+    "issueCount.format": ("换证次数格式不符", "issue count's form", "The issue count is not two digits."),
+    "birthDate.valid": ("出生日期无效", "date of birth invalid", "The date of birth is not a real date."),
+    "birthDate.notFuture": ("出生日期晚于今天", "date of birth in the future", "The date of birth is in the future."),
+    "validPeriod.valid": ("有效期限无效", "valid period invalid", "The valid period is not two real dates."),
+    "validPeriod.order": ("有效期限先后颠倒", "valid period reversed", "The valid period ends before it starts."),
+    "validPeriod.afterBirth": ("有效期限早于出生", "valid period before birth",
+                               "The valid period starts before the holder was born."),
+    "validPeriod.span": ("有效期限与年龄不符", "valid period vs. age",
+                         "The valid period does not fit the holder's age: a permit runs {years} years less a "
+                         "day for a {who}."),
+    "nameEn.format": ("英文姓名格式不符", "Latin name's form",
+                      "The name in Latin letters is not SURNAME,GIVEN NAMES in capitals."),
+    "nameCn.present": ("中文姓名为空", "Chinese name empty", "The name in Chinese is empty."),
+    "sex.valid": ("性别不是男或女", "sex not 男/女", "The sex is neither 男 nor 女."),
+    "confidence": ("识别把握不足", "low confidence", "The OCR was unsure (under {min} %) of: {fields}."),
+    "normalize.error": ("无法校验", "not checked", "The fields could not be checked."),
+}
+UNPARSED_WORDS: Final[Mapping[str, str]] = {
+    "missing": "it is empty", "notString": "it is not text", "badFormat": "it is not in the printed form",
+    "invalidDate": "there is no such date", "unknownTitle": "the title names neither 港澳 nor 台湾",
+}
+CORRECTED: Final = ("已更正", "corrected")
+
+
+def field_label(name: str) -> tuple[str, str]:
+    return LABELS.get(name, (name, name))
+
+
+def reason_words(code: str) -> tuple[str, str]:
+    """A queue reason (a check code or ``unparsed:<field>``) as (Chinese, English) short words."""
+    if code.startswith("unparsed:"):
+        zh, en = field_label(code.partition(":")[2])
+        return f"{zh}无法读取", f"{en.lower()} unreadable"
+    zh, en, _ = CHECK_WORDS.get(code, (code, code, code))
+    return zh, en
+
+
+def check_sentence(c: Mapping[str, Any]) -> str:
+    """A failed check (as ``failed_checks`` lists it) as one plain English sentence; the card's values never
+    appear in check messages, so neither do they here."""
+    code, message = str(c.get("code", "")), str(c.get("message", ""))
+    if code.startswith("unparsed:"):
+        _zh, en = field_label(code.partition(":")[2])
+        return f"{en} could not be read: {UNPARSED_WORDS.get(str(c.get('reason')), 'it is not in the printed form')}."
+    if code not in CHECK_WORDS:
+        return message
+    sentence = CHECK_WORDS[code][2]
+    if code == "validPeriod.span":
+        years = re.search(r"(\d+) years", message)
+        who = ("holder 18 or over" if "18 or over" in message else "holder under 18" if "under 18" in message
+               else "Taiwan resident 18 or over" if "Taiwan" in message else "holder of this age")
+        if years is None:
+            return "The valid period is neither 5 nor 10 years less a day."
+        return sentence.format(years=years.group(1), who=who)
+    if code == "confidence":
+        low = re.search(r"below (\d+)", message)
+        names = ", ".join(f"{field_label(f)[0]} {field_label(f)[1]}" for f in c.get("fields") or [])
+        return sentence.format(min=low.group(1) if low else "the threshold", fields=names or "some fields")
+    return sentence
+
+
+def local_time(text: Any, tz: datetime.tzinfo | None = None) -> str:
+    """An RFC 3339 time as the reviewer's local time (``tz``: this machine's zone), e.g. 2026-12-07 18:30."""
+    try:
+        when = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return str(text or "")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def corrected_fields(doc: Mapping[str, Any]) -> set[str]:
+    """Fields a reviewer changed: their OCR confidence is about a reading that is no longer the value."""
+    block = doc.get("review")
+    changes = block.get("changes") if isinstance(block, Mapping) else None
+    return {str(c.get("field")) for c in changes or [] if isinstance(c, Mapping)}
 
 
 def confirmed_confidence() -> dict[str, Any]:

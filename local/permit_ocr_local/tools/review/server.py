@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import sys
 import threading
 from collections.abc import Callable
@@ -20,9 +22,10 @@ HOST = "127.0.0.1"  # never another interface: the page shows personal data and 
 
 def start(store: ReviewStore, port: int = 0) -> tuple[BaseWSGIServer, threading.Thread, str]:
     """Start serving in a thread; returns the server, its thread and the page's URL."""
-    try:
-        server = make_server(HOST, port, lambda env, start_response: [], threaded=True)
-    except SystemExit as exc:  # Werkzeug reports a taken port on stderr and exits; let the caller decide
+    try:  # Werkzeug reports a taken port in lines of its own and exits: the caller says it in one
+        with contextlib.redirect_stderr(io.StringIO()):
+            server = make_server(HOST, port, lambda env, start_response: [], threaded=True)
+    except SystemExit as exc:
         raise OSError(errno.EADDRINUSE, "address in use") from exc
     real_port = server.server_port  # known once bound (port 0 = any free one): the Host check needs it
     server.app = create_app(store, allowed_hosts=(f"{HOST}:{real_port}", f"localhost:{real_port}"))
@@ -35,9 +38,9 @@ def serve(cfg: Config, credentials: Callable[[], Credentials], bucket: str, pref
     store = ReviewStore(cfg, credentials, bucket, prefix)
     try:
         server, thread, url = start(store, port)
-    except OSError as exc:  # the port is taken (another review page?)
-        print(f"permit-ocr review: cannot listen on {HOST}:{port} ({exc.strerror}); pass --port 0 for any free "
-              "port", file=sys.stderr)
+    except OSError:  # the port is taken (another review page?)
+        print(f"permit-ocr review: port {port} on {HOST} is taken (another review page?); pass --port 0 for any "
+              "free port", file=sys.stderr)
         return 2
     print(f"permit-ocr review: open {url} (127.0.0.1 only; Ctrl-C to stop)", flush=True)
     try:
