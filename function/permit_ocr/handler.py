@@ -397,5 +397,3 @@ def initialize(context: Any) -> None:
 def handler(event: bytes | str | dict[str, Any], context: Any) -> dict[str, Any]:
     return get_app().handle(event, context)
 
-
-__all__ = ["App", "Outcome", "RetryLater", "handler", "initialize"]

@@ -69,5 +69,6 @@ def test_an_image_without_an_outcome_says_whose_claim_holds_it_and_until_when(tm
     marker.write_bytes(marker_body(etag, Holder("t", "r", 1_000_120.0, RUNNING), 1_000_000.0))
     held = missing_reason(tmp_path, env, "permit-ocr-demo", "uploads/a.jpg", etag, now=1_000_060.0)
     assert "another attempt holds its claim until" in held and "run again" in held
-    expired = missing_reason(tmp_path, env, "permit-ocr-demo", "uploads/a.jpg", etag, now=1_000_121.0)
+    # past the expiry and the clock skew the function allows
+    expired = missing_reason(tmp_path, env, "permit-ocr-demo", "uploads/a.jpg", etag, now=1_000_123.0)
     assert "gave up" in expired and "function.log" in expired

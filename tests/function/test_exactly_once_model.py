@@ -169,6 +169,7 @@ class ExactlyOnce(RuleBasedStateMachine):
         self.denied: set[Key] = set()
         self.slow: tuple[Event, threading.Thread, threading.Event, str] | None = None
         self.serial = 0
+        self.trace: list[str] = []  # what happened, for a failure's message (shrinking cannot replay timing)
         self.billed_before = w.stack.ocr.service.billed_by_image()  # type: ignore[union-attr]
         w.faults.rates.clear()
         w.faults.clear_rules()
@@ -184,6 +185,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     @rule(i=st.integers(0, 1), again=st.booleans())
     def upload(self, i: int, again: bool) -> None:
         """A new version of the key; ``again``: the bytes of its first version (same ETag, a new upload)."""
+        self._note(f"upload({i!r}, {again!r})")
         k = self.keys[i]
         if again and self.versions[k]:
             old = self.versions[k][0]
@@ -201,9 +203,11 @@ class ExactlyOnce(RuleBasedStateMachine):
         self.final_seen.pop(k, None)
         self.uploads_by_key[k] += 1
         self.events.append(Event(v))
+        self._note(f"  -> {k[1]}@{v.etag[:6]} ({number})")
 
     @rule(i=st.integers(0, 1))
     def delete(self, i: int) -> None:
+        self._note(f"delete({i!r})")
         k = self.keys[i]
         self.state.delete(*self._object(k))
         self.current[k] = None
@@ -214,6 +218,7 @@ class ExactlyOnce(RuleBasedStateMachine):
           instance=st.integers(0, 1))
     def deliver(self, i: int, form: str, instance: int) -> None:
         """FC delivers an event (or OSS notifies the same upload again, under another request id)."""
+        self._note(f"deliver({i!r}, {form!r}, {instance!r})")
         ev = self.events[i % len(self.events)]
         self._invoke(self.apps[instance], ev, form)
 
@@ -221,6 +226,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     @rule(i=st.integers(0, 63), j=st.integers(0, 63), form=st.sampled_from(["plain", "encoded", "duplicate"]))
     def deliver_concurrently(self, i: int, j: int, form: str) -> None:
         """Two instances at once: the same event twice, two forms of one key, or two versions."""
+        self._note(f"deliver_concurrently({i!r}, {j!r}, {form!r})")
         a, b = self.events[i % len(self.events)], self.events[j % len(self.events)]
         threads = [threading.Thread(target=self._invoke, args=(self.apps[0], a, "plain")),
                    threading.Thread(target=self._invoke, args=(self.apps[1], b, form))]
@@ -233,6 +239,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     @rule(i=st.integers(0, 63), n=st.integers(1, 9), after=st.booleans())
     def deliver_and_crash(self, i: int, n: int, after: bool) -> None:
         """A fresh instance dies before (or after) its n-th request; FC retries the event later."""
+        self._note(f"deliver_and_crash({i!r}, {n!r}, {after!r})")
         ev = self.events[i % len(self.events)]
         app = self._app()
         crash = CrashAt(n, after)
@@ -245,6 +252,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     @rule(i=st.integers(0, 63))
     def start_slow_delivery(self, i: int) -> None:
         """A delivery whose OCR call hangs; other steps run meanwhile."""
+        self._note(f"start_slow_delivery({i!r})")
         ev = self.events[i % len(self.events)]
         sha = ev.version.sha
         release, entered = threading.Event(), threading.Event()
@@ -255,6 +263,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     @rule(i=st.integers(0, 63))
     def start_slow_publish(self, i: int) -> None:
         """A delivery whose publish hangs (an MNS brownout): its document is stored, its message owed."""
+        self._note(f"start_slow_publish({i!r})")
         ev = self.events[i % len(self.events)]
         held = self.world.publishes
         held.release.clear()
@@ -265,17 +274,20 @@ class ExactlyOnce(RuleBasedStateMachine):
     @precondition(lambda self: self.slow is not None)
     @rule()
     def finish_slow_delivery(self) -> None:
+        self._note("finish_slow_delivery()")
         self._finish_slow()
 
     @precondition(lambda self: self.slow is not None)
     @rule(instance=st.integers(0, 1))
     def fc_retries_while_first_attempt_runs(self, instance: int) -> None:
+        self._note(f"fc_retries_while_first_attempt_runs({instance!r})")
         assert self.slow is not None
         self._invoke(self.apps[instance], self.slow[0], "plain")
 
     @rule()
     def time_passes(self) -> None:
         """Longer than any claim lives: every attempt still running by now was killed by FC."""
+        self._note("time_passes()")
         if self.slow is None:
             self.world.clock[0] += 10 * FUNCTION_TIMEOUT_S
 
@@ -285,10 +297,12 @@ class ExactlyOnce(RuleBasedStateMachine):
         """The publish outlives its holder's claim: the holder must not settle after that, and whoever takes over
         re-publishes the stored document, never paying again (an OCR call cannot outlive its claim: its worst case
         is within the claim, so time passes this way only while publishing)."""
+        self._note("time_passes_while_a_publish_hangs()")
         self.world.clock[0] += 10 * FUNCTION_TIMEOUT_S
 
     @rule(service=st.sampled_from(["oss", "ocr", "mns"]), on=st.booleans())
     def fault(self, service: str, on: bool) -> None:
+        self._note(f"fault({service!r}, {on!r})")
         if not on:
             self.world.faults.rates.pop(service, None)
         elif service == "oss":
@@ -301,6 +315,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     def oss_brownout_right_after_the_paid_call(self, i: int, instance: int) -> None:
         """OSS is down for a second from the moment OCR answers: longer than the store budget (the model shortens
         the fence's retries), so the answer stays in the instance's memory for its next attempt."""
+        self._note(f"oss_brownout_right_after_the_paid_call({i!r}, {instance!r})")
         ev = self.events[i % len(self.events)]
         app = self.apps[instance]
         faults = self.world.faults
@@ -317,6 +332,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     @rule(i=st.integers(0, 1), deny=st.booleans())
     def permission_changes(self, i: int, deny: bool) -> None:
         """A tightened policy (or a disabled KMS key, an Archive object) denies reading the image, or lifts."""
+        self._note(f"permission_changes({i!r}, {deny!r})")
         k = self.keys[i]
         (self.denied.add if deny else self.denied.discard)(k)
         self._apply_policy()
@@ -325,6 +341,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     @rule()
     def lifecycle_expires_the_markers(self) -> None:
         """The 30-day lifecycle rule: every marker is gone, and the versions are a month old."""
+        self._note("lifecycle_expires_the_markers()")
         self.world.clock[0] += LIFECYCLE_DAYS * 86400
         for k in self.keys:
             self._delete_markers(k)
@@ -332,6 +349,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     @rule(i=st.integers(0, 1))
     def a_hand_deletes_markers(self, i: int) -> None:
         """Somebody cleans up .permit-ocr/ by hand, minutes after an upload: a documented window."""
+        self._note(f"a_hand_deletes_markers({i!r})")
         k = self.keys[i]
         if self._delete_markers(k):
             self.marker_window[k] += 1
@@ -339,6 +357,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     @rule(i=st.integers(0, 1))
     def a_user_deletes_the_outputs(self, i: int) -> None:
         """The outcome is the done record: deleting it undoes the version (the next delivery recognizes it)."""
+        self._note(f"a_user_deletes_the_outputs({i!r})")
         k = self.keys[i]
         out = outputs_for(self.cfg, *self._object(k))
         for slot in (out.result_key, out.error_key):
@@ -354,6 +373,7 @@ class ExactlyOnce(RuleBasedStateMachine):
     @rule(i=st.integers(0, 1))
     def a_reviewer_saves_the_result(self, i: int) -> None:
         """The review page as a second writer: it saves the current result, or is refused."""
+        self._note(f"a_reviewer_saves_the_result({i!r})")
         k = self.keys[i]
         cur = self.current[k]
         if cur is None:
@@ -419,7 +439,8 @@ class ExactlyOnce(RuleBasedStateMachine):
             allowed = (self.uploads_by_key[k] + self.crash_window[k] + self.memory_window[k]
                        + self.marker_window[k] + self.user_window[k])
             assert paid <= allowed, (f"{k}: {paid} paid calls for {self.uploads_by_key[k]} upload(s) and "
-                                     f"{allowed - self.uploads_by_key[k]} documented window(s)")
+                                     f"{allowed - self.uploads_by_key[k]} documented window(s):\n"
+                                     + "\n".join(self.trace[-80:]))
 
     def teardown(self) -> None:
         try:
@@ -489,13 +510,24 @@ class ExactlyOnce(RuleBasedStateMachine):
                              "oss": {"bucket": {"name": bucket},
                                      "object": {"key": record_key, "eTag": etag, "size": size}}}]}
         ctx = FcContext(request_id=request_id, function=FunctionMeta(timeout=FUNCTION_TIMEOUT_S))
+        before = sum(self._billed().values())
+        who = f"app{self.apps.index(app)}" if app in self.apps else f"app@{id(app) % 1000}"
         try:
-            app.handle(orjson.dumps(event), ctx)
-        except (RetryLater, Crash):
+            out = app.handle(orjson.dumps(event), ctx)
+        except (RetryLater, Crash) as exc:
             ev.owed = True  # FC retries a failed invocation, same request id
+            got = [(o["status"], o["code"]) for o in exc.summary["outcomes"]] if isinstance(exc, RetryLater) \
+                else "crash"
+            self._note(f"  {who} {ev.version.key[1]}@{ev.version.etag[:6]} {form}: {got}", before)
             return
         if form != "duplicate":
             ev.owed = False
+        self._note(f"  {who} {ev.version.key[1]}@{ev.version.etag[:6]} {form}: "
+                   f"{[(o['status'], o['code']) for o in out['outcomes']]}", before)
+
+    def _note(self, what: str, billed_before: int | None = None) -> None:
+        paid = sum(self._billed().values()) - billed_before if billed_before is not None else 0
+        self.trace.append(what + (f"  [+{paid} paid]" if paid else ""))
 
     def _start_slow(self, ev: Event, release: threading.Event, entered: threading.Event, kind: str) -> None:
         thread = threading.Thread(target=self._invoke, args=(self._app(), ev, "plain"))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from permit_ocr.budget import SAFETY_MARGIN_S
 from permit_ocr.config import Config
 from permit_ocr.recognize import BASE_BACKOFF_S, MAX_BACKOFF_S
+from permit_ocr_local.fcruntime.deployment import Finding, ok
 
 # Time budget of one record besides OCR: the OSS head/read, result PUT, error-record DELETE and MNS publish.
 OSS_IO_BUDGET_S: Final = 10.0
@@ -41,3 +43,33 @@ def invocations_for(records: int, cfg: Config, timeout_s: float) -> int | None:
     no record could ever start its call."""
     per = calls_per_invocation(cfg, timeout_s)
     return None if per == 0 else -(-records // per)
+
+
+BACKFILL_MAX_BATCH = 100  # records per event backfill may send (tools/backfill/rules.MAX_BATCH; a tool: not imported)
+
+
+def check_batch(props: Mapping[str, Any], cfg: Config, largest: int = BACKFILL_MAX_BATCH) -> list[Finding]:
+    """Many records in one event (backfill sends up to 100): calls that cannot start in time are left to FC's
+    retry (paid once: they never start late), so the event needs more invocations than FC gives it."""
+    timeout = props.get("timeout")
+    if not isinstance(timeout, int) or isinstance(timeout, bool):
+        return []  # check_timeout says so
+    retries = (props.get("asyncInvokeConfig") or {}).get("maxAsyncRetryAttempts", 3)
+    tries = 1 + (retries if isinstance(retries, int) else 3)
+    per = calls_per_invocation(cfg, timeout)
+    if per == 0:
+        return [Finding("error", "batch", f"timeout {timeout} s leaves no time to start one OCR call (its worst case "
+                        f"{(cfg.ocr_connect_timeout_ms + cfg.ocr_read_timeout_ms) / 1000:g} s plus "
+                        f"{SAFETY_MARGIN_S:g} s to store it): every record would wait for FC's retry forever",
+                        "raise timeout, or lower OCR_CONNECT_TIMEOUT_MS / OCR_READ_TIMEOUT_MS")]
+    needed = invocations_for(largest, cfg, timeout) or 0
+    how = (f"one invocation starts at most {per} OCR calls (OCR_QPS {cfg.ocr_qps:g} over the "
+           f"{call_window_s(cfg, timeout):g} s a call may still start in)")
+    if needed > tries:
+        return [Finding("error", "batch", f"an event of {largest} records (the most backfill sends) needs {needed} "
+                        f"invocations: {how}, and FC tries {tries} times; the rest would end on the failure "
+                        "topic", f"keep backfill --batch <= {per * tries}, or raise timeout or OCR_QPS")]
+    if needed > 1:
+        return [ok("batch", f"{how}: an event of {largest} records takes {needed} invocations (FC tries {tries} "
+                   f"times; records without time left are retried, never paid twice); --batch {per} fits one")]
+    return [ok("batch", f"{how}: an event of {largest} records fits one invocation")]

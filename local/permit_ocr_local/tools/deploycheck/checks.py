@@ -22,15 +22,7 @@ from permit_ocr_local.fcruntime.deployment import (
     resolve,
 )
 
-from .budget import (
-    OSS_IO_BUDGET_S,
-    SAFETY_MARGIN_S,
-    backoff_budget_s,
-    call_window_s,
-    calls_per_invocation,
-    invocations_for,
-    record_budget_s,
-)
+from .budget import OSS_IO_BUDGET_S, backoff_budget_s, check_batch, record_budget_s
 from .events import OK_EVENTS, OSS_PREFIX, PARTIAL_EVENTS, RECOMMENDED_EVENTS, WARN_EVENTS
 from .loops import check_output_loops, longer_suffix
 
@@ -292,36 +284,6 @@ def check_trigger_suffixes(triggers: Sequence[Trigger], cfg: Config) -> list[Fin
         findings.append(ok("trigger-suffix", "trigger suffixes = IMAGE_SUFFIXES (lower case; an upper-case "
                            ".JPG upload does not invoke: s.eventbridge.yaml reads any case)"))
     return findings
-
-
-BACKFILL_MAX_BATCH = 100  # records per event backfill may send (tools/backfill/rules.MAX_BATCH; a tool: not imported)
-
-
-def check_batch(props: Mapping[str, Any], cfg: Config, largest: int = BACKFILL_MAX_BATCH) -> list[Finding]:
-    """Many records in one event (backfill sends up to 100): calls that cannot start in time are left to FC's
-    retry (paid once: they never start late), so the event needs more invocations than FC gives it."""
-    timeout = props.get("timeout")
-    if not isinstance(timeout, int) or isinstance(timeout, bool):
-        return []  # check_timeout says so
-    retries = (props.get("asyncInvokeConfig") or {}).get("maxAsyncRetryAttempts", 3)
-    tries = 1 + (retries if isinstance(retries, int) else 3)
-    per = calls_per_invocation(cfg, timeout)
-    if per == 0:
-        return [Finding("error", "batch", f"timeout {timeout} s leaves no time to start one OCR call (its worst case "
-                        f"{(cfg.ocr_connect_timeout_ms + cfg.ocr_read_timeout_ms) / 1000:g} s plus "
-                        f"{SAFETY_MARGIN_S:g} s to store it): every record would wait for FC's retry forever",
-                        "raise timeout, or lower OCR_CONNECT_TIMEOUT_MS / OCR_READ_TIMEOUT_MS")]
-    needed = invocations_for(largest, cfg, timeout) or 0
-    how = (f"one invocation starts at most {per} OCR calls (OCR_QPS {cfg.ocr_qps:g} over the "
-           f"{call_window_s(cfg, timeout):g} s a call may still start in)")
-    if needed > tries:
-        return [Finding("error", "batch", f"an event of {largest} records (the most backfill sends) needs {needed} "
-                        f"invocations: {how}, and FC tries {tries} times; the rest would end on the failure "
-                        "topic", f"keep backfill --batch <= {per * tries}, or raise timeout or OCR_QPS")]
-    if needed > 1:
-        return [ok("batch", f"{how}: an event of {largest} records takes {needed} invocations (FC tries {tries} "
-                   f"times; records without time left are retried, never paid twice); --batch {per} fits one")]
-    return [ok("batch", f"{how}: an event of {largest} records fits one invocation")]
 
 
 def check_signed_url_lifetime(cfg: Config) -> list[Finding]:

@@ -10,8 +10,7 @@ from collections.abc import Callable, Mapping
 from permit_ocr.config import Config, load_config
 from permit_ocr.errors import StepError
 from permit_ocr.preflight import claim_buckets, versioning_problem
-
-from .checks import Finding, ok
+from permit_ocr_local.fcruntime.deployment import Finding, ok
 
 # what the machine running check-config says about where OSS is (the stack's exports, or a real region's)
 WHERE: tuple[str, ...] = ("OSS_ENDPOINT", "OSS_PUBLIC_ENDPOINT", "OSS_REGION")
