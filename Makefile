@@ -83,6 +83,7 @@ run: $(STAMP) fonts
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/windows.py
 
 bench-engine: $(STAMP) fonts
 	$(PY) bench/bench_engine.py $(ARGS)
