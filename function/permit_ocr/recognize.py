@@ -176,14 +176,17 @@ class Recognizer:
         started = time.monotonic()
         attempt = 0
         worst = self.worst_call_s()
+        last: OcrFailure | None = None
         while True:
             attempt += 1
             wait = self.limiter.try_reserve(budget.latest_start(worst))
             if wait is not None and wait:
                 time.sleep(wait)
             if wait is None or not budget.cover(worst):
+                if last is not None:  # the failure that made a retry necessary says more than the clock
+                    raise last
                 raise OcrFailure("NoTimeLeft", "not enough time left to make the call safely; FC's retry will",
-                                 transient=True, attempts=attempt - 1, paid=attempt > 1)
+                                 transient=True, attempts=0, paid=False)
             try:
                 request_id, raw = self._call_once(url, body)
             except Exception as exc:  # the SDK raises its own hierarchy; classify() reads it
@@ -200,6 +203,7 @@ class Recognizer:
             pause = failure.retry_after_s or backoff_s(attempt, self._rng)
             if time.monotonic() + pause > budget.latest_start(worst):
                 raise failure  # still transient: the caller decides (raise so FC retries later)
+            last = failure
             time.sleep(pause)
 
 
