@@ -185,6 +185,10 @@ class App:
                 prepared, claim)
         if prepared.verdict is not None:  # the precheck's verdict on these bytes: recorded, never paid for
             return self._failed(ref, prepared.verdict, run, prepared, claim)
+        if prepared.info is not None and prepared.info.convert:  # HEIC, PDF, too large, turned...: converted first
+            from .pages import recognize_converted  # its libraries load only for an upload that needs them
+
+            return recognize_converted(self, ref, prepared, claim, run)
         return self._recognize_and_deliver(ref, prepared, claim, run)
 
     def _fresh(self, prepared: Prepared) -> bool:
