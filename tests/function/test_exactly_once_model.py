@@ -463,7 +463,7 @@ class ExactlyOnce(RuleBasedStateMachine):
         self._apply_policy()
         for _ in range(4):  # FC's retries (and a backfill of what a user deleted), further apart than claims live
             self.world.clock[0] += 10 * FUNCTION_TIMEOUT_S
-            owed = [e for e in self.events if e.owed]
+            owed = [e for e in self.events if e.owed] or self._backfill()
             if not owed:
                 break
             for ev in owed:
@@ -528,6 +528,22 @@ class ExactlyOnce(RuleBasedStateMachine):
     def _note(self, what: str, billed_before: int | None = None) -> None:
         paid = sum(self._billed().values()) - billed_before if billed_before is not None else 0
         self.trace.append(what + (f"  [+{paid} paid]" if paid else ""))
+
+    def _backfill(self) -> list[Event]:
+        """What `permit-ocr backfill` sends once FC is done: current versions without a final outcome, or whose
+        stored outcome still owes its message (a reviewer's save whose publish failed, say)."""
+        sent = []
+        for k in self.keys:
+            cur = self.current[k]
+            if cur is None:
+                continue
+            mine = [m for m in self._slots(k).values() if m and m[META_ETAG] == cur.etag]
+            if not mine or any(m.get(META_PENDING) or m[META_KIND] == KIND_ERROR_RETRYING for m in mine):
+                ev = Event(cur)
+                self.events.append(ev)
+                sent.append(ev)
+        self._note(f"backfill({[e.version.key[1] for e in sent]})")
+        return sent
 
     def _start_slow(self, ev: Event, release: threading.Event, entered: threading.Event, kind: str) -> None:
         thread = threading.Thread(target=self._invoke, args=(self._app(), ev, "plain"))
