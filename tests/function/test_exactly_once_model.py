@@ -321,13 +321,10 @@ class ExactlyOnce(RuleBasedStateMachine):
         faults = self.world.faults
         rule_id = faults.add_rule({"service": "oss", "status": 503, "code": "ServiceUnavailable", "for_s": 1.0,
                                    "start_on": {"service": "ocr"}}, first=True)
-        kept = len(app.unsaved)
         try:
-            self._invoke(app, ev, "plain")
+            self._invoke(app, ev, "plain")  # counts the answer kept in memory, if it was
         finally:
             faults.remove_rule(rule_id)
-        if len(app.unsaved) > kept:  # the next attempt on the other instance pays again
-            self.memory_window[ev.version.key] += 1
 
     @rule(i=st.integers(0, 1), deny=st.booleans())
     def permission_changes(self, i: int, deny: bool) -> None:
@@ -512,9 +509,12 @@ class ExactlyOnce(RuleBasedStateMachine):
         ctx = FcContext(request_id=request_id, function=FunctionMeta(timeout=FUNCTION_TIMEOUT_S))
         before = sum(self._billed().values())
         who = f"app{self.apps.index(app)}" if app in self.apps else f"app@{id(app) % 1000}"
+        kept = len(app.unsaved)
         try:
             out = app.handle(orjson.dumps(event), ctx)
         except (RetryLater, Crash) as exc:
+            if len(app.unsaved) > kept:  # OSS would not take the answer: an attempt elsewhere pays again
+                self.memory_window[ev.version.key] += 1
             ev.owed = True  # FC retries a failed invocation, same request id
             got = [(o["status"], o["code"]) for o in exc.summary["outcomes"]] if isinstance(exc, RetryLater) \
                 else "crash"
