@@ -76,7 +76,10 @@ OTHER_BUCKET, SHARED_BUCKET = "permit-ocr-other", "permit-ocr-shared"
 Key = tuple[str, str]  # (bucket, key)
 ONE_BUCKET: tuple[Key, ...] = ((DEFAULT_BUCKET, "a.png"), (DEFAULT_BUCKET, "b c+d.png"))  # raw and encoded forms
 TWO_BUCKETS: tuple[Key, ...] = ((DEFAULT_BUCKET, "a.png"), (OTHER_BUCKET, "a.png"))  # the same key in two buckets
-FUNCTION_TIMEOUT_S = 30
+FUNCTION_TIMEOUT_S = 300
+# a held OCR call waits at most 30 s in the gate: the client must not give up first (a call our side abandons while
+# the service completes it is billed twice — a documented window this model does not play)
+READ_TIMEOUT_MS = "60000"
 LIFECYCLE_DAYS = 31
 
 
@@ -620,7 +623,8 @@ def test_every_current_version_ends_with_exactly_one_outcome_paid_once(
     monkeypatch.setattr(fence_module, "MAX_WRITE_TRIES", 2)  # faults reach the failure paths, and stay quick
     monkeypatch.setattr(sinks_module, "PUBLISH_ATTEMPTS", 1)
     extra, keys = CONFIGS[config]
-    env = {**world.stack.env(), "SOURCE_BUCKETS": DEFAULT_BUCKET, "OCR_MAX_ATTEMPTS": "1", "WORKERS": "1", **extra}
+    env = {**world.stack.env(), "SOURCE_BUCKETS": DEFAULT_BUCKET, "OCR_MAX_ATTEMPTS": "1", "WORKERS": "1",
+           "OCR_READ_TIMEOUT_MS": READ_TIMEOUT_MS, **extra}
     machine = type("Model", (ExactlyOnce,), {"world": world, "env": env, "keys": keys})
     run_state_machine_as_test(machine, settings=settings(
         max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
