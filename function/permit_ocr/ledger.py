@@ -192,7 +192,8 @@ class Ledger:
         """Claim the version for this attempt until ``expires_at`` (wall clock), or say why not. ``fresh``: the
         version was uploaded within FRESH_VERSION_S, so a missing gen 0 proves it was never taken. ``rewrite``: a
         second writer (the review page's save, a tidy-up beside the outcome) claims a version whose outcome is
-        stored; a live holder whose own request stored it, settled, writes nothing more and does not defer it.
+        stored. A live holder whose own request stored the final outcome, settled, writes nothing more, so neither
+        a second writer nor an operator's replay waits for its claim to run out.
         StorageError propagates ("cannot tell" is not "absent")."""
         now = self._clock()
         mine = Holder(secrets.token_hex(8), request_id, expires_at, RUNNING)
@@ -216,7 +217,7 @@ class Ledger:
             if settles(found, request_id, replay) and not rewrite:
                 assert found is not None
                 return Done(found)
-            if held is not None and held.live(now) and not (rewrite and _finished(held, found)):
+            if held is not None and held.live(now) and not ((rewrite or replay) and _finished(held, found)):
                 return Defer(held)
         raise StorageError("TooManyGenerations", "the version's marker chain is exhausted", 409, None)
 

@@ -117,3 +117,20 @@ def test_ctrl_c_in_invoke_releases_the_claim_so_the_next_invoke_recognizes_the_i
         assert again.returncode == 0, again.stderr  # not exit 3 with ClaimHeld until the claim expires
         assert json.loads(again.stdout)["counts"] == {"result": 1}
         assert again.stderr == ""  # a result: nothing to explain, and the function's log lines stay out of the way
+
+
+def test_ctrl_c_while_a_detached_stack_loads_its_models_stops_that_stack_in_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    code, out, err = ctrl_c([*CLI, "stack", "--root", str(root), "--detach"], delay=1.0)  # the engine: ~5 s
+    assert code == 130 and out == ""  # no exports for an eval to pick up
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("permit-ocr: starting the stack; loading the OCR engine's models")
+    assert lines[1:] == ["permit-ocr stack: interrupted; stopped the stack that was starting"]
+    stop = subprocess.run([*CLI, "stack", "--root", str(root), "--stop"], capture_output=True, text=True, timeout=60)
+    assert "no stack is serving" in stop.stderr  # nothing left running in the background
+
+
+def test_ctrl_c_in_recognize_is_one_line(tmp_path: Path) -> None:
+    code, out, err = ctrl_c([*CLI, "recognize", str(REPO / "samples" / "hk-clean.jpg")], delay=2.0)
+    assert code == 130 and out == ""
+    assert_one_line(err, "permit-ocr recognize: interrupted")

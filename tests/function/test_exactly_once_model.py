@@ -76,7 +76,10 @@ OTHER_BUCKET, SHARED_BUCKET = "permit-ocr-other", "permit-ocr-shared"
 Key = tuple[str, str]  # (bucket, key)
 ONE_BUCKET: tuple[Key, ...] = ((DEFAULT_BUCKET, "a.png"), (DEFAULT_BUCKET, "b c+d.png"))  # raw and encoded forms
 TWO_BUCKETS: tuple[Key, ...] = ((DEFAULT_BUCKET, "a.png"), (OTHER_BUCKET, "a.png"))  # the same key in two buckets
-FUNCTION_TIMEOUT_S = 30
+FUNCTION_TIMEOUT_S = 300
+# a held OCR call waits at most 30 s in the gate: the client must not give up first (a call our side abandons while
+# the service completes it is billed twice — a documented window this model does not play)
+READ_TIMEOUT_MS = "60000"
 LIFECYCLE_DAYS = 31
 
 
@@ -321,13 +324,10 @@ class ExactlyOnce(RuleBasedStateMachine):
         faults = self.world.faults
         rule_id = faults.add_rule({"service": "oss", "status": 503, "code": "ServiceUnavailable", "for_s": 1.0,
                                    "start_on": {"service": "ocr"}}, first=True)
-        kept = len(app.unsaved)
         try:
-            self._invoke(app, ev, "plain")
+            self._invoke(app, ev, "plain")  # counts the answer kept in memory, if it was
         finally:
             faults.remove_rule(rule_id)
-        if len(app.unsaved) > kept:  # the next attempt on the other instance pays again
-            self.memory_window[ev.version.key] += 1
 
     @rule(i=st.integers(0, 1), deny=st.booleans())
     def permission_changes(self, i: int, deny: bool) -> None:
@@ -463,7 +463,7 @@ class ExactlyOnce(RuleBasedStateMachine):
         self._apply_policy()
         for _ in range(4):  # FC's retries (and a backfill of what a user deleted), further apart than claims live
             self.world.clock[0] += 10 * FUNCTION_TIMEOUT_S
-            owed = [e for e in self.events if e.owed]
+            owed = [e for e in self.events if e.owed] or self._backfill()
             if not owed:
                 break
             for ev in owed:
@@ -512,9 +512,12 @@ class ExactlyOnce(RuleBasedStateMachine):
         ctx = FcContext(request_id=request_id, function=FunctionMeta(timeout=FUNCTION_TIMEOUT_S))
         before = sum(self._billed().values())
         who = f"app{self.apps.index(app)}" if app in self.apps else f"app@{id(app) % 1000}"
+        kept = len(app.unsaved)
         try:
             out = app.handle(orjson.dumps(event), ctx)
         except (RetryLater, Crash) as exc:
+            if len(app.unsaved) > kept:  # OSS would not take the answer: an attempt elsewhere pays again
+                self.memory_window[ev.version.key] += 1
             ev.owed = True  # FC retries a failed invocation, same request id
             got = [(o["status"], o["code"]) for o in exc.summary["outcomes"]] if isinstance(exc, RetryLater) \
                 else "crash"
@@ -528,6 +531,22 @@ class ExactlyOnce(RuleBasedStateMachine):
     def _note(self, what: str, billed_before: int | None = None) -> None:
         paid = sum(self._billed().values()) - billed_before if billed_before is not None else 0
         self.trace.append(what + (f"  [+{paid} paid]" if paid else ""))
+
+    def _backfill(self) -> list[Event]:
+        """What `permit-ocr backfill` sends once FC is done: current versions without a final outcome, or whose
+        stored outcome still owes its message (a reviewer's save whose publish failed, say)."""
+        sent = []
+        for k in self.keys:
+            cur = self.current[k]
+            if cur is None:
+                continue
+            mine = [m for m in self._slots(k).values() if m and m[META_ETAG] == cur.etag]
+            if not mine or any(m.get(META_PENDING) or m[META_KIND] == KIND_ERROR_RETRYING for m in mine):
+                ev = Event(cur)
+                self.events.append(ev)
+                sent.append(ev)
+        self._note(f"backfill({[e.version.key[1] for e in sent]})")
+        return sent
 
     def _start_slow(self, ev: Event, release: threading.Event, entered: threading.Event, kind: str) -> None:
         thread = threading.Thread(target=self._invoke, args=(self._app(), ev, "plain"))
@@ -604,7 +623,8 @@ def test_every_current_version_ends_with_exactly_one_outcome_paid_once(
     monkeypatch.setattr(fence_module, "MAX_WRITE_TRIES", 2)  # faults reach the failure paths, and stay quick
     monkeypatch.setattr(sinks_module, "PUBLISH_ATTEMPTS", 1)
     extra, keys = CONFIGS[config]
-    env = {**world.stack.env(), "SOURCE_BUCKETS": DEFAULT_BUCKET, "OCR_MAX_ATTEMPTS": "1", "WORKERS": "1", **extra}
+    env = {**world.stack.env(), "SOURCE_BUCKETS": DEFAULT_BUCKET, "OCR_MAX_ATTEMPTS": "1", "WORKERS": "1",
+           "OCR_READ_TIMEOUT_MS": READ_TIMEOUT_MS, **extra}
     machine = type("Model", (ExactlyOnce,), {"world": world, "env": env, "keys": keys})
     run_state_machine_as_test(machine, settings=settings(
         max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,

@@ -384,3 +384,20 @@ def test_a_claim_whose_attempt_ended_is_no_longer_held_by_the_process(storage: S
     gc.collect()
     assert ledger.release_held() == 0
     assert marker(bucket, 0)["state"] == RUNNING  # its marker stays as the attempt left it
+
+
+def test_a_replay_takes_over_at_once_from_a_live_holder_that_stored_its_verdict(
+        ledger: Ledger, outputs: Outputs, storage: Storage, bucket: Bucket) -> None:
+    first = begin(ledger, outputs, "req-1")
+    assert isinstance(first, Ticket)
+    store_outcome(storage, bucket, outputs.error_key, KIND_ERROR, request_id="req-1")  # the verdict, settled
+    assert isinstance(begin(ledger, outputs, "req-2"), Done)  # an ordinary redelivery: done
+    replay = begin(ledger, outputs, "replay-1", replay=True)  # the operator asks again: no wait for the claim
+    assert isinstance(replay, Ticket) and replay.key.endswith(".1")
+
+
+def test_a_replay_still_waits_for_a_live_holder_that_has_not_finished(
+        ledger: Ledger, outputs: Outputs, storage: Storage, bucket: Bucket) -> None:
+    assert isinstance(begin(ledger, outputs, "req-1"), Ticket)
+    store_outcome(storage, bucket, outputs.error_key, KIND_ERROR, request_id="req-0")  # an older attempt's verdict
+    assert isinstance(begin(ledger, outputs, "replay-1", replay=True), Defer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,15 @@ def annotated_path(out: Path, index: int, count: int) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # one line; os._exit: the engine's native threads abort an ordinary shutdown
+        sys.stdout.flush()
+        print("permit-ocr recognize: interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
+
+
+def _run(args: argparse.Namespace) -> int:
     from permit_ocr_local.engine import Engine, EngineError
     from permit_ocr_local.engine.annotate import annotate, output_format
 

@@ -201,6 +201,16 @@ def _detach(args: argparse.Namespace, state: Path) -> int:
         with open(os.devnull, "w") as sink:
             code = _serve(args, state, announce=sink)
         os._exit(code)
+    try:
+        return _await_exports(pid, state)
+    except KeyboardInterrupt:  # the exports never came: stop the stack that was starting, in one line
+        _end(pid)
+        print("permit-ocr stack: interrupted; stopped the stack that was starting", file=sys.stderr)
+        return 130
+
+
+def _await_exports(pid: int, state: Path) -> int:
+    env_file = state / "env.sh"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if env_file.exists() and env_file.stat().st_size:
@@ -210,9 +220,20 @@ def _detach(args: argparse.Namespace, state: Path) -> int:
             print(f"permit-ocr: the stack failed to start; see {state / 'stack.log'}", file=sys.stderr)
             return 1
         time.sleep(0.05)
-    print(f"permit-ocr: the stack did not start within {START_TIMEOUT_S} s; see {state / 'stack.log'}",
+    _end(pid)
+    print(f"permit-ocr: the stack did not start within {START_TIMEOUT_S} s (stopped it); see {state / 'stack.log'}",
           file=sys.stderr)
     return 1
+
+
+def _end(pid: int, wait_s: float = 30) -> None:
+    """SIGTERM the stack process and reap it (it stops its servers and removes its pid file first)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave it half-stopped
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and not os.waitpid(pid, os.WNOHANG)[0]:
+        time.sleep(0.05)
 
 
 def _stop(state: Path) -> int:

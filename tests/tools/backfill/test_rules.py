@@ -365,3 +365,19 @@ def test_a_claim_held_longer_than_any_function_timeout_is_not_waited_for_and_not
                         sleep=lambda s: pytest.fail("must not wait an hour"), say=said.append)
     assert replayer.item("c", "bkt", "p.png", "E").skip == "skipped_held"
     assert "not sent" in said[0] and "run again after" in said[0]
+
+
+def test_replay_does_not_wait_for_a_claim_whose_holder_stored_the_verdict_it_asks_about_again() -> None:
+    # the function lets a replay take over from a live holder that stored this very verdict, settled: it writes
+    # nothing more (ledger.begin), so waiting for its claim to run out only costs the operator time
+    from permit_ocr.layout import META_REQUEST, marker_key
+    from permit_ocr.ledger import RUNNING, Holder, marker_body
+
+    verdict = head("E", "error")
+    verdict = ObjectHead(verdict.etag, verdict.size, {**verdict.metadata, META_REQUEST: "verdict"})
+    marker = marker_body("E", Holder("t", "verdict", 1095.0, RUNNING), 1000.0)
+    world = WithMarkers({"p.png": ObjectHead("E", 1, {}), "p.png.error.json": verdict},
+                        {marker_key("bkt", "p.png", "E", 0): marker})
+    replayer = Replayer(BESIDE, world.head, world.read, include_permanent=True, clock=lambda: 1000.0,
+                        sleep=lambda s: pytest.fail("the holder is done: no wait"), say=lambda line: None)
+    assert replayer.item("c", "bkt", "p.png", "E").upload is not None

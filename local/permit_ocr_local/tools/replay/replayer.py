@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from permit_ocr.config import Config
-from permit_ocr.layout import etag_form, marker_key, outputs_for
+from permit_ocr.layout import META_REQUEST, etag_form, marker_key, outputs_for
 from permit_ocr.ledger import CLOCK_SKEW_S, MAX_GENERATIONS, parse_holder
 from permit_ocr.sinks import existing_outcome
 from permit_ocr_local.fcruntime.context import Upload
@@ -39,7 +39,7 @@ class Replayer:
     say: Callable[[str], None] = lambda line: print(f"permit-ocr replay: {line}", file=sys.stderr, flush=True)
     max_wait_s: float = MAX_CLAIM_WAIT_S
 
-    def held_until(self, bucket: str, key: str, etag: str) -> float | None:
+    def held_until(self, bucket: str, key: str, etag: str, finished_by: str | None = None) -> float | None:
         """When the claim on this version expires, if an attempt still holds it (the function then answers a
         delivery ClaimHeld and FC's retries end on the failure topic: nothing replaced); None when free. A
         verdict's own claim is held for one call's worst case and the store budget after it was taken (a claim is
@@ -52,11 +52,14 @@ class Replayer:
                 break
             holder = parse_holder(raw)
         now = self.clock()
-        return holder.expires_at + CLOCK_SKEW_S if holder is not None and holder.live(now) else None
+        if holder is None or not holder.live(now) or (finished_by and holder.request_id == finished_by):
+            return None  # free; or its holder stored this verdict and writes nothing more: a replay takes over
+        return holder.expires_at + CLOCK_SKEW_S
 
-    def _wait_for_claim(self, cursor: str, bucket: str, key: str, etag: str) -> Item | None:
+    def _wait_for_claim(self, cursor: str, bucket: str, key: str, etag: str,
+                        finished_by: str | None = None) -> Item | None:
         """Wait until the version's claim expires (at most ``max_wait_s``), saying so; an Item skip when longer."""
-        until = self.held_until(bucket, key, etag)
+        until = self.held_until(bucket, key, etag, finished_by)
         if until is None:
             return None
         left = until - self.clock()
@@ -96,7 +99,9 @@ class Replayer:
                     return Item(cursor, skip="skipped_replaced")
             if code not in self.codes:
                 return Item(cursor, skip="skipped_code")
-        held = self._wait_for_claim(cursor, bucket, key, etag_form(current.etag) or current.etag)
+        verdict = error if error is not None and existing_outcome(error, current.etag) == "done" else None
+        writer = verdict.metadata.get(META_REQUEST) if verdict is not None else None
+        held = self._wait_for_claim(cursor, bucket, key, etag_form(current.etag) or current.etag, writer)
         if held is not None:
             return held
         self.seen.add(ident)

@@ -29,6 +29,7 @@ import orjson
 
 from permit_ocr.config import Config
 from permit_ocr.credentials import Credentials
+from permit_ocr.document import encode
 from permit_ocr.errors import SinkError, StorageError
 from permit_ocr.fence import Fence, Fenced
 from permit_ocr.layout import (
@@ -226,7 +227,7 @@ class ReviewStore:
         """Write the reviewed result in place (fenced: still the shown result of the current image), publish,
         settle (fenced again: a slow publish never lets this save overwrite a newer version's result)."""
         out = outputs_for(self.cfg, item.image_bucket, item.image_key)
-        key, body = item.result_key, orjson.dumps(doc)
+        key, body = item.result_key, encode(doc)
         try:
             etag, _ = self._fence.put(ticket, item.image_bucket, item.image_key, out, key, body, JSON_TYPE,
                                       _meta(item.source_etag, pending=self.publishes), {key: shown_etag})
