@@ -22,7 +22,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from . import guards, log, preflight
@@ -36,6 +35,7 @@ from .events import MalformedEvent, ObjectRef, parse_event
 from .fence import stored_outcome
 from .ledger import FRESH_VERSION_S, Defer, Done, Ledger, Ticket
 from .ledger import SUPERSEDED as CLAIM_SUPERSEDED
+from .outcome import Outcome
 from .recognize import OcrResult, Recognizer
 from .sinks import Delivered, Sinks
 from .source import GONE, SUPERSEDED, Prepared, key_candidates, prepare, read_pinned
@@ -51,17 +51,6 @@ class RetryLater(RuntimeError):
     def __init__(self, message: str, summary: dict[str, Any]) -> None:
         super().__init__(message)
         self.summary = summary
-
-
-@dataclass(frozen=True)
-class Outcome:
-    bucket: str
-    key: str
-    status: str  # result | error | retrying | duplicate | redelivered | skipped | rejected
-    code: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "key": self.key, "status": self.status, "code": self.code}
 
 
 class App:

@@ -24,24 +24,57 @@ import copy
 import dataclasses
 import datetime
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import orjson
 
 from . import convert, pdf
+from .answers import Unsaved
 from .budget import SAFETY_MARGIN_S, Invocation
+from .config import Config
 from .document import pages_document
 from .errors import StepError
 from .events import ObjectRef
 from .fence import stored_outcome
 from .layout import KIND_ERROR, page_stem
 from .ledger import SUPERSEDED as CLAIM_SUPERSEDED
-from .ledger import Defer, Done, Ticket
+from .ledger import Defer, Done, Ledger, Ticket
+from .outcome import Outcome
+from .recognize import Recognizer
+from .sinks import Delivered, Sinks
 from .source import SUPERSEDED, Prepared, read_pinned
+from .storage import Storage
 
-if TYPE_CHECKING:
-    from .answers import Unsaved
-    from .handler import App, Outcome
+
+class App(Protocol):
+    """What this module uses of handler.App (the handler imports this module, so not the other way round)."""
+
+    cfg: Config
+    storage: Storage
+    ledger: Ledger
+    recognizer: Recognizer
+    sinks: Sinks
+    unsaved: Unsaved[Any]
+    clock: Callable[[], float]
+    _environ: Mapping[str, str]
+
+    def _failed(self, ref: ObjectRef, err: StepError, run: Invocation, prepared: Prepared | None,
+                ticket: Ticket) -> Outcome: ...
+
+    def _recognize_and_deliver(self, ref: ObjectRef, prepared: Prepared, ticket: Ticket,
+                               run: Invocation) -> Outcome: ...
+
+    def _settled(self, ref: ObjectRef, key: str, ticket: Ticket, delivered: Delivered, status: str,
+                 code: str | None) -> Outcome: ...
+
+    def _redeliver(self, ref: ObjectRef, key: str, ticket: Ticket) -> Outcome: ...
+
+    def _fresh(self, prepared: Prepared) -> bool: ...
+
+    def _claim_ttl_s(self, run: Invocation) -> float: ...
+
+    def _still_current(self, bucket: str, key: str, claim: Ticket) -> bool: ...
 
 
 def recognize_converted(app: App, ref: ObjectRef, prepared: Prepared, ticket: Ticket, run: Invocation) -> Outcome:
@@ -64,8 +97,6 @@ def recognize_converted(app: App, ref: ObjectRef, prepared: Prepared, ticket: Ti
 
 
 def _pdf(app: App, ref: ObjectRef, prepared: Prepared, data: bytes, ticket: Ticket, run: Invocation) -> Outcome:
-    from .handler import Outcome
-
     doc = pdf.open_pdf(data, app.cfg.pdf_max_pages)  # ConvertError: recorded as the key's outcome, nothing paid
     summaries: list[dict[str, Any]] = []
     for page in range(1, len(doc) + 1):
@@ -101,8 +132,6 @@ def _page(app: App, ref: ObjectRef, prepared: Prepared, doc: Any, page: int,
           run: Invocation) -> dict[str, Any] | Outcome:
     """Page ``page``'s outcome (stored now or earlier) as the index lists it, or the Outcome that stops the PDF
     for now (its claim held elsewhere, no time, a transient failure, the PDF overwritten)."""
-    from .handler import Outcome
-
     view = _for_page(app, page)
     out = view.sinks.outputs(ref.bucket, prepared.key)
     try:
@@ -151,8 +180,6 @@ def _page(app: App, ref: ObjectRef, prepared: Prepared, doc: Any, page: int,
 
 def _stored_summary(app: App, bucket: str, key: str, page: int) -> dict[str, Any] | Outcome:
     """What the index says of a page whose outcome an earlier attempt stored (read back: one GET)."""
-    from .handler import Outcome
-
     try:
         doc = orjson.loads(app.storage.read_all(bucket, key).data)
     except (StepError, orjson.JSONDecodeError) as err:
