@@ -227,7 +227,8 @@ def bench_rss(stack: m.StackProcess, tmp: Path, n: int, rows: list[Row]) -> None
 # --- conversions (issue 23) ------------------------------------------------------------------------------------
 
 def conversion_inputs(tmp: Path) -> dict[str, Path]:
-    """A 12 MB JPEG (4800 px, noise), a 12 MP HEIC photo and the 2-page PDF scan (samples/)."""
+    """A 12 MB JPEG (4800 px, noise), a 12 MP HEIC photo, the 2-page PDF scan (samples/) and a 9000 x 1400 px PNG
+    (a permit on a wide scan: Pillow would hold 50 MB of it whole; png.py reads it in strips)."""
     import io
 
     from PIL import Image
@@ -240,8 +241,13 @@ def conversion_inputs(tmp: Path) -> dict[str, Path]:
     big = Image.blend(big, Image.effect_noise(big.size, 40).convert("RGB"), 0.12)
     jpeg = io.BytesIO()
     big.save(jpeg, "JPEG", quality=100, subsampling=0)
-    paths = {"12 MB JPEG": tmp / "big.jpg", "12 MP HEIC": tmp / "photo.heic", "2-page PDF": tmp / "scan.pdf"}
+    wide = Image.new("RGB", (9000, 1400), (235, 235, 230))
+    with Image.open(io.BytesIO(image)) as im:
+        wide.paste(im.convert("RGB").resize((1800, round(1800 * im.height / im.width))), (3000, 60))
+    paths = {"12 MB JPEG": tmp / "big.jpg", "12 MP HEIC": tmp / "photo.heic", "2-page PDF": tmp / "scan.pdf",
+             "9000 px PNG": tmp / "wide.png"}
     paths["12 MB JPEG"].write_bytes(jpeg.getvalue())
+    wide.save(paths["9000 px PNG"], "PNG")
     paths["12 MP HEIC"].write_bytes(formats.heic_photo(image))
     paths["2-page PDF"].write_bytes((m.REPO / "samples" / "two-permits-scan.pdf").read_bytes())
     return paths
@@ -384,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             warm = bench_warm(stack, tmp, warm_n, rows)
             stage("peak memory")
             bench_rss(stack, tmp, rss_n, rows)
-            stage("conversions (12 MB JPEG, 12 MP HEIC, 2-page PDF)")
+            stage("conversions (12 MB JPEG, 12 MP HEIC, 2-page PDF, 9000 px PNG)")
             bench_conversions(stack, tmp, rss_n, rows)
             stage("pool throughput")
             bench_throughput(stack, tmp, tp_runs, 50, 0.05, rows)

@@ -10,12 +10,14 @@ and this module (and Pillow, pi-heif, pypdfium2) is never imported for it. What 
   kept at MIN_SIDE_KEPT or more where the upload has it;
 - an EXIF/TIFF orientation applied, CMYK and 16-bit samples made 8-bit RGB, transparency laid on white, the
   first frame of an animation or a multi-page TIFF taken.
-The result is always a JPEG (quality 90). Memory is planned before anything is decoded: FC's memorySize
-(FC_FUNCTION_MEMORY_SIZE, 128 MB when unset) less the function's own footprint bounds the decoded pixels, and a
-JPEG or HEIC photo is decoded smaller (libjpeg's DCT scaling, tile by tile) until it fits. What cannot fit is
-refused before decoding (``notEnoughMemory``, not a verdict on the image: a larger memorySize reads it), never
-left to the OOM killer, which would leave the upload without an outcome. One conversion runs at a time per
-instance (a lock), because the WORKERS threads of a backfill event share one instance's memory.
+The result is always a JPEG (quality 90). Memory is planned before anything is read or decoded: FC's memorySize
+(FC_FUNCTION_MEMORY_SIZE, 128 MB when unset) less the function's own footprint and the upload's own bytes bounds
+the decoded pixels, and a JPEG, PNG or HEIC photo is decoded smaller (libjpeg's DCT scaling, a PNG a strip of
+rows at a time (png.py), a HEIC tile by tile) until it fits. What cannot fit, an upload too large even to read
+whole among them, is refused before reading or decoding (``notEnoughMemory``, not a verdict on the image: a
+larger memorySize reads it), never left to the OOM killer, which would leave the upload without an outcome.
+One conversion runs at a time per instance (a lock), because the WORKERS threads of a backfill event share one
+instance's memory.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ FOOTPRINT_MB = 80  # the function's RSS with the SDKs and the conversion librari
 MARGIN_MB = 10  # allocator slack, the JPEG encoder's buffers, the upload's own bytes
 WORKING_COPIES = 2.2  # Pillow keeps 4 bytes a pixel; a turn or a shrink holds a second copy while it runs
 HEIF_WHOLE_BYTES_PER_PX = 7.5  # libheif holds YCbCr and RGB of a whole non-grid picture at once (measured)
+# the upload's own bytes are in memory too: twice while the OSS SDK reads them (it joins the body's chunks:
+# +81 MB for a 41 MB object, measured), once while a raster or PDF converts, about three times while a HEIC's
+# tiles decode (the file patched for each tile, and libheif's own copy of it)
+READ_COPIES, HEIF_COPIES = 2, 3
 # orientation tag -> (degrees turned clockwise to stand upright, mirrored)
 ORIENTATIONS = {1: (0, False), 2: (0, True), 3: (180, False), 4: (180, True), 5: (90, True), 6: (90, False),
                 7: (270, True), 8: (270, False)}
@@ -78,12 +84,20 @@ def memory_mb(environ: Mapping[str, str] = os.environ) -> int:
         return DEFAULT_MEMORY_MB
 
 
-def budget_bytes(memory: int) -> int:
-    return max(0, memory - FOOTPRINT_MB - MARGIN_MB) * 2**20
+def budget_bytes(memory: int, held: int = 0) -> int:
+    """Bytes left for decoded pixels in ``memory`` MB while ``held`` bytes (the upload's) are in memory too."""
+    return max(0, (memory - FOOTPRINT_MB - MARGIN_MB) * 2**20 - held)
 
 
-def need_mb(pixels: float, per_px: float = 4 * WORKING_COPIES) -> float:
-    return FOOTPRINT_MB + MARGIN_MB + pixels * per_px / 2**20
+def need_mb(pixels: float, per_px: float = 4 * WORKING_COPIES, held: int = 0) -> float:
+    return FOOTPRINT_MB + MARGIN_MB + (pixels * per_px + held) / 2**20
+
+
+def check_read(size: int | None, memory: int) -> None:
+    """Before an upload is read whole to be converted: notEnoughMemory when even reading it would not fit (an
+    OOM kill would leave the upload without an outcome)."""
+    if size is not None and need_mb(0, held=READ_COPIES * size) > memory:
+        raise not_enough_memory(need_mb(0, held=READ_COPIES * size), memory)
 
 
 def fit(width: int, height: int, limit: int = OUT_MAX_SIDE) -> float:
@@ -122,13 +136,19 @@ def _open(data: bytes) -> Any:
 
 
 def _raster(data: bytes, info: ImageInfo, max_bytes: int, memory: int) -> Converted:
+    from . import png
+
     im = _open(data)
     width, height = im.size
-    scale = _decode_scale(im, width, height, memory)
+    strips = png.in_strips(im)
+    scale = _decode_scale(_decode_scales(im.format, strips), width, height, memory, len(data))
     if im.format == "JPEG" and scale < 1:
         im.draft("RGB" if im.mode != "L" else "L", (max(1, int(width * scale)), max(1, int(height * scale))))
     orientation = _orientation(im, info)
     try:
+        if strips:
+            return _finish(png.decode(im, data, round(1 / scale), _plain), info, width, height, orientation,
+                           max_bytes)
         im.load()
         return _finish(_plain(im), info, width, height, orientation, max_bytes)
     except DECODE_ERRORS as exc:
@@ -136,14 +156,20 @@ def _raster(data: bytes, info: ImageInfo, max_bytes: int, memory: int) -> Conver
             from None
 
 
-def _decode_scale(im: Any, width: int, height: int, memory: int) -> float:
+def _decode_scales(image_format: str | None, strips: bool) -> tuple[float, ...]:
+    """The scales an image can be decoded at without holding it whole: libjpeg's 1/2, 1/4, 1/8 for a JPEG,
+    any 1/n up to 1/8 for a PNG read in strips (png.py); other formats only whole."""
+    if image_format == "JPEG":
+        return (1.0, 0.5, 0.25, 0.125)
+    return tuple(1 / n for n in range(1, 9)) if strips else (1.0,)
+
+
+def _decode_scale(scales: tuple[float, ...], width: int, height: int, memory: int, held: int) -> float:
     """How much smaller to decode: the smallest decode that still holds the output (never upscaled) and the
-    short side's MIN_SIDE_KEPT, among those that fit the memory. Only JPEG shrinks while decoding (libjpeg's
-    1/2, 1/4, 1/8); another format that does not fit whole is refused."""
-    scales = (1.0, 0.5, 0.25, 0.125) if im.format == "JPEG" else (1.0,)
-    fitting = [s for s in scales if width * height * s * s * 4 * WORKING_COPIES <= budget_bytes(memory)]
+    short side's MIN_SIDE_KEPT, among those that fit the memory beside ``held`` bytes; none: notEnoughMemory."""
+    fitting = [s for s in scales if width * height * s * s * 4 * WORKING_COPIES <= budget_bytes(memory, held)]
     if not fitting:
-        raise not_enough_memory(need_mb(width * height * scales[-1] ** 2), memory)
+        raise not_enough_memory(need_mb(width * height * scales[-1] ** 2, held=held), memory)
     short = min(width, height)
     good = [s for s in fitting if s >= fit(width, height) and short * s >= min(MIN_SIDE_KEPT, short)]
     return min(good) if good else max(fitting)
@@ -220,14 +246,14 @@ def _heif(data: bytes, info: ImageInfo, max_bytes: int, memory: int) -> Converte
     from PIL import Image
 
     tile_w, tile_h = -(-grid.width // grid.columns), -(-grid.height // grid.rows)
-    budget = budget_bytes(memory)
+    budget = budget_bytes(memory, HEIF_COPIES * len(data))
     wanted = fit(grid.width, grid.height)
     factor = 1
     while (grid.width // factor) * (grid.height // factor) * 4 * WORKING_COPIES > budget or (
             1 / (factor * 2) >= wanted and min(grid.width, grid.height) // (factor * 2) >= MIN_SIDE_KEPT):
         factor *= 2
         if factor > 8:
-            raise not_enough_memory(need_mb(grid.width * grid.height / 64), memory)
+            raise not_enough_memory(need_mb(grid.width * grid.height / 64, held=HEIF_COPIES * len(data)), memory)
     canvas = Image.new("RGB", (-(-tile_w * grid.columns // factor), -(-tile_h * grid.rows // factor)))
     try:
         for row, column, tile in heif.tiles(data, grid):
@@ -261,8 +287,9 @@ def _heif_whole(data: bytes, info: ImageInfo, max_bytes: int, memory: int) -> Co
     except DECODE_ERRORS as exc:
         raise ConvertError("unsupportedImageFormat", f"the HEIC/HEIF file could not be read ({type(exc).__name__})") \
             from None
-    if need_mb(width * height, HEIF_WHOLE_BYTES_PER_PX + 4) > memory:
-        raise not_enough_memory(need_mb(width * height, HEIF_WHOLE_BYTES_PER_PX + 4), memory)
+    need = need_mb(width * height, HEIF_WHOLE_BYTES_PER_PX + 4, held=HEIF_COPIES * len(data))
+    if need > memory:
+        raise not_enough_memory(need, memory)
     try:
         im = heif_file.to_pillow()  # libheif applied irot/imir itself
     except DECODE_ERRORS as exc:

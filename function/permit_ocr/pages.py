@@ -81,6 +81,8 @@ def recognize_converted(app: App, ref: ObjectRef, prepared: Prepared, ticket: Ti
     """The claim holder's work for an upload the precheck marked for conversion (``prepared.info.convert``)."""
     assert prepared.info is not None
     try:
+        if prepared.body is None:  # what even reading the upload would not fit in: notEnoughMemory, never an OOM kill
+            convert.check_read(prepared.size, convert.memory_mb(app._environ))
         data = prepared.body if prepared.body is not None else read_pinned(app.storage, ref.bucket, prepared)
         if prepared.info.format == "pdf":
             return _pdf(app, ref, prepared, data, ticket, run)
@@ -156,7 +158,7 @@ def _page(app: App, ref: ObjectRef, prepared: Prepared, doc: Any, page: int,
     try:
         assert prepared.info is not None
         converted = pdf.convert_page(doc, page, prepared.info, app.cfg.max_image_bytes,
-                                     convert.memory_mb(app._environ))
+                                     convert.memory_mb(app._environ), prepared.size or 0)
     except StepError as err:
         outcome = view._failed(ref, err.about(prepared.key, prepared.etag), run, before, claim)
     else:

@@ -41,8 +41,8 @@ def open_pdf(data: bytes, max_pages: int) -> Any:
     return doc
 
 
-def convert_page(doc: Any, page: int, info: ImageInfo, max_bytes: int, memory: int) -> Converted:
-    """Page ``page`` (1-based) as a JPEG OCR takes."""
+def convert_page(doc: Any, page: int, info: ImageInfo, max_bytes: int, memory: int, held: int) -> Converted:
+    """Page ``page`` (1-based) as a JPEG OCR takes, in ``memory`` MB beside the PDF's ``held`` bytes."""
     import pypdfium2 as pdfium
 
     with convert._one_at_a_time:
@@ -53,8 +53,8 @@ def convert_page(doc: Any, page: int, info: ImageInfo, max_bytes: int, memory: i
             extra = {"page": page, "pages": len(doc), "dpi": round(dpi)}
             scan = _scan(pdf_page, width_pt, height_pt)
             if scan is not None:
-                return _from_scan(scan, pdf_page, dpi, width_pt, info, max_bytes, memory, extra)
-            return _render(pdf_page, dpi, width_pt, height_pt, info, max_bytes, memory, extra)
+                return _from_scan(scan, pdf_page, dpi, width_pt, info, max_bytes, memory, held, extra)
+            return _render(pdf_page, dpi, width_pt, height_pt, info, max_bytes, memory, held, extra)
         except pdfium.PdfiumError:
             raise ConvertError("convertPDFToImgError", f"page {page} could not be rendered") from None
 
@@ -73,14 +73,16 @@ def _scan(page: Any, width_pt: float, height_pt: float) -> Any:
 
 
 def _from_scan(image: Any, page: Any, dpi: float, width_pt: float, info: ImageInfo, max_bytes: int, memory: int,
-               extra: dict[str, Any]) -> Converted:
-    im = convert._open(bytes(image.get_data(decode_simple=False)))
+               held: int, extra: dict[str, Any]) -> Converted:
+    picture = bytes(image.get_data(decode_simple=False))
+    held += len(picture)
+    im = convert._open(picture)
     width, height = im.size
     target = min(1.0, width_pt / 72 * dpi / width)  # the page at ``dpi``, from the picture's own pixels
     scales = [s for s in (1.0, 0.5, 0.25, 0.125)
-              if width * height * s * s * 4 * convert.WORKING_COPIES <= convert.budget_bytes(memory)]
+              if width * height * s * s * 4 * convert.WORKING_COPIES <= convert.budget_bytes(memory, held)]
     if not scales:
-        raise convert.not_enough_memory(convert.need_mb(width * height / 64), memory)
+        raise convert.not_enough_memory(convert.need_mb(width * height / 64, held=held), memory)
     scale = min((s for s in scales if s >= target), default=max(scales))
     if scale < 1:
         im.draft("RGB" if im.mode != "L" else "L", (max(1, int(width * scale)), max(1, int(height * scale))))
@@ -100,17 +102,17 @@ def _from_scan(image: Any, page: Any, dpi: float, width_pt: float, info: ImageIn
 
 
 def _render(page: Any, dpi: float, width_pt: float, height_pt: float, info: ImageInfo, max_bytes: int,
-            memory: int, extra: dict[str, Any]) -> Converted:
+            memory: int, held: int, extra: dict[str, Any]) -> Converted:
     import pypdfium2.raw as raw
 
     pictures = sum(w * h for w, h in (o.get_px_size() for o in page.get_objects(max_depth=15)
                                       if o.type == raw.FPDF_PAGEOBJ_IMAGE))
-    budget = convert.budget_bytes(memory)
+    budget = convert.budget_bytes(memory, held)
     while dpi > MIN_DPI and (width_pt * height_pt * (dpi / 72) ** 2 * (4 + 3) + pictures * 4) > budget:
         dpi = max(MIN_DPI, dpi * 0.8)
     pixels = width_pt * height_pt * (dpi / 72) ** 2
     if pixels * (4 + 3) + pictures * 4 > budget:
-        raise convert.not_enough_memory(convert.need_mb(pixels * 7 / 4 + pictures), memory)
+        raise convert.not_enough_memory(convert.need_mb(pixels * 7 / 4 + pictures, held=held), memory)
     bitmap = page.render(scale=dpi / 72, rev_byteorder=True, may_draw_forms=True)
     im = bitmap.to_pil()
     del bitmap

@@ -195,4 +195,4 @@ def _first_page_jpeg(apps: Callable[..., App], data: bytes) -> bytes:
 
     app = apps()
     info = check_limits(inspect(data), len(data), app.cfg.max_image_bytes, app.cfg.convert_max_bytes)
-    return pdf.convert_page(pdf.open_pdf(data, 10), 1, info, app.cfg.max_image_bytes, 128).body
+    return pdf.convert_page(pdf.open_pdf(data, 10), 1, info, app.cfg.max_image_bytes, 128, len(data)).body
