@@ -22,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _measure as m
+from conversions import conversion_inputs
 
 # --- the price table (FC 3.0 pay-as-you-go, list price of tier 1; plug your own) ---------------------------
 # Source: Alibaba Cloud, "Function Compute 3.0 > Pay-as-you-go" (alibabacloud.com/help/en/functioncompute/fc-3-0/
@@ -225,33 +226,6 @@ def bench_rss(stack: m.StackProcess, tmp: Path, n: int, rows: list[Row]) -> None
 
 
 # --- conversions (issue 23) ------------------------------------------------------------------------------------
-
-def conversion_inputs(tmp: Path) -> dict[str, Path]:
-    """A 12 MB JPEG (4800 px, noise), a 12 MP HEIC photo, the 2-page PDF scan (samples/) and a 9000 x 1400 px PNG
-    (a permit on a wide scan: Pillow would hold 50 MB of it whole; png.py reads it in strips)."""
-    import io
-
-    from PIL import Image
-
-    from permit_ocr_local.synth import formats, generate
-
-    image, _ = generate(20241207, "hk")
-    with Image.open(io.BytesIO(image)) as im:
-        big = im.convert("RGB").resize((4800, round(4800 * im.height / im.width)), Image.Resampling.BICUBIC)
-    big = Image.blend(big, Image.effect_noise(big.size, 40).convert("RGB"), 0.12)
-    jpeg = io.BytesIO()
-    big.save(jpeg, "JPEG", quality=100, subsampling=0)
-    wide = Image.new("RGB", (9000, 1400), (235, 235, 230))
-    with Image.open(io.BytesIO(image)) as im:
-        wide.paste(im.convert("RGB").resize((1800, round(1800 * im.height / im.width))), (3000, 60))
-    paths = {"12 MB JPEG": tmp / "big.jpg", "12 MP HEIC": tmp / "photo.heic", "2-page PDF": tmp / "scan.pdf",
-             "9000 px PNG": tmp / "wide.png"}
-    paths["12 MB JPEG"].write_bytes(jpeg.getvalue())
-    wide.save(paths["9000 px PNG"], "PNG")
-    paths["12 MP HEIC"].write_bytes(formats.heic_photo(image))
-    paths["2-page PDF"].write_bytes((m.REPO / "samples" / "two-permits-scan.pdf").read_bytes())
-    return paths
-
 
 def bench_conversions(stack: m.StackProcess, tmp: Path, n: int, rows: list[Row]) -> None:
     """One cold invocation per upload (initializer + handler), planned for FC's 128 MB, peak RSS from VmHWM."""
