@@ -104,11 +104,16 @@ def build_parser(argv: Sequence[str]) -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(args_in)
-    if not args_in:  # `permit-ocr` alone: what it can do, not "the following arguments are required"
-        parser.print_help()
-        return 2
-    args = parser.parse_args(args_in)
+    try:
+        parser = build_parser(args_in)  # imports the command's module: Ctrl-C may land here on a busy machine
+        if not args_in:  # `permit-ocr` alone: what it can do, not "the following arguments are required"
+            parser.print_help()
+            return 2
+        args = parser.parse_args(args_in)
+    except KeyboardInterrupt:  # before the command could take Ctrl-C over: still one line, nothing held yet
+        name = args_in[0] if args_in and args_in[0] in COMMANDS else ""
+        print(f"permit-ocr{' ' + name if name else ''}: interrupted", file=sys.stderr, flush=True)
+        return 130
     result = args.func(args)
     return int(result or 0)
 
