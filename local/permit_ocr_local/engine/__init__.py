@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import confidence, face, geometry, layout, second_guess
+from . import block, confidence, face, geometry, layout, search, second_guess
 from .errors import EngineError
 from .ocr import Ocr, crop_quad
 
@@ -55,6 +55,7 @@ class Engine:
         self.stages_cpu: dict[str, float] = {}
         self.cues: dict[str, str] = {}  # field -> the cue that decided it, for the last call
         self.raw: dict[str, float] = {}  # field -> its score before the cue's trust scale
+        self._bilevel = False  # the image being read is a black-and-white copy
 
     def _models(self) -> Ocr:
         if self._ocr is None:
@@ -78,24 +79,26 @@ class Engine:
 
     def _recognize(self, image: bytes, output_figure: bool) -> dict[str, Any]:
         with self._stage("decode"):
-            img = geometry.decode(image)
+            img = search.normalized(geometry.decode(image))
+            self._bilevel = search.is_bilevel(img)
         ocr = self._models()
-        with self._stage("card"):
-            candidates = self._find_card(ocr, img)
-        # the likeliest card first; the others (the text's own extent) only when it reads as no permit. A card
-        # whose printed title reads but little else (tiny type, glare) is still a permit: it is answered with
-        # what was read, every missing field at valueProb 0, rather than refused as no permit
-        titled: _CardRead | None = None
-        for candidate in candidates:
+        # the likeliest card first; the others (the text's own extent, then the frame's regions of detail: a
+        # card small on a page, inside a screenshot, in a corner) while no read is good. A card whose printed
+        # title reads but little else (tiny type, glare) is still a permit: it is answered with what was read,
+        # every missing field at valueProb 0, rather than refused as no permit
+        best: tuple[tuple[int, int], _CardRead] | None = None
+        for candidate in self._find_card(ocr, img):
             read, complete = self._read_card(ocr, img, candidate)
-            if read is not None and complete:
+            if read is None or (not complete and best is not None):
+                continue
+            rank = _rank(read, complete)
+            if best is None or rank > best[0]:
+                best = rank, read
+            if rank >= _GOOD:
                 break
-            titled = titled or read
-        else:
-            if titled is None:
-                raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
-            read = titled
-        quad, card, m_inv, fields, family = read
+        if best is None:
+            raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
+        quad, card, m_inv, fields, family = best[1]
         self.cues = {k: f.cue for k, f in fields.items()}
         self.raw = {k: f.score for k, f in fields.items()}
         return _data(img, card, quad, m_inv, fields, family, output_figure)
@@ -109,8 +112,8 @@ class Engine:
         with self._stage("detect"):
             scale = _DET_WIDTH / geometry.CARD_W
             small = cv2.resize(card, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            boxes = [b / scale for b in ocr.detect(small)]
-        boxes = [b for b in boxes if _wanted(b)]
+            boxes = [b / scale for b in ocr.detect(search.for_detection(small, self._bilevel))]
+        boxes = block.printed(card, [b for b in boxes if _wanted(b)])
         with self._stage("orient"):
             widest = sorted(boxes, key=lambda b: -float(np.linalg.norm(b[0] - b[1])))[:_VOTERS]
             flipped = ocr.upside_down([crop_quad(card, b, pad=0.08) for b in widest]) > 0
@@ -148,7 +151,7 @@ class Engine:
             with self._stage("detect"):
                 scale = _FINE_WIDTH / geometry.CARD_W
                 fine = cv2.resize(card, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-                new = [b / scale for b in ocr.detect(fine)]
+                new = [b / scale for b in ocr.detect(search.for_detection(fine, self._bilevel))]
             new = [b for b in new if _wanted(b) and not any(_covers(old, b) for old in boxes)]
             if new:
                 more = lines + self._read(ocr, img, m_inv, new)
@@ -174,24 +177,54 @@ class Engine:
         return [second_guess.number_letter(second_guess.digits_in_numbers(second_guess.ReadLine(b, t, s, alts)))
                 for b, (t, s, alts) in zip(boxes, texts, strict=True) if t.strip()]
 
-    def _find_card(self, ocr: Ocr, img: Img) -> list[Quad]:
-        """Where the card may be, likeliest first: the card's outline that holds the text on the image, then
-        the text's own extent (a tight crop, a card on a background of its colour, or an outline that was
-        found wrong); without text, the whole image."""
+    def _find_card(self, ocr: Ocr, img: Img) -> Iterator[Quad]:
+        """Where the card may be, likeliest first, worked out as asked for: the card's outline that holds the
+        text on the frame, then the text's own extent (a tight crop, a card on a background of its colour, an
+        outline found wrong); then the same inside each region of the frame that holds detail, cut out at full
+        resolution (a card a third of a copier page wide, inside a screenshot, in a large photo's corner shows
+        no text at the first scale); the whole frame last."""
+        with self._stage("card"):
+            quads, texts = self._look(ocr, img)
+        if texts:
+            yield from quads
+        with self._stage("card"):
+            regions = search.detail_regions(img)
+        for x0, y0, x1, y1 in regions:
+            with self._stage("card"):
+                inner, inner_texts = self._look(ocr, img[y0:y1, x0:x1])
+            if inner_texts:  # no text there: a photo, a pen, a mug
+                for q in inner:
+                    yield q + geometry.f32([x0, y0])
+        if not texts:
+            yield from quads
+
+    def _look(self, ocr: Ocr, img: Img) -> tuple[list[Quad], bool]:
+        """Card quads in ``img`` from a 320-px text detection: the outline that holds the text, then the
+        text's extent (without text, the outline or the whole image); and whether any text was seen."""
         h, w = img.shape[:2]
         s = min(1.0, _FIND_SIDE / max(h, w))
         small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
-        boxes = [b / s for b in ocr.detect(small)]
+        boxes = [b / s for b in ocr.detect(search.for_detection(small, self._bilevel))]
         centres = np.array([b.mean(axis=0) for b in boxes], np.float32).reshape(-1, 2)
         angle = geometry.text_direction(boxes)
         found = geometry.find_card(img, centres, angle)
         if len(boxes) < _MIN_FIELDS:
-            return [found] if found is not None else [geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])]
+            return [found if found is not None else
+                    geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])], False
         extent = geometry.text_extent(boxes, angle, 0.02 * max(w, h))
-        return [found, extent] if found is not None else [extent]
+        return ([found, extent] if found is not None else [extent]), True
 
 
 _CardRead = tuple[Quad, Img, Img, dict[str, layout.Field], str]  # quad, card, m_inv, fields, family
+_GOOD = (1, 7)  # a read with its title and this many fields seen is taken at once: no other candidate is read
+
+
+def _rank(read: _CardRead, complete: bool) -> tuple[int, int]:
+    """How good a read is: a complete one (its title or enough fields) over one with the title alone, then
+    the fields seen on the card (a type inferred from the number was not seen)."""
+    fields = read[3]
+    return int(complete and "permitType" in fields and fields["permitType"].quad is not None), \
+        sum(f.quad is not None for f in fields.values())
 
 
 def _turned(quad: Quad, card: Img, boxes: list[Quad]) -> tuple[Quad, Img, list[Quad]]:
