@@ -111,13 +111,13 @@ def _timed(engine: Engine, image: bytes) -> tuple[dict[str, str] | None, str, fl
     return data, error, time.perf_counter() - t0, time.process_time() - c0
 
 
-def run(n: int, seeds: list[int], controls: bool = True) -> Results:
+def run(n: int, seeds: list[int], controls: bool = True, only: list[str] | None = None) -> Results:
     from permit_ocr_local.synth import desk_photo
 
     engine = Engine()
     engine.recognize(generate(1, "hk")[0])  # load the models outside the timings
     res = Results()
-    todo = [item for seed in seeds for item in plan(n, seed)]
+    todo = [item for seed in seeds for item in plan(n, seed) if only is None or item[1] in only]
     t_start = time.perf_counter()
     for k, (fam, cap, s, kind) in enumerate(todo, start=1):
         image, truth = generate(s, kind, () if cap == "clean" else (cap,), fam)
@@ -208,6 +208,7 @@ def report(res: Results) -> str:
     lines += [_row("**clean**", clean), _row("**captured**", captured), _row("**all**", res.reads)]
     groups = {f"layout {f}": [r for r in res.reads if r.family == f and r.capture in SETTINGS] for f in FAMILIES}
     groups |= {f"capture {c}": [r for r in res.reads if r.capture == c] for c in CAPTURES}
+    groups = {g: rs for g, rs in groups.items() if rs}
     worst = min(groups, key=lambda g: accuracy(groups[g]))
     lines.append(f"\nworst held-out family: {worst} {accuracy(groups[worst]):.1f} %; images: {len(res.reads)}")
 
@@ -273,12 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-controls", action="store_true", help="skip the images that must be refused")
     ap.add_argument("--failures", action="store_true", help="list the misread images (blind families' hidden)")
     ap.add_argument("--show-blind", action="store_true", help="with --failures: the blind families' too")
+    ap.add_argument("--only", help="comma-separated capture families (and clean, phone) to run, no controls")
     ap.add_argument("--json", help="write every read (fields, scores, timings) to this file")
     args = ap.parse_args(argv)
     seeds = args.seed or [7]
     t0, load0 = time.perf_counter(), os.getloadavg()
     print(f"bench-engine: seeds {seeds}, {len(plan(args.n, 0))} permit images a seed ...", file=sys.stderr, flush=True)
-    res = run(args.n, seeds, not args.no_controls)
+    res = run(args.n, seeds, not args.no_controls and not args.only, args.only.split(",") if args.only else None)
     print(report(res))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n{len(res.reads)} permits and {len(res.controls)} controls in {time.perf_counter() - t0:.0f} s "

@@ -9,7 +9,7 @@ its pixels and a JPEG quality. The engine is scored per capture family, each hel
 - ``screenshot``: a phone's image viewer: status bar (clock, battery), a title bar with the photo's date, the
   card photo in the middle, a date-time stamp below it, a tool bar, 480 px wide, heavy JPEG;
 - ``lowlight``: a phone photo in a dim room: dark, noisy, a warm cast, motion blur;
-- ``corner``: a large photo with the card small in one corner;
+- ``corner``: a large photo (2000-3000 px) with the card small in one corner (at least 420 px wide);
 - ``chat`` (blind): a chat app's screenshot, the card photo an image message between text messages;
 - ``duplex`` (blind): an A4 copy of the front and the back of the permit on one page, with a handwritten-style
   note of what the copy is for.
@@ -269,11 +269,13 @@ def lowlight(rng: random.Random, card: Img, pts: Pts) -> tuple[Img, Pts, int]:
 
 def corner(rng: random.Random, card: Img, pts: Pts) -> tuple[Img, Pts, int]:
     """A large photo (a table, a floor), the card small in one corner, slightly turned."""
-    w = rng.choice((1600, 2000, 2400))
+    w = rng.choice((2000, 2400, 3000))
     h = round(w * rng.choice((0.75, 0.5625, 1.333)))
     canvas = _degrade.desk(rng, w, h)
     ch, cw = card.shape[:2]
-    cw2 = w * rng.uniform(0.16, 0.26)
+    # at least 420 px wide, as a phone's 12-MP photo shows a card in its corner (first written 16-26 % of a
+    # 1600-2400 px frame: a 256-px card's print is 7 px high, more than a person can read)
+    cw2 = max(420.0, w * rng.uniform(0.16, 0.24))
     ch2 = cw2 * ch / cw
     left, up = rng.random() < 0.5, rng.random() < 0.5
     x = rng.uniform(0.01, 0.05) * w if left else w - cw2 - rng.uniform(0.01, 0.05) * w
