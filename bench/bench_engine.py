@@ -52,6 +52,7 @@ class Read:
     name: str
     data: dict[str, str]
     fields: dict[str, tuple[bool, str, float]]  # field -> (right, cue, raw score); cue "" when not found
+    suspect: list[str]  # fields the engine keeps under the review line whatever their score
     empty_ok: dict[str, bool]  # field -> the truth is empty and the engine left it empty
     seconds: float
     cpu: float  # process CPU seconds (both ONNX threads): less hurt than wall time by a busy machine
@@ -128,8 +129,8 @@ def run(n: int, seeds: list[int], controls: bool = True, only: list[str] | None 
         got = {f: (data[f] == truth["data"][f], engine.cues.get(f, "") if not error else "",
                    engine.raw.get(f, 0.0) if not error else 0.0) for f in FIELDS}
         empty_ok = {f: truth["data"][f] == "" and data[f] == "" for f in FIELDS}
-        res.reads.append(Read(fam, cap, kind, f"seed={s} {kind} {fam} {cap}", data, got, empty_ok, seconds, cpu,
-                              error))
+        res.reads.append(Read(fam, cap, kind, f"seed={s} {kind} {fam} {cap}", data, got,
+                              sorted(engine.suspect) if not error else [], empty_ok, seconds, cpu, error))
         if k % 12 == 0 or k == len(todo):
             print(f"  {k}/{len(todo)} images, {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
     for seed in seeds if controls else []:
@@ -157,7 +158,8 @@ def probs(r: Read) -> dict[str, int]:
     """valueProb per field with the read's held-out trust (an empty field the kind does not print is 100)."""
     out = {}
     for f, (_ok, cue, raw) in r.fields.items():
-        out[f] = 100 if r.empty_ok[f] and f == "issuePlace" else value_prob(raw, cue, r.trust) if cue else 0
+        out[f] = (100 if r.empty_ok[f] and f == "issuePlace" else
+                  value_prob(raw, cue, r.trust, f in r.suspect) if cue else 0)
     return out
 
 

@@ -62,6 +62,7 @@ class Engine:
         self.stages_cpu: dict[str, float] = {}
         self.cues: dict[str, str] = {}  # field -> the cue that decided it, for the last call
         self.raw: dict[str, float] = {}  # field -> its score before the cue's trust scale
+        self.suspect: set[str] = set()  # fields whose valueProb is kept under the review line
         self._bilevel = False  # the image being read is a black-and-white copy
 
     def _models(self) -> Ocr:
@@ -81,7 +82,7 @@ class Engine:
 
     def recognize(self, image: bytes, output_figure: bool = False) -> dict[str, Any]:
         with self._lock:
-            self.stages, self.stages_cpu, self.cues, self.raw = {}, {}, {}, {}
+            self.stages, self.stages_cpu, self.cues, self.raw, self.suspect = {}, {}, {}, {}, set()
             return self._recognize(image, output_figure)
 
     def _recognize(self, image: bytes, output_figure: bool) -> dict[str, Any]:
@@ -107,6 +108,7 @@ class Engine:
         quad, card, m_inv, fields, family = best[1]
         self.cues = {k: f.cue for k, f in fields.items()}
         self.raw = {k: f.score for k, f in fields.items()}
+        self.suspect = {k for k, f in fields.items() if f.suspect}
         return _data(img, card, quad, m_inv, fields, family, output_figure)
 
     def _read_card(self, ocr: Ocr, img: Img, quad: Quad) -> tuple[_CardRead | None, bool]:
@@ -218,11 +220,14 @@ class Engine:
         text's extent (without text, the outline or the whole image); and whether any text was seen."""
         h, w = img.shape[:2]
         boxes: list[Quad] = []
-        for side in _FIND_SIDES:  # a second, finer look when the first finds too little text to be a card
-            s = min(1.0, side / max(h, w))
-            small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
+        for side, most in zip(_FIND_SIDES, (1.0, 2.0), strict=True):
+            # a second, finer look when the first finds too little text to be a card; a small frame (a chat's
+            # thumbnail, a region cut out of a page) is enlarged for it, up to twice
+            s = min(most, side / max(h, w))
+            inter = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+            small = cv2.resize(img, None, fx=s, fy=s, interpolation=inter) if s != 1 else img
             boxes = [b / s for b in ocr.detect(search.for_detection(small, self._bilevel))]
-            if len(boxes) >= _MIN_FIELDS or s == 1.0:
+            if len(boxes) >= _MIN_FIELDS:
                 break
         centres = np.array([b.mean(axis=0) for b in boxes], np.float32).reshape(-1, 2)
         angle = geometry.text_direction(boxes)
@@ -328,7 +333,7 @@ def value_prob(key: str, f: layout.Field | None, family: str) -> int:
     kind does not print (a Hong Kong/Macao permit's issuePlace) is certain."""
     if f is None or not f.value:
         return 100 if key == "issuePlace" and family == "hk_macao" else 0
-    return confidence.value_prob(f.score, f.cue)
+    return confidence.value_prob(f.score, f.cue, suspect=f.suspect)
 
 
 def _figure(pts: Quad) -> dict[str, Any]:

@@ -21,9 +21,12 @@ CUES = ("label+pattern", "pattern", "position", "pinyin")
 TRUST: dict[str, float] = {"label+pattern": 0.98, "pattern": 1.09, "position": 0.98, "pinyin": 1.0}
 
 
-def value_prob(raw: float, cue: str, trust: dict[str, float] | None = None) -> int:
+def value_prob(raw: float, cue: str, trust: dict[str, float] | None = None, suspect: bool = False) -> int:
+    """``raw`` scaled by the cue's trust, 0..100; a suspect value (see ``rules.where_from``) stays under
+    REVIEW_MIN_PROB whatever its score."""
     t = (trust or TRUST).get(cue, 1.0)
-    return max(0, min(100, round(100 * raw * t)))
+    prob = max(0, min(100, round(100 * raw * t)))
+    return min(prob, REVIEW_MIN_PROB - 1) if suspect else prob
 
 
 def fit_trust(samples: Iterable[tuple[str, float, bool]], threshold: int = REVIEW_MIN_PROB,

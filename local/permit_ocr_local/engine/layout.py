@@ -46,7 +46,7 @@ from .cues import (
 )
 from .geometry import CARD_H
 from .lines import Field, Line, Piece, attach_labels, split_line, sub_quad
-from .rules import _cross_check, _nearest_to_number, missing, printed, settled, where_from
+from .rules import _cross_check, _nearest_to_number, missing, printed, settled, sparse, where_from
 
 __all__ = ["AUTHORITY", "FIELDS", "PLACES", "TITLE_HK_MACAO", "TITLE_HK_MACAO_FOREIGN", "TITLE_TAIWAN", "Field",
            "Line", "Piece", "authority", "birth_date", "dates", "extract", "mended_period", "missing", "name_en",
@@ -209,5 +209,6 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
         found["permitType"] = Field(TITLE_TAIWAN if family == "taiwan" else TITLE_HK_MACAO, number.score * 0.8,
                                     None, "pattern", doubted=True)
     _cross_check(found, family)
-    where_from(found)
+    where_from(found, values + labels)
+    sparse(found)
     return found, family

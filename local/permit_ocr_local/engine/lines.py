@@ -61,6 +61,9 @@ class Field:
     quad: Quad | None
     cue: str = "pattern"  # what decided it: label, pattern, position (joined with + when several agreed)
     doubted: bool = False  # picked among several candidates, or breaks a rule between fields
+    # where it came from puts it in doubt whatever the recognizer's confidence (it stands apart from the card's
+    # other lines, or the card read too few fields to vouch for it): valueProb stays under the review line
+    suspect: bool = False
 
 
 @dataclass

@@ -7,6 +7,7 @@ A value that breaks a rule is kept but trusted less (it will need review): a val
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 
@@ -70,13 +71,18 @@ def _cross_check(found: dict[str, Field], family: str | None) -> None:
 _UNLABELLED = 0.93  # a value no label names, on a card whose other values have theirs
 _ODD_SIZE = 0.85  # a value printed much smaller or larger than the card's other values
 _LABELLED_CARD = 3  # this many values named by their labels make a labelled card
+_SPARSE = 6  # a read with fewer fields seen than this is a sparse one
+_FAR = 5.0  # a value no label named, further than this many of its heights from any other line, stands apart
 
 
-def where_from(found: dict[str, Field]) -> None:
+def where_from(found: dict[str, Field], pieces: list[Piece]) -> None:
     """Trust a value less for where it came from: on a card that labels its values, one that no label named
-    (a date stamped beside the card, a number in the margin is read by its pattern alone); and one whose
-    print is far smaller or larger than the other values' (a caption, a stamp, a clock). Not doubted: the
-    value may well be right; it is only less sure."""
+    (a date stamped beside the card, a number in the margin is read by its pattern alone); one whose print is
+    far smaller or larger than the other values'; and one no label named that stands apart from every other
+    line read on the card (a stamp in its corner, a caption below it), further than five of its heights, is
+    suspect:
+    its valueProb stays under the review line (the per-cue trust, refitted on right values, would undo a
+    mere factor). The first two are not doubted: the value may well be right; it is only less sure."""
     values = {k: f for k, f in found.items() if f.quad is not None and k not in ("permitType", "nameCn")}
     labelled = sum(f.cue == "label+pattern" for f in values.values()) >= _LABELLED_CARD
     heights = [float(f.quad[:, 1].max() - f.quad[:, 1].min()) for f in values.values() if f.quad is not None]
@@ -87,3 +93,23 @@ def where_from(found: dict[str, Field]) -> None:
         h = float(f.quad[:, 1].max() - f.quad[:, 1].min()) if f.quad is not None else 0.0
         if common and not 0.6 * common <= h <= 1.7 * common:
             f.score *= _ODD_SIZE
+        if f.cue != "label+pattern" and f.quad is not None and len(pieces) >= 4 \
+                and _apart(f.quad, pieces) > _FAR * max(h, 1.0):
+            f.suspect = True
+
+
+def sparse(found: dict[str, Field]) -> None:
+    """A card that read few of its fields (glare, small print, or the wrong part of the frame taken for the
+    card) vouches for none of them: every value is suspect (valueProb under the review line)."""
+    if sum(f.quad is not None for f in found.values()) < _SPARSE:
+        for f in found.values():
+            f.suspect = True
+
+
+def _apart(quad: np.ndarray[Any, Any], pieces: list[Piece]) -> float:
+    """The gap between ``quad`` and the nearest piece that is not its own line (edge to edge)."""
+    x0, y0, x1, y1 = (float(quad[:, 0].min()), float(quad[:, 1].min()), float(quad[:, 0].max()),
+                      float(quad[:, 1].max()))
+    gaps = [max(p.x0 - x1, x0 - p.x1, p.y0 - y1, y0 - p.y1, 0.0) for p in pieces
+            if not (p.x0 <= (x0 + x1) / 2 <= p.x1 and p.y0 <= (y0 + y1) / 2 <= p.y1)]
+    return min(gaps, default=0.0)
