@@ -7,7 +7,9 @@ them. Objects are plain files under DIR/<bucket>/<key>. OCR answers with the emb
 A second --detach on a root already served reuses that stack (prints its exports again) instead of starting
 another. --trigger S_YAML also deploys the function locally: every upload matching s.yaml's triggers (native or
 EventBridge) runs the real handler with the async policy, as FC would, and the FC API stand-in (FC_ENDPOINT,
-FC_FUNCTION_NAME in the exports) serves InvokeFunction for `permit-ocr backfill` and `replay`."""
+FC_FUNCTION_NAME in the exports) serves InvokeFunction for `permit-ocr backfill` and `replay`.
+--faults FILE makes the stand-ins misbehave as the JSON rules in FILE say (docs/faults.md): the rules are
+listed at start-up, each hit is logged (stderr, or DIR/.stack/stack.log when detached), a bad rule exits 2."""
 
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ def register(sub: Any) -> None:
     p.add_argument("--trigger", type=Path, metavar="S_YAML",
                    help="also run the function on uploads per S_YAML's triggers, and serve the FC API "
                         "(default: no function, stand-ins only)")
+    p.add_argument("--faults", type=Path, metavar="FILE",
+                   help="inject the faults FILE scripts: a JSON list of rules (docs/faults.md)")
     p.add_argument("--detach", action="store_true", help="serve in the background; print exports and return")
     p.add_argument("--stop", action="store_true", help="stop a detached stack serving --root")
     p.set_defaults(func=run)
@@ -61,7 +65,23 @@ def run(args: argparse.Namespace) -> int:
     state = args.root / STATE_DIR
     if args.stop:
         return _stop(state)
+    if args.faults is not None:
+        from permit_ocr_local.standins.faults import RuleError, load_rules
+
+        try:
+            args.fault_rules = load_rules(args.faults)
+        except RuleError as exc:
+            print(f"permit-ocr: --faults {args.faults}: {exc}", file=sys.stderr)
+            return 2
     pid = running_pid(state)
+    if args.faults is not None:
+        if pid is not None:  # its rules cannot change: reusing it would silently run without these
+            print(f"permit-ocr: a stack (pid {pid}) already serves {args.root}: stop it (`permit-ocr stack --root "
+                  f"{args.root} --stop`) to start one with --faults {args.faults}", file=sys.stderr)
+            return 1
+        from permit_ocr_local.fcruntime.stack import announce_rules
+
+        announce_rules(args.fault_rules, sys.stderr)
     if pid is not None:
         if args.detach and (state / "env.sh").is_file():  # a new shell lost the exports: give them again
             print(f"permit-ocr: reusing the stack (pid {pid}) already serving {args.root}; "
@@ -78,15 +98,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, state: Path, announce: Any) -> int:
     from permit_ocr_local.fcruntime.function import LocalFunction
-    from permit_ocr_local.fcruntime.stack import DEFAULT_BUCKET, LocalStack, StackOptions, shell_exports
+    from permit_ocr_local.fcruntime.stack import DEFAULT_BUCKET, LocalStack, StackOptions, report_hits, shell_exports
+    from permit_ocr_local.standins.faults import FaultPlan
 
+    plan = FaultPlan(rules=getattr(args, "fault_rules", ()), on_hit=report_hits(sys.stderr))
     runner: Any
     if args.trigger:
-        runner = LocalFunction(args.trigger, args.root, ocr_backend=args.ocr_backend).start()
+        runner = LocalFunction(args.trigger, args.root, ocr_backend=args.ocr_backend,
+                               stack_options={"faults": plan}).start()
         env = runner.env()
     else:
         opts = StackOptions(root=args.root, buckets=tuple(args.bucket or [DEFAULT_BUCKET]),
-                            ocr_backend=args.ocr_backend, sinks=args.sinks)
+                            ocr_backend=args.ocr_backend, sinks=args.sinks, faults=plan)
         runner = LocalStack(opts).start()
         env = runner.env()
     state.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ class LocalFunction:
         self.stack.oss.service.state.subscribe(trigger.on_put)
         # the FC API too, so backfill and replay can invoke the same function over HTTP
         self.fc = start_fc(self.stack.keyring, {FUNCTION_NAME: (handler, self.deployment)},
-                           instances=self._instances,
+                           faults=self.stack.faults, instances=self._instances,
                            on_failure=lambda _name, event, rid, why, count: self._on_failure(event, rid, why, count))
         return self
 

@@ -2,17 +2,20 @@
 
 ``LocalStack.env()`` is the function's whole configuration for talking to them: the same variable names as
 in s.yaml and README.md, so ``permit-ocr invoke`` and the handler under test read them exactly as in FC.
+``LocalStack.faults`` is the one fault plan every stand-in asks (docs/faults.md): rules from
+``StackOptions(faults=...)`` or ``permit-ocr stack --faults FILE``, more added or removed while it serves.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TextIO
 
-from permit_ocr_local.standins.faults import FaultPlan
+from permit_ocr_local.standins.faults import FaultPlan, FaultRule, HitListener, RuleInput, Target, as_plan
 from permit_ocr_local.standins.keyring import Keyring
 from permit_ocr_local.standins.mns.server import MnsServer, start_mns
 from permit_ocr_local.standins.ocr.backends import Backend
@@ -31,7 +34,10 @@ class StackOptions:
     region: str = DEFAULT_REGION
     topic: str = DEFAULT_TOPIC
     ocr_backend: Backend | str = "truth"
-    faults: FaultPlan | None = None
+    # a plan (random rates and rules), or fault rules alone (FaultRule or dicts in the JSON format)
+    faults: FaultPlan | Iterable[RuleInput] | None = None
+    # buckets (created if missing) whose versioning is set before anything serves
+    versioned_buckets: dict[str, Literal["Enabled", "Suspended"]] = field(default_factory=dict)
     sinks: str = "oss"
     ports: tuple[int, int, int] = (0, 0, 0)  # oss, ocr, mns; 0 = any free port
     sts_lifetime_s: float = 12 * 3600
@@ -48,6 +54,7 @@ class LocalStack:
         self.security_token = "CAIS" + secrets.token_urlsafe(32)
         self.keyring.add(self.access_key_id, self.access_key_secret, self.security_token,
                          expires_at=time.time() + options.sts_lifetime_s)
+        self.faults = as_plan(options.faults)  # validated here: a bad rule fails before anything serves
         self.oss: OssStandin | None = None
         self.ocr: OcrStandin | None = None
         self.mns: MnsServer | None = None
@@ -55,9 +62,12 @@ class LocalStack:
     def start(self) -> LocalStack:
         o = self.options
         o.root.mkdir(parents=True, exist_ok=True)
-        self.oss = start_oss(o.root, self.keyring, o.region, o.ports[0], o.faults, buckets=o.buckets)
-        self.ocr = start_ocr(self.keyring, o.ocr_backend, o.ports[1], o.faults)
-        self.mns = start_mns(self.keyring, o.root, o.ports[2], o.faults, topics=(o.topic,))
+        self.oss = start_oss(o.root, self.keyring, o.region, o.ports[0], self.faults, buckets=o.buckets)
+        for bucket, status in o.versioned_buckets.items():
+            self.oss.service.state.create_bucket(bucket)
+            self.oss.service.state.set_versioning(bucket, status)
+        self.ocr = start_ocr(self.keyring, o.ocr_backend, o.ports[1], self.faults)
+        self.mns = start_mns(self.keyring, o.root, o.ports[2], self.faults, topics=(o.topic,))
         return self
 
     def stop(self) -> None:
@@ -92,6 +102,23 @@ class LocalStack:
 
     def describe(self) -> dict[str, Any]:
         return {"root": str(self.options.root), **self.env()}
+
+
+def announce_rules(rules: Sequence[FaultRule], out: TextIO) -> None:
+    """List fault rules, one a line, by their id (= index in the file), as ``permit-ocr stack`` starts."""
+    if rules:
+        out.write("permit-ocr: fault rules active (the first matching rule in force wins; docs/faults.md):\n")
+        out.writelines(f"  #{i} {rule.describe()}\n" for i, rule in enumerate(rules))
+        out.flush()
+
+
+def report_hits(out: TextIO) -> HitListener:
+    """A hit listener writing one line per hit: rule, count, service and operation (never the object key:
+    keys can hold personal data)."""
+    def hit(rule_id: int, rule: FaultRule, service: str, target: Target, hits: int) -> None:
+        out.write(f"permit-ocr: fault rule #{rule_id} hit {hits}: {service} {target.operation or '(unrouted)'}\n")
+        out.flush()
+    return hit
 
 
 def shell_exports(env: dict[str, str]) -> str:

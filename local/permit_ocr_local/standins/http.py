@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from .faults import Fault, FaultPlan
+from .faults import Fault, FaultPlan, Target
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,17 @@ class Service(Protocol):
     def handle(self, request: Request) -> Response: ...
 
 
+class ErrorShape(Protocol):
+    """A service's error answer for an injected fault: ``status`` with ``code``/``message`` when given, else
+    the code the service uses for that status."""
+
+    def __call__(self, status: int, request: Request, code: str | None = None,
+                 message: str | None = None) -> Response: ...
+
+
+Describe = Callable[[Request], Target]  # a service's routing: what (operation, key) a request is, for fault rules
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # keep-alive + Nagle costs ~40 ms per reused-connection call
@@ -80,13 +91,19 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         req = Request(self.command, raw_path, raw_query, tuple(self.headers.items()), body)
-        fault = self.server.faults.draw(self.server.service.name, req) if self.server.faults else None
-        if fault is not None and self._apply_fault(fault, req):
+        plan, name = self.server.faults, self.server.service.name
+        target = self.server.describe(req) if plan is not None and self.server.describe is not None else None
+        fault = plan.draw(name, req, target) if plan is not None else None
+        if fault is not None and not fault.at_answer and self._apply_fault(fault, req):
             return
         try:
             resp = self.server.service.handle(req)
         except Exception as exc:  # a stand-in bug must surface as a 500, not a hung client
             resp = Response(500, [("Content-Type", "text/plain")], f"stand-in error: {exc!r}".encode())
+        if plan is not None and target is not None:  # before the answer leaves: the client acts on it at once
+            plan.observe(name, target, resp.status)
+        if fault is not None and fault.at_answer and self._apply_fault(fault, req):
+            return
         self._send(resp, head=self.command == "HEAD")
 
     def _apply_fault(self, fault: Fault, req: Request) -> bool:
@@ -99,7 +116,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return True
         if fault.status:
-            self._send(self.server.service_error(fault.status, req), head=self.command == "HEAD")
+            answer = self.server.service_error(fault.status, req, fault.code, fault.message)
+            self._send(answer, head=self.command == "HEAD")
             return True
         return False
 
@@ -121,11 +139,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, service: Service, faults: FaultPlan | None,
-                 service_error: Callable[[int, Request], Response], port: int) -> None:
+    def __init__(self, service: Service, faults: FaultPlan | None, service_error: ErrorShape,
+                 describe: Describe | None, port: int) -> None:
         self.service = service
         self.faults = faults
         self.service_error = service_error
+        self.describe = describe
         super().__init__(("127.0.0.1", port), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -136,19 +155,31 @@ class _Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def _plain_error(status: int, request: Request) -> Response:
-    return Response(status, [("Content-Type", "text/plain")], f"injected fault {status}".encode())
+def _plain_error(status: int, request: Request, code: str | None = None, message: str | None = None) -> Response:
+    text = " ".join(p for p in (f"injected fault {status}", code, message) if p)
+    return Response(status, [("Content-Type", "text/plain")], text.encode())
 
 
 class StandinServer:
-    """Runs one service on 127.0.0.1 in a background thread; use as a context manager or start()/stop()."""
+    """Runs one service on 127.0.0.1 in a background thread; use as a context manager or start()/stop().
+    ``service_error`` shapes injected error answers as the service would; ``describe`` (the service's routing)
+    says what a request is, so fault rules can match it (without it only the plan's random rates apply)."""
 
     def __init__(self, service: Service, *, port: int = 0, faults: FaultPlan | None = None,
-                 service_error: Callable[[int, Request], Response] | None = None) -> None:
-        self._httpd = _Server(service, faults, service_error or _plain_error, port)
+                 service_error: ErrorShape | None = None, describe: Describe | None = None) -> None:
+        self._httpd = _Server(service, faults, service_error or _plain_error, describe, port)
         # a short poll interval: stop() waits up to one interval, and test suites stop many servers
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"standin-{service.name}", daemon=True)
+
+    @property
+    def faults(self) -> FaultPlan | None:
+        """The fault plan asked on every request (None: no faults); may be swapped while serving."""
+        return self._httpd.faults
+
+    @faults.setter
+    def faults(self, plan: FaultPlan | None) -> None:
+        self._httpd.faults = plan
 
     @property
     def port(self) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from permit_ocr_local.standins.faults import Fault
+from permit_ocr_local.standins.faults import Fault, Target
 from tools.backfill.backfill_env import Env, md5, world
 from tools.backfill.test_backfill_issue12 import permanent_records, permits, plant_records
 
@@ -39,9 +39,9 @@ def first_try_of_every_batch_fails(env: Env) -> None:
     kinds = (Fault(status=503), Fault(drop=True), Fault(delay_s=1.5))
     original = env.plan.draw
 
-    def draw(service: str, request: Any) -> Fault | None:
+    def draw(service: str, request: Any, target: Target | None = None) -> Fault | None:
         if service != "fc" or not request.raw_path.endswith("/invocations"):
-            return original(service, request)
+            return original(service, request, target)
         i = next(n)
         return kinds[(i // 2) % len(kinds)] if i % 2 == 0 else None
 

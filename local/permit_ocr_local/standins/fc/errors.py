@@ -53,6 +53,8 @@ def error_response(error: FcError, request_id: str | None = None) -> Response:
     return json_response(error.status, {"Code": error.code, "Message": error.message, "RequestId": rid}, rid)
 
 
-def service_error(status: int, request: Request) -> Response:
-    """The answer for an injected fault of ``status`` (StandinServer's ``service_error`` hook)."""
-    return error_response(FcError(_FAULT_CODES.get(status, "InternalServerError"), status=status))
+def service_error(status: int, request: Request, code: str | None = None, message: str | None = None) -> Response:
+    """The answer for an injected fault of ``status`` (StandinServer's ``service_error`` hook); ``code`` and
+    ``message`` when a fault rule gives them."""
+    return error_response(FcError(code or _FAULT_CODES.get(status, "InternalServerError"), status=status,
+                                  message=message))

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .. import acs3
+from ..faults import Target
 from ..http import Request
 from .errors import FcError
 from .state import Function
@@ -45,6 +46,15 @@ def route(request: Request) -> tuple[str, str, str]:
         raise FcError("PathNotSupported", f"'{request.method} {request.raw_path}'")
     query = dict(parse_qsl(request.raw_query, keep_blank_values=True))
     return op, unquote(m.group(1)), query.get("qualifier") or "LATEST"
+
+
+def fault_target(request: Request) -> Target:
+    """What a request is, for fault rules: its operation and the function it names ("" when not routed)."""
+    try:
+        op, name, _qualifier = route(request)
+    except FcError:
+        return Target("")
+    return Target(op, name)
 
 
 def function_info(fn: Function, region: str = "cn-hangzhou") -> dict[str, Any]:

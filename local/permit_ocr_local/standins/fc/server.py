@@ -16,7 +16,15 @@ from ..faults import FaultPlan
 from ..http import Request, Response, StandinServer
 from ..keyring import Keyring
 from .errors import FcError, error_response, json_response, new_request_id, service_error
-from .rules import function_error_body, function_info, gateway_error, invocation_type, payload_limit, route
+from .rules import (
+    fault_target,
+    function_error_body,
+    function_info,
+    gateway_error,
+    invocation_type,
+    payload_limit,
+    route,
+)
 from .state import QUALIFIERS, FcState, Function, Invocation
 
 
@@ -71,7 +79,7 @@ class FcService:
 
 class FcServer(StandinServer):
     def __init__(self, service: FcService, *, port: int = 0, faults: FaultPlan | None = None) -> None:
-        super().__init__(service, port=port, faults=faults, service_error=service_error)
+        super().__init__(service, port=port, faults=faults, service_error=service_error, describe=fault_target)
         self.service = service
 
     @property

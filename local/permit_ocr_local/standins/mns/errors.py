@@ -56,7 +56,9 @@ def error_response(error: MnsError, request: Request) -> Response:
     return Response(error.status, reply_headers(rid), body.encode())
 
 
-def service_error(status: int, request: Request) -> Response:
-    """The reply to an injected fault (``FaultPlan``), in MNS's error shape so the SDK raises the real code."""
-    code, message = _FAULT_CODES.get(status, ("InternalError", f"Injected fault {status}."))
-    return error_response(MnsError(status, code, message), request)
+def service_error(status: int, request: Request, code: str | None = None, message: str | None = None) -> Response:
+    """The reply to an injected fault (``FaultPlan``), in MNS's error shape so the SDK raises the real code;
+    ``code``/``message`` when a fault rule gives them."""
+    usual_code, usual_message = _FAULT_CODES.get(status, ("InternalError", f"Injected fault {status}."))
+    return error_response(MnsError(status, code or usual_code, message or code or usual_message),
+                          request)

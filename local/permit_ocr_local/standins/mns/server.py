@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from ..faults import FaultPlan
+from ..faults import FaultPlan, Target
 from ..http import Request, Response, StandinServer
 from ..keyring import Keyring
 from . import auth
@@ -54,6 +54,14 @@ def parse_message(data: bytes) -> ParsedMessage:
         raise MnsError(400, "InvalidArgument", "MessageBody is required and must not be empty.")
     tag = (tag_el.text or "") if tag_el is not None else ""
     return ParsedMessage(body_el.text, tag, attrs)
+
+
+def fault_target(request: Request) -> Target:
+    """What a request is, for fault rules: PublishMessage to a topic (the only route served)."""
+    route = _ROUTE.match(request.path)
+    if request.method != "POST" or route is None:
+        return Target("")
+    return Target("PublishMessage", route.group(1))
 
 
 def check_limits(msg: ParsedMessage) -> None:
@@ -105,7 +113,7 @@ class MnsServer(StandinServer):
     """A StandinServer that exposes its service (for topics, subscriptions and the published messages)."""
 
     def __init__(self, service: MnsService, *, port: int = 0, faults: FaultPlan | None = None) -> None:
-        super().__init__(service, port=port, faults=faults, service_error=service_error)
+        super().__init__(service, port=port, faults=faults, service_error=service_error, describe=fault_target)
         self.service = service
         self._started = False
 

@@ -94,7 +94,8 @@ def error_response(error: OcrError, request: Request | None, request_id: str | N
     return json_response(error.status, error_body(error, rid, host_id(request)), rid)
 
 
-def service_error(status: int, request: Request) -> Response:
-    """The answer for an injected fault of ``status`` (StandinServer's ``service_error`` hook)."""
-    code = _FAULT_CODES.get(status, "InternalError")
-    return error_response(OcrError(code, status=status), request)
+def service_error(status: int, request: Request, code: str | None = None, message: str | None = None) -> Response:
+    """The answer for an injected fault of ``status`` (StandinServer's ``service_error`` hook): ``code`` and
+    ``message`` when a fault rule gives them (a known code keeps its documented message), else the usual code."""
+    return error_response(OcrError(code or _FAULT_CODES.get(status, "InternalError"), message, status=status),
+                          request)

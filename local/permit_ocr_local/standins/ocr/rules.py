@@ -4,6 +4,10 @@ shows up as a failing test instead of being mirrored here."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ..faults import Target
+from ..http import Request
 from .errors import OcrError
 from .imageinfo import dimensions, sniff_format
 
@@ -50,3 +54,12 @@ def check_action(method: str, path: str, action: str | None, version: str | None
         raise OcrError("InvalidAction.NotFound")
     if version != VERSION:
         raise OcrError("InvalidVersion")
+
+
+def fault_target(request: Request) -> Target:
+    """What a request is, for fault rules: its action (when the gateway would route it) and, for an image
+    passed by URL, the object key in that URL (path-style ``/bucket/key``, as the local stack signs them)."""
+    routed = request.method == "POST" and request.raw_path == "/" and request.header("x-acs-action") == ACTION
+    url = dict(parse_qsl(request.raw_query, keep_blank_values=True)).get("Url") or ""
+    key = unquote(urlsplit(url).path).lstrip("/").partition("/")[2] if url else ""
+    return Target(ACTION if routed else "", key)

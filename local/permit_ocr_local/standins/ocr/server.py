@@ -22,7 +22,7 @@ from ..keyring import Keyring
 from .backends import Backend, RecognitionError, make_backend
 from .errors import OcrError, error_response, json_response, new_request_id, service_error
 from .fetch import fetch
-from .rules import check_action, check_image, image_source, parse_bool
+from .rules import check_action, check_image, fault_target, image_source, parse_bool
 from .state import OcrCall, OcrState
 
 
@@ -96,7 +96,7 @@ class OcrStandin(StandinServer):
     """A StandinServer that keeps its OcrService at hand for assertions."""
 
     def __init__(self, service: OcrService, *, port: int = 0, faults: FaultPlan | None = None) -> None:
-        super().__init__(service, port=port, faults=faults, service_error=service_error)
+        super().__init__(service, port=port, faults=faults, service_error=service_error, describe=fault_target)
         self.service = service
 
 

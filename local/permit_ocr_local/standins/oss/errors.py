@@ -101,6 +101,33 @@ class PreconditionFailed(OssError):
     message = "At least one of the pre-conditions you specified did not hold."
 
 
+class MalformedXML(OssError):
+    code, ec = "MalformedXML", "0000-00000400"
+    message = "The XML you provided was not well-formed or did not validate against our published schema."
+
+
+class InvalidObjectState(OssError):
+    """GetObject of an Archive, Cold Archive or Deep Cold Archive object that is not restored: [doc] 403,
+    code, message (OSS "HTTP 403 errors" and "The operation is not valid for the object's state") and EC
+    (help page 0016-00000404)."""
+    status, code, message, ec = 403, "InvalidObjectState", "The operation is not valid for the object's state", \
+        "0016-00000404"
+
+
+class KmsForbidden(AccessDenied):
+    """An SSE-KMS object whose key the requester may not use: [doc] 403 AccessDenied "This request is forbidden
+    by kms" (OSS "HTTP status code 403", and the server-side encryption notes); the EC is [inferred]."""
+    message, ec = "This request is forbidden by kms.", "0005-00000201"
+
+
+class KmsKeyDisabled(OssError):
+    """An SSE-KMS object whose key is disabled: [doc] 409 with EC 0005-00000214 (OSS help page of that EC:
+    "the specified key is disabled"). OSS does not document the Code string: [inferred] a name of ours, with
+    KMS's own message for its Rejected.Disabled (409). Callers should branch on the status, not this code."""
+    status, code, ec = 409, "KmsKeyDisabled", "0005-00000214"
+    message = "The request was rejected because the key state is Disabled."
+
+
 class OperationNotImplemented(OssError):
     """An operation, sub-resource or header the stand-in does not model: refused, never half-served."""
     status, code, ec = 501, "NotImplemented", "0000-00000501"
@@ -134,9 +161,23 @@ def error_response(err: OssError, request_id: str, host_id: str, *, head: bool,
     return Response(err.status, headers, body)
 
 
-def injected_error(status: int) -> OssError:
-    code, message = _INJECTED.get(status, ("InternalError", f"Injected fault {status}."))
-    err = OssError(message)
-    err.status, err.code, err.ec = status, code, f"0000-00000{status}"
+def _known(cls: type[OssError]) -> dict[str, type[OssError]]:
+    """Every error class by its code (the first class found for a code wins)."""
+    out: dict[str, type[OssError]] = {}
+    for sub in cls.__subclasses__():
+        out.setdefault(sub.code, sub)
+        for code, deeper in _known(sub).items():
+            out.setdefault(code, deeper)
+    return out
+
+
+def injected_error(status: int, code: str | None = None, message: str | None = None) -> OssError:
+    """An injected fault in OSS's shape: a code the stand-in knows keeps its usual message and EC."""
+    # an injected AccessDenied reads as a permission refusal (RAM's), not as the expired-URL one
+    known = RamDenied if code == "AccessDenied" else _known(OssError).get(code or "")
+    default_code, default_message = _INJECTED.get(status, ("InternalError", f"Injected fault {status}."))
+    err = OssError(message or (known.message if known else default_message))
+    err.status, err.code = status, code or default_code
+    err.ec = known.ec if known else f"0000-00000{status}"
     return err
 

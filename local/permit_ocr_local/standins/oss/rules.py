@@ -9,11 +9,15 @@ Where the docs are silent the choice is marked [inferred] and follows RFC 7232/7
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Collection
 from email.utils import parsedate_to_datetime
+from typing import Literal
 
-from .auth import V1_SUBRESOURCES
-from .errors import InvalidRange, OperationNotImplemented, PreconditionFailed
+from ..faults import Target
+from ..http import Request
+from .auth import V1_SUBRESOURCES, parse_query, query_value
+from .errors import InvalidArgument, InvalidRange, MalformedXML, OperationNotImplemented, PreconditionFailed
 
 # query parameters that carry a signature, never an operation
 AUTH_PARAMS = frozenset({
@@ -31,7 +35,8 @@ _OPERATIONS = {  # (method, has key) -> the operation served; anything else is r
     ("DELETE", True): "DeleteObject", ("PUT", False): "PutBucket", ("GET", False): "ListObjectsV2"}
 _ALLOWED_PARAMS: dict[str, frozenset[str]] = {
     "GetObject": frozenset(RESPONSE_OVERRIDES), "ListObjectsV2": LIST_V2_PARAMS,
-    "GetObjectMeta": frozenset({"objectMeta"})}
+    "GetObjectMeta": frozenset({"objectMeta"}), "GetBucketVersioning": frozenset({"versioning"}),
+    "PutBucketVersioning": frozenset({"versioning"})}
 # PutObject headers that name another operation (CopyObject, PutSymlink, callbacks) or a state not modelled
 _FOREIGN_PUT_HEADERS = ("x-oss-copy-source", "x-oss-symlink-target", "x-oss-callback", "x-oss-callback-var",
                         "x-oss-metadata-directive", "x-oss-tagging-directive")
@@ -39,16 +44,37 @@ _FOREIGN_PUT_HEADERS = ("x-oss-copy-source", "x-oss-symlink-target", "x-oss-call
 # conditional PUT or DELETE would be unprotected there, so the stand-in refuses it rather than ignore it [inferred]
 _READ_ONLY_CONDITIONS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 _MODELLED_ACLS = ("", "default", "private")  # every stand-in object needs a signature to read
-_MODELLED_STORAGE = ("", "standard")  # IA/Archive would need RestoreObject before a read
+# x-oss-storage-class values as OSS spells them (PutObject reference); matched case-insensitively [inferred]
+STORAGE_CLASSES = ("Standard", "IA", "Archive", "ColdArchive", "DeepColdArchive")
+# classes whose objects are frozen: GetObject answers 403 InvalidObjectState until they are restored
+FROZEN_CLASSES = frozenset({"Archive", "ColdArchive", "DeepColdArchive"})
 _BYTES_RE = re.compile(r"^(\d*)-(\d*)$")
+
+
+def operation_name(method: str, key: str, query_names: Collection[str]) -> str | None:
+    """The operation a request's method, key and sub-resource name, before any check (None: not served)."""
+    op = _OPERATIONS.get((method, bool(key)))
+    if op == "HeadObject" and "objectMeta" in query_names:
+        op = "GetObjectMeta"  # both SDKs' exists() call it
+    if op in ("PutBucket", "ListObjectsV2") and "versioning" in query_names:
+        op = "PutBucketVersioning" if method == "PUT" else "GetBucketVersioning"
+    return op
+
+
+def fault_target(request: Request) -> Target:
+    """What a request is for fault rules (its operation, object key, bucket); a listing's key is its prefix."""
+    bucket, _, key = request.path.lstrip("/").partition("/")
+    query = parse_query(request.raw_query)
+    op = operation_name(request.method, key, [name for name, _ in query]) or ""
+    if op == "ListObjectsV2":
+        key = query_value(query, "prefix") or ""
+    return Target(op, key, bucket)
 
 
 def operation(method: str, key: str, query_names: Collection[str], headers: dict[str, list[str]]) -> str:
     """The implemented operation a request names, or OperationNotImplemented: a sub-resource (``?acl``,
     ``?uploads``...) or a foreign header must never reach the plain object read or write."""
-    op = _OPERATIONS.get((method, bool(key)))
-    if op == "HeadObject" and "objectMeta" in query_names:
-        op = "GetObjectMeta"  # both SDKs' exists() call it
+    op = operation_name(method, key, query_names)
     if op is None:
         what = "POST requests (PostObject, AppendObject, multipart, DeleteMultipleObjects, RestoreObject...)" \
             if method == "POST" else f"{method} on a {'key' if key else 'bucket'}"
@@ -79,10 +105,51 @@ def _check_put_headers(headers: dict[str, list[str]]) -> None:
     if acl not in _MODELLED_ACLS:
         raise OperationNotImplemented(f"The stand-in models private objects only, not x-oss-object-acl: {acl}.",
                                       Header="x-oss-object-acl")
-    storage = headers.get("x-oss-storage-class", [""])[-1].lower()
-    if storage not in _MODELLED_STORAGE:
-        raise OperationNotImplemented(f"The stand-in models the Standard storage class only, not {storage}.",
-                                      Header="x-oss-storage-class")
+    storage_class(headers.get("x-oss-storage-class", [""])[-1])
+
+
+def storage_class(value: str) -> str:
+    """The storage class a PutObject asks for, as OSS spells it ("" = Standard), or InvalidArgument [inferred:
+    the code OSS answers for an unknown class is not documented]."""
+    if not value:
+        return "Standard"
+    for name in STORAGE_CLASSES:
+        if value.lower() == name.lower():
+            return name
+    raise InvalidArgument(f"x-oss-storage-class must be one of {', '.join(STORAGE_CLASSES)}.",
+                          ArgumentName="x-oss-storage-class", ArgumentValue=value)
+
+
+# -- versioning -----------------------------------------------------------------------------------------------
+VERSIONING_STATUSES = ("Enabled", "Suspended")
+
+
+def exclusive_put(forbid_overwrite: bool, versioning: str) -> bool:
+    """Whether a PUT may only create. OSS PutObject reference, x-oss-forbid-overwrite: on a bucket whose
+    versioning is Enabled or Suspended the header has no effect and the PUT overwrites [doc]."""
+    return forbid_overwrite and versioning not in VERSIONING_STATUSES
+
+
+def parse_versioning(body: bytes) -> Literal["Enabled", "Suspended"]:
+    """The Status of a PutBucketVersioning body (<VersioningConfiguration><Status>Enabled|Suspended</Status>),
+    or MalformedXML [inferred: the code OSS gives a bad body or status]."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        raise MalformedXML() from None
+    status = root.findtext("Status") if root.tag == "VersioningConfiguration" else None
+    if status == "Enabled":
+        return "Enabled"
+    if status == "Suspended":
+        return "Suspended"
+    raise MalformedXML("VersioningConfiguration needs a Status of Enabled or Suspended.")
+
+
+def versioning_xml(status: str) -> bytes:
+    """GetBucketVersioning's answer; a bucket never versioned has no Status element."""
+    inner = f"<Status>{status}</Status>" if status else ""
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<VersioningConfiguration>{inner}</VersioningConfiguration>").encode()
 
 
 # -- Range ----------------------------------------------------------------------------------------------------

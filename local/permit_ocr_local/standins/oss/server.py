@@ -25,6 +25,7 @@ from . import auth, rules
 from .errors import (
     InvalidArgument,
     InvalidDigest,
+    InvalidObjectState,
     NoSuchBucket,
     OperationNotImplemented,
     OssError,
@@ -32,7 +33,7 @@ from .errors import (
     error_response,
 )
 from .errors import injected_error as _injected_error
-from .state import ObjectMeta, OssState
+from .state import ObjectMeta, OssState, new_version_id
 
 
 def new_request_id() -> str:
@@ -57,13 +58,22 @@ def override_headers(headers: list[tuple[str, str]], query: auth.Query) -> list[
 def object_headers(meta: ObjectMeta) -> list[tuple[str, str]]:
     headers = [("ETag", f'"{meta.etag}"'), ("Content-Type", meta.content_type),
                ("Last-Modified", http_date(meta.last_modified)), ("x-oss-object-type", "Normal"),
-               ("x-oss-storage-class", "Standard")]
+               ("x-oss-storage-class", meta.storage_class)]
     headers += [(f"x-oss-meta-{k}", v) for k, v in meta.user_meta.items()]
+    headers += version_headers(meta)
+    if meta.restored_until is not None:
+        headers.append(("x-oss-restore", f'ongoing-request="false", expiry-date="{http_date(meta.restored_until)}"'))
     if meta.sse:
         headers.append(("x-oss-server-side-encryption", meta.sse))
+    if meta.sse_key_id:
+        headers.append(("x-oss-server-side-encryption-key-id", meta.sse_key_id))
     if meta.tagging:
         headers.append(("x-oss-tagging-count", str(len(meta.tagging.split("&")))))
     return headers
+
+
+def version_headers(meta: ObjectMeta) -> list[tuple[str, str]]:
+    return [("x-oss-version-id", meta.version_id)] if meta.version_id else []
 
 
 def list_v2_xml(bucket: str, listing_args: dict[str, str], objects: list[ObjectMeta], prefixes: list[str],
@@ -90,7 +100,7 @@ def list_v2_xml(bucket: str, listing_args: dict[str, str], objects: list[ObjectM
     out.append(f"<KeyCount>{len(objects) + len(prefixes)}</KeyCount>")
     out += [f'<Contents><Key>{enc(o.key)}</Key><LastModified>{iso_time(o.last_modified)}</LastModified>'
             f'<ETag>"{o.etag}"</ETag><Type>Normal</Type><Size>{o.size}</Size>'
-            f"<StorageClass>Standard</StorageClass>{owner}</Contents>" for o in objects]
+            f"<StorageClass>{o.storage_class}</StorageClass>{owner}</Contents>" for o in objects]
     out += [f"<CommonPrefixes><Prefix>{enc(p)}</Prefix></CommonPrefixes>" for p in prefixes]
     out.append("</ListBucketResult>")
     return "\n".join(out).encode()
@@ -111,7 +121,8 @@ def decode_token(token: str) -> str:
 LOCAL_ACCOUNT_ID = "1234567890123456"
 RAM_ACTIONS = {"GetObject": "oss:GetObject", "HeadObject": "oss:GetObject", "GetObjectMeta": "oss:GetObject",
                "PutObject": "oss:PutObject",
-               "DeleteObject": "oss:DeleteObject", "ListObjectsV2": "oss:ListObjects", "PutBucket": "oss:PutBucket"}
+               "DeleteObject": "oss:DeleteObject", "ListObjectsV2": "oss:ListObjects", "PutBucket": "oss:PutBucket",
+               "GetBucketVersioning": "oss:GetBucketVersioning", "PutBucketVersioning": "oss:PutBucketVersioning"}
 
 
 def _ram_context(request: Request) -> dict[str, str]:
@@ -161,11 +172,12 @@ class OssService:
         if not ram.allowed(policy, RAM_ACTIONS[op], resource, context):
             raise RamDenied(Bucket=bucket, Key=key) if key else RamDenied(Bucket=bucket)
 
-    def service_error(self, status: int, request: Request) -> Response:
-        """The shape of an injected fault (see common/faults.py)."""
+    def service_error(self, status: int, request: Request, code: str | None = None,
+                      message: str | None = None) -> Response:
+        """The shape of an injected fault (see standins/faults)."""
         bucket = request.path.lstrip("/").partition("/")[0]
         self._count(f"injected:{status}")
-        return self.error(_injected_error(status), request, new_request_id(), bucket)
+        return self.error(_injected_error(status, code, message), request, new_request_id(), bucket)
 
     def error(self, err: OssError, request: Request, request_id: str, bucket: str) -> Response:
         host_id = f"{bucket}.oss-{self.region}.aliyuncs.com" if bucket else f"oss-{self.region}.aliyuncs.com"
@@ -195,18 +207,32 @@ class OssService:
                                   ("Last-Modified", http_date(meta.last_modified)),
                                   ("x-oss-hash-crc64ecma", str(meta.crc64))])
         if op == "DeleteObject":
+            versioning = self.state.versioning(bucket)
             self.state.delete(bucket, key)
+            if versioning == "Enabled":  # a delete marker is the new current version (not kept here)
+                headers += [("x-oss-delete-marker", "true"), ("x-oss-version-id", new_version_id())]
             return Response(204, headers)
         if op == "PutBucket":
             self.state.create_bucket(bucket)
             return Response(200, [*headers, ("Location", f"/{bucket}")])
+        if op == "GetBucketVersioning":
+            return Response(200, [*headers, ("Content-Type", "application/xml")],
+                            rules.versioning_xml(self.state.versioning(bucket)))
+        if op == "PutBucketVersioning":
+            self._check_md5(request, "")
+            self.state.set_versioning(bucket, rules.parse_versioning(request.body))
+            return Response(200, [*headers, ("Content-Length", "0")])
         return self._list_objects_v2(request, bucket, headers)
+
+    @staticmethod
+    def _check_md5(request: Request, key: str) -> None:
+        md5 = request.header("Content-MD5")
+        if md5 and md5 != base64.b64encode(hashlib.md5(request.body).digest()).decode():
+            raise InvalidDigest(Key=key) if key else InvalidDigest()
 
     def _put_object(self, request: Request, bucket: str, key: str, request_id: str,
                     headers: list[tuple[str, str]]) -> Response:
-        md5 = request.header("Content-MD5")
-        if md5 and md5 != base64.b64encode(hashlib.md5(request.body).digest()).decode():
-            raise InvalidDigest(Key=key)
+        self._check_md5(request, key)
         meta = self.state.put(
             bucket, key, request.body,
             content_type=request.header("Content-Type") or None,
@@ -215,9 +241,10 @@ class OssService:
             sse=request.header("x-oss-server-side-encryption") or None,
             tagging=request.header("x-oss-tagging") or None,
             forbid_overwrite=request.header("x-oss-forbid-overwrite").lower() == "true",
-            request_id=request_id)
+            request_id=request_id, storage_class=rules.storage_class(request.header("x-oss-storage-class")),
+            sse_key_id=request.header("x-oss-server-side-encryption-key-id") or None)
         return Response(200, [*headers, ("ETag", f'"{meta.etag}"'), ("x-oss-hash-crc64ecma", str(meta.crc64)),
-                              ("Content-Length", "0")])
+                              *version_headers(meta), ("Content-Length", "0")])
 
     def _get_object(self, request: Request, bucket: str, key: str, headers: list[tuple[str, str]]) -> Response:
         # the conditions are checked and the bytes read under one hold of the object: If-Match pins what is served
@@ -231,6 +258,9 @@ class OssService:
             if request.method == "HEAD":
                 return Response(200, [*headers, ("Content-Length", str(meta.size)),
                                       ("x-oss-hash-crc64ecma", str(meta.crc64))])
+            refusal = self._read_refusal(meta)
+            if refusal is not None:
+                raise refusal
             standard = request.header("x-oss-range-behavior").lower() == "standard"
             span = rules.byte_range(request.header("Range"), meta.size, standard=standard) \
                 if request.header("Range") else None
@@ -243,6 +273,13 @@ class OssService:
         # the CRC covers the whole object, so it is left off a partial body
         return Response(206, [*headers, ("Content-Range", f"bytes {span[0]}-{span[1]}/{meta.size}"),
                               ("Accept-Ranges", "bytes")], body)
+
+    def _read_refusal(self, meta: ObjectMeta) -> OssError | None:
+        """Why the world refuses to hand out these bytes (the metadata still reads): a frozen storage class,
+        then the object's KMS key."""
+        if meta.frozen(self.clock()):
+            return InvalidObjectState(Key=meta.key)
+        return self.state.kms_refusal(meta.sse_key_id) if meta.sse_key_id else None
 
     def _list_objects_v2(self, request: Request, bucket: str, headers: list[tuple[str, str]]) -> Response:
         args = {k: v or "" for k, v in auth.parse_query(request.raw_query)}
@@ -268,7 +305,8 @@ class OssStandin(StandinServer):
     """A StandinServer that keeps its OssService at hand (``.service.stats``, ``.service.state``)."""
 
     def __init__(self, service: OssService, *, port: int = 0, faults: FaultPlan | None = None) -> None:
-        super().__init__(service, port=port, faults=faults, service_error=service.service_error)
+        super().__init__(service, port=port, faults=faults, service_error=service.service_error,
+                         describe=rules.fault_target)
         self.service = service
         self._started = False
 

@@ -3,11 +3,21 @@
 A person browsing ROOT/<bucket>/ sees only images and results, and files dropped there by hand are objects too
 (their ETag and CRC are computed on first use). Sidecars are named by a hash of the key, so any two keys that can
 coexist as files ('a' and 'a.json/b') also have distinct sidecars.
+
+Bucket versioning is kept as far as the function's claims depend on it: the status (never set, Enabled,
+Suspended; in ROOT/.oss-meta/<bucket>/bucket.json), a new version id on each PUT while Enabled, and
+``x-oss-forbid-overwrite`` ignored while Enabled or Suspended, as OSS documents. Only the current version of a
+key is kept: older versions and delete markers are not (reads by versionId and ListObjectVersions are refused).
+
+Storage classes are recorded per object; an Archive, Cold Archive or Deep Cold Archive object reads only after
+``restore()``. SSE-KMS objects record their key; ``set_kms_key()`` disables a key, or forbids it to the
+requester, as the world can (the KMS key states are kept in memory, per process).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,11 +29,21 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Literal
 
 from crcmod.crcmod import mkCrcFun  # crcmod-plus, an alibabacloud-oss-v2 dependency (oss2's crcmod 1.7 too)
 
-from .errors import FileAlreadyExists, InvalidBucketName, InvalidObjectName, NoSuchBucket, NoSuchKey
+from .errors import (
+    FileAlreadyExists,
+    InvalidBucketName,
+    InvalidObjectName,
+    KmsForbidden,
+    KmsKeyDisabled,
+    NoSuchBucket,
+    NoSuchKey,
+    OssError,
+)
+from .rules import FROZEN_CLASSES, exclusive_put
 
 META_DIR = ".oss-meta"
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -32,6 +52,15 @@ crc64ecma: Callable[[bytes], int] = mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev
                                             xorOut=0xFFFFFFFFFFFFFFFF)
 Subscriber = Callable[[str, str, str, int, str, str], None]  # bucket, key, etag, size, event_name, request_id
 log = logging.getLogger(__name__)
+Versioning = Literal["", "Enabled", "Suspended"]  # "": never configured
+KmsKeyState = Literal["Enabled", "Disabled", "Forbidden"]  # Forbidden: the requester may not use the key
+DEFAULT_KMS_KEY_ID: Final = "local-default-cmk"  # the key of SSE-KMS objects written without a key id
+RESTORED_S: Final = 24 * 3600  # a restored Archive object reads for a day, OSS's default
+
+
+def new_version_id() -> str:
+    """Opaque, URL-safe and unique, in the spirit of OSS's (e.g. CAEQNhiBgM0BYiIDc4MGZjZGI2OTBjOTRmNTE5...)."""
+    return "CAEQ" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
 
 
 def etag_of(data: bytes) -> str:
@@ -50,10 +79,18 @@ class ObjectMeta:
     user_meta: dict[str, str] = field(default_factory=dict)  # x-oss-meta-* without the prefix
     sse: str | None = None
     tagging: str | None = None
+    storage_class: str = "Standard"
+    sse_key_id: str | None = None  # the KMS key of an SSE-KMS object
+    version_id: str | None = None  # set while the bucket's versioning is Enabled
+    restored_until: float | None = None  # epoch seconds: a frozen object reads until then
 
     @property
     def last_modified(self) -> float:
         return self.mtime_ns / 1e9
+
+    def frozen(self, now: float) -> bool:
+        """True when a read must be refused until the object is restored (Archive and colder classes)."""
+        return self.storage_class in FROZEN_CLASSES and (self.restored_until is None or now >= self.restored_until)
 
 
 @dataclass(frozen=True)
@@ -90,6 +127,7 @@ class OssState:
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._subscribers: list[Subscriber] = []
+        self._kms: dict[str, KmsKeyState] = {}
 
     # -- buckets ------------------------------------------------------------------------------------------
     def create_bucket(self, bucket: str) -> None:
@@ -99,6 +137,44 @@ class OssState:
     def bucket_exists(self, bucket: str) -> bool:
         return bool(_BUCKET_RE.match(bucket)) and (self.root / bucket).is_dir()
 
+    def versioning(self, bucket: str) -> Versioning:
+        self._bucket_dir(bucket)
+        try:
+            status = json.loads(self._bucket_meta(bucket).read_text("utf-8")).get("versioning", "")
+        except (FileNotFoundError, ValueError):
+            return ""
+        return "Enabled" if status == "Enabled" else "Suspended" if status == "Suspended" else ""
+
+    def set_versioning(self, bucket: str, status: Literal["Enabled", "Suspended"]) -> None:
+        """PutBucketVersioning: once set, a bucket is never unversioned again (only Suspended)."""
+        self._bucket_dir(bucket)
+        path = self._bucket_meta(bucket)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._atomic_write(path, json.dumps({"versioning": status}).encode())
+
+    def _bucket_meta(self, bucket: str) -> Path:
+        return self._meta_root / bucket / "bucket.json"  # sidecars are <sha256>.json: no clash
+
+    # -- the world: KMS keys and restores -----------------------------------------------------------------
+    def set_kms_key(self, key_id: str, state: KmsKeyState) -> None:
+        """Disable a KMS key (or enable it again), or forbid it to the requester (a role that lost its KMS
+        permission): reads and writes of SSE-KMS objects under that key then fail as OSS answers."""
+        with self._lock:
+            self._kms[key_id] = state
+
+    def kms_refusal(self, key_id: str) -> OssError | None:
+        """What OSS answers a read or write that needs this KMS key, or None when the key can be used."""
+        state = self._kms.get(key_id, "Enabled")
+        return KmsKeyDisabled() if state == "Disabled" else KmsForbidden() if state == "Forbidden" else None
+
+    def restore(self, bucket: str, key: str, now: float, days: float = 1.0) -> ObjectMeta:
+        """RestoreObject, done at once: a frozen object reads for ``days`` from ``now``."""
+        with self._lock:
+            meta = dataclasses.replace(self.head(bucket, key), restored_until=now + days * RESTORED_S)
+            self._write_meta(bucket, meta)
+            return meta
+
     def subscribe(self, callback: Subscriber) -> None:
         """``callback(bucket, key, etag, size, "ObjectCreated:PutObject", request_id)`` after each PutObject."""
         self._subscribers.append(callback)
@@ -106,15 +182,22 @@ class OssState:
     # -- objects ------------------------------------------------------------------------------------------
     def put(self, bucket: str, key: str, body: bytes, *, content_type: str | None = None,
             user_meta: dict[str, str] | None = None, sse: str | None = None, tagging: str | None = None,
-            forbid_overwrite: bool = False, request_id: str = "") -> ObjectMeta:
+            forbid_overwrite: bool = False, request_id: str = "", storage_class: str = "Standard",
+            sse_key_id: str | None = None) -> ObjectMeta:
         path = self._data_path(bucket, key)
+        if sse == "KMS":
+            sse_key_id = sse_key_id or DEFAULT_KMS_KEY_ID
+            refusal = self.kms_refusal(sse_key_id)
+            if refusal is not None:
+                raise refusal
         with self._lock:
+            versioning = self.versioning(bucket)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if path.is_dir():
                     raise IsADirectoryError(path)
                 try:
-                    self._atomic_write(path, body, exclusive=forbid_overwrite)
+                    self._atomic_write(path, body, exclusive=exclusive_put(forbid_overwrite, versioning))
                 except FileExistsError:
                     raise FileAlreadyExists(Key=key) from None
             except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
@@ -123,7 +206,8 @@ class OssState:
                 ) from exc
             meta = ObjectMeta(key, len(body), etag_of(body), crc64ecma(body),
                               content_type or _guess_type(key), path.stat().st_mtime_ns, dict(user_meta or {}),
-                              sse, tagging)
+                              sse, tagging, storage_class, sse_key_id if sse == "KMS" else None,
+                              new_version_id() if versioning == "Enabled" else None)
             self._write_meta(bucket, meta)
         for callback in list(self._subscribers):
             try:
@@ -247,9 +331,12 @@ class OssState:
     def _refresh(self, bucket: str, key: str, path: Path, old: ObjectMeta | None) -> ObjectMeta:
         """Describe a file dropped or replaced by hand, keeping any metadata set by an earlier PUT."""
         data = path.read_bytes()
-        meta = ObjectMeta(key, len(data), etag_of(data), crc64ecma(data),
-                          old.content_type if old else _guess_type(key), path.stat().st_mtime_ns,
-                          old.user_meta if old else {}, old.sse if old else None, old.tagging if old else None)
+        if old is not None:  # a new file under an old PUT's description: its metadata, new bytes
+            meta = dataclasses.replace(old, size=len(data), etag=etag_of(data), crc64=crc64ecma(data),
+                                       mtime_ns=path.stat().st_mtime_ns, restored_until=None)
+        else:
+            meta = ObjectMeta(key, len(data), etag_of(data), crc64ecma(data), _guess_type(key),
+                              path.stat().st_mtime_ns)
         self._write_meta(bucket, meta)
         return meta
 
