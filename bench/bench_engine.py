@@ -143,14 +143,19 @@ def run(n: int, seeds: list[int], controls: bool = True, only: list[str] | None 
     return res
 
 
+def _samples(reads: list[Read]) -> list[tuple[str, float, bool]]:
+    """(cue, raw score, right) to fit the trust on: a suspect value is capped under the review line whatever
+    the trust, so it says nothing about the scale (counted in, no scale would keep it above and the fit fails)."""
+    return [(cue, raw, ok) for r in reads for f, (ok, cue, raw) in r.fields.items() if cue and f not in r.suspect]
+
+
 def held_out(res: Results) -> None:
     """Each read's trust, fitted on the reads that share neither its layout family nor its capture."""
     fits: dict[tuple[str, str], dict[str, float]] = {}
     for r in res.reads:
         key = (r.family, r.capture)
         if key not in fits:
-            fits[key] = fit_trust((cue, raw, ok) for o in res.reads if o.family != r.family and o.capture != r.capture
-                                  for ok, cue, raw in o.fields.values() if cue)
+            fits[key] = fit_trust(_samples([o for o in res.reads if o.family != r.family and o.capture != r.capture]))
         r.trust = fits[key]
 
 
@@ -227,8 +232,8 @@ def report(res: Results) -> str:
                          f"| {sum(c.refused for c in cs)} |")
         lines.append(f"| **all controls** | {len(res.controls)} | **{sum(c.refused for c in res.controls)}** |")
 
-    everything = [(cue, raw, ok) for r in res.reads for ok, cue, raw in r.fields.values() if cue]
-    lines.append(f"\nper-cue trust fitted on all families (engine/confidence.py TRUST): {fit_trust(everything)}")
+    lines.append(f"\nper-cue trust fitted on all families (engine/confidence.py TRUST): "
+                 f"{fit_trust(_samples(res.reads))}")
 
     lat = {"clean": [r.seconds for r in clean], "captured": [r.seconds for r in captured]}
     cpu = {"clean": [r.cpu for r in clean], "captured": [r.cpu for r in captured]}
@@ -278,7 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show-blind", action="store_true", help="with --failures: the blind families' too")
     ap.add_argument("--only", help="comma-separated capture families (and clean, phone) to run, no controls")
     ap.add_argument("--json", help="write every read (fields, scores, timings) to this file")
+    ap.add_argument("--report", help="print the tables of a --json file again (after a change to the scoring)")
     args = ap.parse_args(argv)
+    if args.report:
+        with open(args.report, encoding="utf-8") as fh:
+            saved = json.load(fh)
+        print(report(Results([Read(**r) for r in saved["reads"]], [Control(**c) for c in saved["controls"]])))
+        return 0
     seeds = args.seed or [7]
     t0, load0 = time.perf_counter(), os.getloadavg()
     print(f"bench-engine: seeds {seeds}, {len(plan(args.n, 0))} permit images a seed ...", file=sys.stderr, flush=True)
