@@ -1,6 +1,7 @@
-"""Sequences found while building the chaos run's world (issue 21) that break a promise of the function as it is
-now, each against the real handler and the stand-ins. They are marked ``xfail(strict=True)``: they fail today
-and are expected to; the day the function keeps the promise, the XPASS fails the suite and the mark must go."""
+"""Sequences found while building the chaos run's world (issue 21) that broke a promise of the function, each
+against the real handler and the stand-ins: a result PUT applied seconds after the fence's listing (the write now
+goes to a URL signed to expire seconds later, which OSS refuses late), and a policy denying the image with outputs
+kept apart (the fence now lists the image's key instead of reading it)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,6 @@ from permit_ocr_local.fcruntime.stack import LocalStack
 from support import Bucket, image, in_thread, invoke
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the fence's listing-to-PUT window lasts as long as OSS takes to apply the PUT (the SDK "
-                          "waits up to 20 s), not milliseconds")
 def test_a_slow_result_put_of_an_older_version_never_replaces_the_newer_versions_result(
         make_app: Callable[..., App], bucket: Bucket, stack: LocalStack) -> None:
     v1, v2 = image("H0000000101"), image("H0000000201")
@@ -39,9 +37,6 @@ def test_a_slow_result_put_of_an_older_version_never_replaces_the_newer_versions
     assert (stored["source-etag"], number) == (up2.etag, "H0000000201")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="with outputs apart from the image, the fence HEADs the image, which the same policy "
-                          "refuses: no record can be written")
 def test_a_policy_denying_the_image_leaves_a_non_final_record_when_outputs_live_apart(
         env: dict[str, str], bucket: Bucket, stack: LocalStack) -> None:
     bucket.client.put_bucket(oss.PutBucketRequest(bucket="results-x"))
