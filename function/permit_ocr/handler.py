@@ -1,15 +1,13 @@
-"""The FC entry points. ``handler`` reads like the data flow:
-event -> object refs -> guards -> source (find the version, precheck) -> ledger (claim the version)
--> recognize -> document -> sinks (every write through the fence).
+"""The FC entry points. ``handler`` reads like the data flow: event -> object refs -> guards -> source (find the
+version, precheck) -> ledger (claim the version) -> recognize -> document -> sinks (every write through the fence).
 
-Every record ends as exactly one outcome for the version it found. Only the holder of the version's claim writes
-an outcome, and every write is fenced (the claim still has time, the version is still current, the slot holds
-what the writer saw). A verdict is about a version, never about the world: the precheck's and OCR's verdicts on
-the bytes become final error records (the handler returns normally: raising would make FC bill OCR again);
-transient failures and facts about the world (a 403 on the image, a KMS key, an Archive object, a permission the
-OCR call lacks) leave a non-final record, never replace a stored outcome, and make the handler raise so FC
-retries later. Objects gone or overwritten meanwhile get no outcome here: a missing object is a fact about the
-world, and an overwritten one has its own event.
+Every record ends as exactly one outcome for the version it found, written only by the holder of the version's
+claim. A verdict is about a version, never about the world: the precheck's and OCR's verdicts on the bytes become
+final error records (the handler returns normally: raising would make FC bill OCR again); transient failures and
+facts about the world (a 403 on the image, a KMS key, an Archive object, a permission the OCR call lacks) leave a
+non-final record, never replace a stored outcome, and make the handler raise so FC retries later. Objects gone
+or overwritten meanwhile get no outcome here: a missing object is a fact about the world, and an overwritten one
+has its own event.
 """
 
 from __future__ import annotations
