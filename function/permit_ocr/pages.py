@@ -74,7 +74,7 @@ class App(Protocol):
 
     def _claim_ttl_s(self, run: Invocation) -> float: ...
 
-    def _still_current(self, bucket: str, key: str, claim: Ticket) -> bool: ...
+    def _moved_on(self, bucket: str, key: str, claim: Ticket) -> Outcome | None: ...
 
 
 def recognize_converted(app: App, ref: ObjectRef, prepared: Prepared, ticket: Ticket, run: Invocation) -> Outcome:
@@ -151,9 +151,8 @@ def _page(app: App, ref: ObjectRef, prepared: Prepared, doc: Any, page: int,
         if outcome.status != "redelivered":
             return outcome
         return _stored_summary(app, out.bucket, claim.owed.key, page)
-    if claim.takeover and not app._still_current(ref.bucket, prepared.key, claim):
-        claim.release(CLAIM_SUPERSEDED)
-        return Outcome(ref.bucket, prepared.key, "skipped", SUPERSEDED)
+    if claim.takeover and (moved := app._moved_on(ref.bucket, prepared.key, claim)) is not None:
+        return moved  # the page's earlier holder let go: maybe because the PDF was overwritten since
     before = dataclasses.replace(prepared, url=None, body=None, input=_page_input(prepared, page, len(doc)))
     try:
         assert prepared.info is not None

@@ -134,3 +134,19 @@ def test_ctrl_c_in_recognize_is_one_line(tmp_path: Path) -> None:
     code, out, err = ctrl_c([*CLI, "recognize", str(REPO / "samples" / "hk-clean.jpg")], delay=2.0)
     assert code == 130 and out == ""
     assert_one_line(err, "permit-ocr recognize: interrupted")
+
+
+def test_ctrl_c_that_a_library_turned_into_its_own_error_still_ends_as_an_interrupt() -> None:
+    # found on a machine at load 20: Ctrl-C while the engine loaded its model routes came back as omegaconf's
+    # ConfigKeyError, a traceback and exit 1; the process remembers Ctrl-C, so the command still ends in one line
+    script = ("import sys; from permit_ocr_local import cli; import permit_ocr_local.commands.validate as v\n"
+              "from permit_ocr_local.fcruntime import interrupt\n"
+              "def swallowed(args):\n"
+              "    interrupt.PRESSED.set()\n"
+              "    raise ValueError('a library error raised while KeyboardInterrupt was unwinding')\n"
+              "v.run = swallowed\n"
+              "sys.argv = ['permit-ocr', 'validate', 'x.json']\n"
+              "sys.exit(cli.main())\n")
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 130 and ran.stdout == ""
+    assert_one_line(ran.stderr, "permit-ocr validate: interrupted")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,21 +54,10 @@ def annotated_path(out: Path, index: int, count: int) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    pressed: list[int] = []
-
-    def on_ctrl_c(signum: int, frame: Any) -> None:
-        pressed.append(signum)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         return _run(args)
-    except (KeyboardInterrupt, Exception) as exc:
-        # Ctrl-C while the engine's libraries load surfaces as whatever they make of it (onnxruntime's native
-        # module: ImportError; rapidocr's config: omegaconf's ConfigKeyError): once pressed, it is the interrupt
-        if not isinstance(exc, KeyboardInterrupt) and not pressed:
-            raise
-        sys.stdout.flush()  # one line; os._exit: the engine's native threads abort an ordinary shutdown
+    except KeyboardInterrupt:  # one line; os._exit: the engine's native threads abort an ordinary shutdown
+        sys.stdout.flush()
         print("permit-ocr recognize: interrupted", file=sys.stderr, flush=True)
         os._exit(130)
 
