@@ -10,6 +10,7 @@ import difflib
 import importlib
 import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -131,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"permit-ocr {args_in[0]}: interrupted", file=sys.stderr, flush=True)
             os._exit(interrupt.EXIT_INTERRUPTED)  # the engine's native threads abort an ordinary shutdown
         raise
+    if argv is None:  # the work is done and printed: a Ctrl-C during shutdown must not turn exit 0 into -SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return int(result or 0)
 
 
