@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from permit_ocr.config import load_config
+from permit_ocr.layout import META_ETAG, META_KIND, META_PENDING
 from permit_ocr.storage import ObjectHead
 from permit_ocr_local.fcruntime.context import Upload
 from permit_ocr_local.tools.backfill import (
@@ -25,6 +26,7 @@ from permit_ocr_local.tools.backfill import (
     classify,
     encode_event,
     fc_endpoint,
+    is_final_record,
     load_checkpoint,
     option_problem,
     replay_decision,
@@ -200,8 +202,8 @@ def test_a_listing_error_stops_the_run_resumably_with_one_line(tmp_path: Path) -
     assert json.loads(path.read_text())["cursor"] == "k03.png"  # ... so the resume starts with it
 
 
-def head(etag: str, kind: str) -> ObjectHead:
-    return ObjectHead("X", 1, {"source-etag": etag, "permit-ocr": kind})
+def head(etag: str, kind: str, pending: bool = False) -> ObjectHead:
+    return ObjectHead("X", 1, {META_ETAG: etag, META_KIND: kind, **({META_PENDING: "mns"} if pending else {})})
 
 
 @pytest.mark.parametrize(("result", "error", "include", "expected"), [
@@ -211,10 +213,19 @@ def head(etag: str, kind: str) -> ObjectHead:
     (None, head("E", "error"), True, (None, True)),  # ... unless the operator insists, with the mark
     (None, head("OLD", "error"), False, (None, False)),  # a verdict about another version says nothing
     (head("E", "result"), head("E", "error"), True, ("skipped_done", False)),
+    # stored with its MNS message still owed: sent, so the function (claim holder) publishes it
+    (None, head("E", "error", pending=True), False, (None, False)),
+    (head("E", "result", pending=True), None, False, (None, False)),
 ])
 def test_replay_decision(result: ObjectHead | None, error: ObjectHead | None, include: bool,
                          expected: tuple[str | None, bool]) -> None:
     assert replay_decision(result, error, "E", include_permanent=include) == expected
+
+
+def test_backfill_skips_a_verdict_only_once_its_message_is_delivered() -> None:
+    assert is_final_record(head("E", "error"), "E")
+    assert not is_final_record(head("E", "error", pending=True), "E")  # owed: backfill sends it, the function publishes
+    assert not is_final_record(head("E", "error-retrying"), "E") and not is_final_record(head("OLD", "error"), "E")
 
 
 def test_a_marked_record_travels_alone_and_carries_the_mark() -> None:

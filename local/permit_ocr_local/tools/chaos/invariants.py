@@ -193,7 +193,7 @@ def check(obs: Observed) -> Report:
     mns = "mns" in obs.sinks
     saves = {(b, k, e): fields for b, k, e, fields in obs.saves.landed}
     outcomes: Counter[str] = Counter()
-    lost, wrong, both, pending, unpublished, content, overwritten, after_review = ([] for _ in range(8))
+    lost, wrong, both, pending, unpublished, content, overwritten, after_review, again = ([] for _ in range(9))
     finals: dict[int, Final] = {}
     for item in uploaded:
         b = bucket_of[id(item)]
@@ -222,6 +222,8 @@ def check(obs: Observed) -> Report:
             want = "result" if f.outcome == "result" else "error"
             if not any(m.get("type") == want for m in msgs):
                 unpublished.append(f"{ident} ({f.outcome})")
+            if sum(1 for m in msgs if m.get("type") == want and not m.get("review")) > 1:
+                again.append(ident)  # at-least-once: allowed, counted (a reviewer's save publishes its own)
             for m in msgs:
                 if m.get("type") == "result":
                     content += _content_problems(ident, m, truth, None, "published")
@@ -248,6 +250,7 @@ def check(obs: Observed) -> Report:
     c.inv("message still owed at the end (pending flag)", pending)
     if mns:
         c.inv("outcome never published on MNS", unpublished)
+        c.info("versions whose outcome was published twice or more (at-least-once)", str(len(again)))
     report_windows = _paid(c, obs, bucket_of)
     _review_rows(c, obs, overwritten, after_review, mns)
     _world_rows(c, obs)
