@@ -1,0 +1,147 @@
+"""Shadow mode (SHADOW_RATE, with OCR_BACKEND=api): for that share of uploads the engine function reads the image
+too, after the API's result is stored, and a comparison record says field by field whether the two agreed and
+how sure each was, without a value. ``permit-ocr shadow-report`` sums the records up: the engine measured on the
+user's own uploads before anyone trusts it with them.
+
+A shadow never touches the real result: it starts only once the result is stored and published, only when the
+invocation still has time for the engine's worst case, and whatever it meets (the engine down, a refusal, OSS
+refusing the record) ends as one log line. Which uploads are compared is decided by the version (a hash of
+bucket, key and ETag), so a redelivery decides the same way and a sample is reproducible.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import time
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from . import log
+from .config import Config
+from .document import review_data
+from .engineclient import EngineClient
+from .errors import OcrFailure, StepError
+from .layout import JSON_TYPE, META_KIND, shadow_key
+from .normalize import FIELDS
+from .recognize import Deadline, OcrResult
+from .source import Prepared, read_pinned
+from .storage import Storage, retrying
+
+RECORD_VERSION = 1
+KIND_SHADOW = "shadow"
+
+
+def sampled(rate: float, bucket: str, key: str, etag: str) -> bool:
+    """Whether this version is compared: the same answer for every delivery of it."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+def _same(a: str, b: str) -> bool:
+    """Equal as printed: after Unicode NFKC (full-width digits, compatibility forms) and without white space."""
+    def norm(s: str) -> str:
+        return "".join(unicodedata.normalize("NFKC", s).split())
+
+    return norm(a) == norm(b)
+
+
+def _values(data: Mapping[str, Any]) -> dict[str, str]:
+    fields = data.get("data")
+    fields = fields if isinstance(fields, Mapping) else {}
+    return {f: v if isinstance(v := fields.get(f), str) else "" for f in FIELDS}
+
+
+def _probs(data: Mapping[str, Any]) -> dict[str, int | None]:
+    probs: dict[str, int | None] = dict.fromkeys(FIELDS)
+    for entry in data.get("prism_keyValueInfo") or ():
+        if isinstance(entry, Mapping) and entry.get("key") in probs:
+            p = entry.get("valueProb")
+            probs[str(entry["key"])] = int(p) if isinstance(p, int | float) and not isinstance(p, bool) else None
+    return probs
+
+
+def compare(api: Mapping[str, Any], engine: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per field: agreement and both valueProbs, and whether either side left it empty. No value."""
+    av, ev, ap, ep = _values(api), _values(engine), _probs(api), _probs(engine)
+    return {f: {"agree": _same(av[f], ev[f]), "apiProb": ap[f], "engineProb": ep[f],
+                "apiEmpty": not av[f].strip(), "engineEmpty": not ev[f].strip()} for f in FIELDS}
+
+
+def record(api: OcrResult, api_review: Mapping[str, Any], engine: OcrResult | None, failure: OcrFailure | None,
+           cfg: Config, image: Mapping[str, Any], now: datetime.datetime) -> dict[str, Any]:
+    """The comparison record of one version (its object name says which; nothing here does)."""
+    doc: dict[str, Any] = {
+        "v": RECORD_VERSION,
+        "madeAt": now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "reviewMinProb": cfg.review_min_prob,
+        "image": dict(image),
+        "kind": (api_review.get("normalized") or {}).get("kind"),
+        "api": {"needsReview": bool(api_review.get("needsReview")),
+                "reasons": list(api_review.get("reviewReasons") or []), "latencyMs": api.latency_ms},
+    }
+    if engine is None:
+        assert failure is not None
+        # the engine refused or failed on these bytes: a cascade would have asked the API; an engine that could
+        # not answer (down, throttled, misdeployed) would have made the cascade retry: no escalation to tell
+        doc["engine"] = {"code": failure.code, "needsReview": None, "reasons": [], "latencyMs": None}
+        doc["wouldEscalate"] = True if getattr(failure, "about_image", False) else None
+        return doc
+    mine = review_data(engine.data, cfg.review_min_prob, now)
+    fields = compare(api.data, engine.data)
+    doc["engine"] = {"code": None, "needsReview": bool(mine["needsReview"]), "reasons": list(mine["reviewReasons"]),
+                     "latencyMs": engine.latency_ms, "kind": (mine.get("normalized") or {}).get("kind")}
+    doc["wouldEscalate"] = bool(mine["needsReview"])
+    doc["fields"] = fields
+    doc["agreed"] = sum(1 for f in fields.values() if f["agree"])
+    doc["compared"] = len(fields)
+    return doc
+
+
+class Shadow:
+    def __init__(self, cfg: Config, engine: EngineClient | None, storage: Storage) -> None:
+        self._cfg = cfg
+        self._engine = engine
+        self._storage = storage
+
+    def wanted(self, bucket: str, key: str, etag: str) -> bool:
+        return self._engine is not None and self._cfg.ocr_backend == "api" and sampled(
+            self._cfg.shadow_rate, bucket, key, etag)
+
+    def after(self, bucket: str, prepared: Prepared, api: OcrResult, doc: Mapping[str, Any], deadline: float) -> None:
+        """For a sampled version whose API result ``doc`` is stored: ask the engine, write the comparison record,
+        log one line. Never raises. ``deadline``: time.monotonic() by which the invocation must be done."""
+        if not self.wanted(bucket, prepared.key, prepared.etag):
+            return
+        assert self._engine is not None
+        ref = log.key_ref(bucket, prepared.key)
+        if deadline - time.monotonic() < self._engine.worst_call_s():
+            log.info("shadow skipped", keyRef=ref, code="ShadowNoTime")
+            return
+        try:
+            body = prepared.body if prepared.body is not None else read_pinned(self._storage, bucket, prepared)
+            try:
+                engine, failure = self._engine.recognize(body, Deadline(deadline)), None
+            except OcrFailure as err:
+                engine, failure = None, err
+            now = datetime.datetime.now(datetime.UTC)
+            rec = record(api, doc, engine, failure, self._cfg, doc.get("image") or {}, now)
+            out = shadow_key(bucket, prepared.key, prepared.etag, now.strftime("%Y-%m-%d"))
+            retrying(lambda: self._storage.put(self._cfg.output_bucket_for(bucket), out, orjson.dumps(rec),
+                                               JSON_TYPE, {META_KIND: KIND_SHADOW}))
+        except StepError as err:  # reading the image or storing the record: the result stands as it is
+            log.warning("shadow failed", keyRef=ref, code=err.code, stage=err.stage)
+            return
+        except Exception as exc:  # a bug here must not reach the handler: the result is already stored
+            log.error("shadow failed", keyRef=ref, code=type(exc).__name__)
+            return
+        fields = rec.get("fields") or {}
+        log.info("shadow compared", keyRef=ref, kind=rec["kind"], compared=rec.get("compared", 0),
+                 agreed=rec.get("agreed", 0), disagreed=",".join(f for f, v in fields.items() if not v["agree"]),
+                 engineReview=rec["engine"]["needsReview"], wouldEscalate=rec["wouldEscalate"],
+                 engineMs=rec["engine"]["latencyMs"], code=rec["engine"]["code"])
