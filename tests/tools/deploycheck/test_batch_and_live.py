@@ -10,8 +10,7 @@ import pytest
 from permit_ocr.config import load_config
 from permit_ocr_local.cli import main
 from permit_ocr_local.fcruntime.stack import LocalStack
-from permit_ocr_local.tools.deploycheck.budget import calls_per_invocation, invocations_for
-from permit_ocr_local.tools.deploycheck.budget import check_batch
+from permit_ocr_local.tools.deploycheck.budget import calls_per_invocation, check_batch, invocations_for
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -72,9 +72,11 @@ class Options:
     log_file: Path | None = None
     s_yaml: Path = Path(__file__).resolve().parents[4] / "s.yaml"
     progress: bool = False
+    backend: str = "api"  # OCR_BACKEND; engine or cascade deploy the engine function (its truth recognizer)
+    doubt_share: float = 0.3  # with cascade: permits the engine is unsure of (so the cascade pays for them)
 
 
-def fault_plan(seed: int, rate: float) -> FaultPlan:
+def fault_plan(seed: int, rate: float, backend: str = "api") -> FaultPlan:
     """``rate`` of the function's requests to each service fail transiently (OCR: a quarter each of 429,
     503, dropped connection, slow answer). The harness's uploads and OCR's fetch of the signed URL are left
     alone: faults there would test the harness, or turn into IllegalImageUrl by design."""
@@ -90,6 +92,8 @@ def fault_plan(seed: int, rate: float) -> FaultPlan:
     plan.set("ocr", throttle=q, server_error=q, drop=q, slow=q, slow_s=0.3)
     plan.set("oss", server_error=rate)
     plan.set("mns", server_error=rate)
+    if backend != "api":  # the engine function's InvokeFunction: throttled or failing alike
+        plan.set("fc", server_error=rate / 2, throttle=rate / 2)
     return plan
 
 
@@ -223,13 +227,16 @@ def run(opts: Options) -> Report:
     """Drive the workload through the function on a fresh local stack, then check what it left behind."""
     from permit_ocr.handler import reset_app
 
-    workload = build_workload(opts.uploads, opts.seed)
+    selfhosted = opts.backend != "api"
+    workload = build_workload(opts.uploads, opts.seed, doubt_share=opts.doubt_share if selfhosted else 0.0)
     root = opts.root or Path(tempfile.mkdtemp(prefix="permit-ocr-chaos-"))
-    plan = fault_plan(opts.seed, opts.fault_rate)
+    plan = fault_plan(opts.seed, opts.fault_rate, opts.backend)
     overrides = {"SINKS": opts.sinks, "OCR_QPS": "1000", "LOG_LEVEL": "INFO"}
+    if selfhosted:  # the truth engine answers at once: a short read timeout keeps its worst case in the budget
+        overrides |= {"OCR_BACKEND": opts.backend, "ENGINE_TIMEOUT_MS": "5000"}
     saved_env = dict(os.environ)
     fn = LocalFunction(opts.s_yaml, root, instances=opts.instances, stack_options={"faults": plan},
-                       env_overrides=overrides)
+                       env_overrides=overrides, engine="truth" if selfhosted else None)
     capture = LogCapture(opts.log_file)
     try:
         fn.start()
@@ -262,7 +269,8 @@ def run(opts: Options) -> Report:
             results_topic=[m.body for m in mns.messages(fn.stack.options.topic)], state=fn.stack.oss.service.state,
             bucket=fn.deployment.bucket, cfg=cfg,
             ocr_calls=[(c.sha256, c.status) for c in ocr.calls], billed=ocr.billed_by_image(),
-            injected=Counter(plan.injected), upload_failures=failures, sinks=opts.sinks, crashes=tap.crashes))
+            injected=Counter(plan.injected), upload_failures=failures, sinks=opts.sinks, crashes=tap.crashes,
+            backend=opts.backend, engine_calls=fn.engine_calls()))
     finally:
         fn.stop()
         capture.close()

@@ -47,6 +47,8 @@ class Observed:
     upload_failures: list[str]
     sinks: str
     crashes: list[tuple[str, bool]] = field(default_factory=list)  # (key, paid then died)
+    backend: str = "api"  # OCR_BACKEND of the run
+    engine_calls: int = 0  # the engine function's invocations (the FC stand-in's log)
 
 
 @dataclass
@@ -116,6 +118,7 @@ def final_state(obs: Observed, item: Item) -> tuple[str, dict[str, Any]]:
         truth = item.truths[-1]
         fields = (doc.get("data") or {}).get("data") or {}
         info["mismatch"] = truth is not None and fields.get("permitNumber") != truth.get("permitNumber")
+        info["backend"] = str((doc.get("ocr") or {}).get("backend") or "")
         return "result", info
     if err is not None and err in mine:
         e = orjson.loads(obs.state.get(out.bucket, err.key)[1])["error"]
@@ -228,6 +231,8 @@ def check(obs: Observed) -> Report:
     rows.append(Row("instances crashed mid-invocation",
                     f"{len(obs.crashes)} ({sum(window.values())} between the paid answer and the stored document)"))
     inv("extra paid calls", len(over), _examples(over))
+    if obs.backend != "api":
+        _cascade_rows(obs, rows, inv)
     inv("loops (events for our own outputs)", len(obs.loop_keys), _examples(obs.loop_keys))
     pii = _PiiIndex({t[f] for t in w.truths() for f in PII_FIELDS if t.get(f)})
     hits = [(n, v) for n, line in enumerate(obs.log_lines) for v in pii.hits(line)]
@@ -275,3 +280,28 @@ def _published(bodies: list[str]) -> set[tuple[str, str]]:
     return out
 
 
+
+
+def _cascade_rows(obs: Observed, rows: list[Row], inv: Any) -> None:
+    """OCR_BACKEND=engine|cascade: the API is paid only for what the engine doubted (or could not read), and each
+    result says who answered."""
+    w = obs.workload
+    sure = [it for it in w.items if it.kind in ("permit", "hostile", "crash") and not it.doubt]
+    paid_for_sure = [f"{it.kind} {_short(it.key)!r}" for it in sure
+                     if any(obs.billed.get(_sha(v), 0) for v in it.versions)]
+    by: Counter[str] = Counter()
+    wrong_by: list[str] = []
+    for it in (it for it in w.items if it.etag and it.kind in ("permit", "hostile", "crash")):
+        outcome, info = final_state(obs, it)
+        if outcome != "result":
+            continue
+        backend = info["backend"]
+        by[backend] += 1
+        want = "engine" if obs.backend == "engine" or not it.doubt else "api"
+        if backend != want:
+            wrong_by.append(f"{it.kind} {_short(it.key)!r}: {backend or 'no backend'}, not {want}")
+    rows.append(Row(f"OCR_BACKEND={obs.backend}: engine calls / permits doubted",
+                    f"{obs.engine_calls} / {sum(1 for it in w.items if it.doubt)}"))
+    rows.append(Row("  permit results answered by", ", ".join(f"{k} {v}" for k, v in sorted(by.items())) or "-"))
+    inv("  paid calls for permits the engine was sure of", len(paid_for_sure), _examples(paid_for_sure))
+    inv("  results answered by the wrong recognizer", len(wrong_by), _examples(wrong_by))

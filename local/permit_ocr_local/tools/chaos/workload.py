@@ -61,6 +61,7 @@ class Item:
     truths: list[dict[str, str] | None]
     dup: str = ""  # "" | "seq" (delivered again later) | "concurrent" (delivered twice at once)
     etags: list[str] = field(default_factory=list)  # filled by the upload
+    doubt: bool = False  # OCR_BACKEND=cascade runs: the engine is unsure of a field, so the cascade pays the API
 
     @property
     def etag(self) -> str | None:
@@ -135,9 +136,16 @@ def _truncate(data: bytes, rng: random.Random) -> bytes:
     return data[: rng.randrange(9, truth_end - 1)]
 
 
+# the engine's view of a doubted permit (fcruntime/enginefn.py reads it): one field under REVIEW_MIN_PROB
+ENGINE_DOUBT: dict[str, Any] = {"valueProb": {"nameCn": 40}}
+
+
 def build_workload(uploads: int, seed: int, prefix: str = "uploads/", size: tuple[int, int] = (40, 40),
-                   malformed_share: float = 0.01, max_oversize: int = 20) -> Workload:
+                   malformed_share: float = 0.01, max_oversize: int = 20, doubt_share: float = 0.0) -> Workload:
+    """``doubt_share``: permits whose truth tells the engine function (truth recognizer) to be unsure, drawn
+    from their own random stream, so a run without doubts is the same workload as before they existed."""
     rng = random.Random(seed)
+    doubts = random.Random(seed + 7919)
     img = _Images(size)
     items: list[Item] = []
     kinds, weights = list(MIX), list(MIX.values())
@@ -156,10 +164,11 @@ def build_workload(uploads: int, seed: int, prefix: str = "uploads/", size: tupl
         base, suffix = (img.jpeg, rng.choice(SUFFIXES_JPEG)) if jpeg else (img.png, rng.choice(SUFFIXES_PNG))
         key = f"{prefix}batch-{i % 64:02d}/{i:06d}-{truth['permitNumber']}{suffix}"
         truths: list[dict[str, str] | None] = [truth]
+        doubt = doubt_share > 0 and kind in ("permit", "hostile", "crash") and doubts.random() < doubt_share
         if kind in ("permit", "hostile", "crash"):
             if kind == "hostile":
                 key = _hostile_key(prefix, i, truth, rng, suffix)
-            versions = [embed_truth(base, truth)]
+            versions = [embed_truth(base, {**truth, "engine": ENGINE_DOUBT} if doubt else truth)]
         elif kind == "slowover":  # the first version's OCR call takes a second; the second arrives meanwhile
             second = random_fields(rng, "taiwan")
             versions = [embed_truth(base, {**truth, "delay": "1.0"}), embed_truth(base, second)]
@@ -197,7 +206,7 @@ def build_workload(uploads: int, seed: int, prefix: str = "uploads/", size: tupl
         if kind in DUP_KINDS:
             x = rng.random()
             dup = "seq" if x < DUP_SEQ else "concurrent" if x < DUP_SEQ + DUP_CONCURRENT else ""
-        items.append(Item(kind, key, versions, truths, dup))
+        items.append(Item(kind, key, versions, truths, dup, doubt=doubt))
         count += len(versions)
     rng.shuffle(items)
     return Workload(items, malformed_events(max(5, int(uploads * malformed_share)), prefix, rng), count)
