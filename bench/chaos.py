@@ -25,11 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=4, help="uploading client threads")
     p.add_argument("--root", type=Path, help="keep the stand-ins' files here (default: a temp dir, removed)")
     p.add_argument("--log-file", type=Path, help="also write the function's log lines here")
+    p.add_argument("--backend", default="api", choices=("api", "engine", "cascade"),
+                   help="the function's OCR_BACKEND; engine and cascade deploy the engine function (docs/chaos.md)")
+    p.add_argument("--doubt", type=float, default=0.3, help="with cascade: share of permits the engine doubts")
     a = p.parse_args(argv)
     opts = Options(uploads=a.uploads, seed=a.seed, fault_rate=a.fault_rate, sinks=a.sinks, instances=a.instances,
-                   clients=a.clients, root=a.root, log_file=a.log_file, progress=True)
+                   clients=a.clients, root=a.root, log_file=a.log_file, progress=True, backend=a.backend,
+                   doubt_share=a.doubt)
     print(f"chaos: {a.uploads} uploads, seed {a.seed}, fault rate {a.fault_rate}, sinks {a.sinks}, "
-          f"{a.instances} instances", flush=True)
+          f"{a.instances} instances, OCR_BACKEND {a.backend}", flush=True)
     report = run(opts)
     print(render(report))
     return 0 if report.ok else 1

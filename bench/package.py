@@ -46,7 +46,9 @@ FUNCTION_DIR = REPO / "function"
 DIST = REPO / "dist"
 WHEELHOUSE = REPO / "var" / "wheelhouse"
 MANIFEST = "vendored.json"  # function/permit_ocr/vendored.py reads it
-PLATFORM_ARGS = ["--only-binary=:all:", "--platform", "manylinux2014_x86_64", "--python-version", "3.12",
+# FC's python3.12 runtime is Debian 11 (glibc 2.31): manylinux_2_28 wheels run there (Pillow 13 ships no older tag)
+PLATFORM_ARGS = ["--only-binary=:all:", "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64",
+                 "--python-version", "3.12",
                  "--implementation", "cp", "--abi", "cp312"]
 EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "315532800"))  # 1980-01-01: the earliest a zip can hold
 
