@@ -30,6 +30,7 @@ from permit_ocr.fence import BACKOFF_S, MAX_BACKOFF_S, MAX_WRITE_TRIES, Fence
 from permit_ocr.handler import App, RetryLater
 from permit_ocr.layout import JSON_TYPE
 from permit_ocr.ledger import CLOCK_SKEW_S, FRESH_VERSION_S
+from permit_ocr.storage import OUTCOME_PUT_EXPIRES_S
 from permit_ocr_local.fcruntime.context import FcContext, FunctionMeta, oss_event
 from permit_ocr_local.fcruntime.stack import LocalStack, StackOptions
 from support import SAMPLE_TRUTH, Bucket, permit_image
@@ -45,7 +46,7 @@ class Stamps:
 
 
 def instrument(app: App, stamps: Stamps) -> None:
-    look, put, recognize = app.sinks.fence.look, app.storage.put, app.recognizer.recognize
+    look, put, recognize = app.sinks.fence.look, app.storage.put_outcome, app.recognizer.recognize
 
     def timed_look(*args: Any, **kwargs: Any) -> Any:
         out = look(*args, **kwargs)
@@ -57,10 +58,10 @@ def instrument(app: App, stamps: Stamps) -> None:
         stamps.local.answered = time.perf_counter()
         return out
 
-    def timed_put(bucket: str, key: str, body: bytes, content_type: str, meta: Any, **kwargs: Any) -> Any:
-        out = put(bucket, key, body, content_type, meta, **kwargs)
+    def timed_put(bucket: str, key: str, body: bytes, content_type: str, meta: Any) -> Any:
+        out = put(bucket, key, body, content_type, meta)
         now = time.perf_counter()
-        if key.endswith(".json") and not key.startswith(".permit-ocr/") and content_type == JSON_TYPE:
+        if content_type == JSON_TYPE:
             looked = getattr(stamps.local, "looked", None)
             answered = getattr(stamps.local, "answered", None)
             if looked is not None:
@@ -71,7 +72,7 @@ def instrument(app: App, stamps: Stamps) -> None:
         return out
 
     app.sinks.fence.look = timed_look  # type: ignore[method-assign]
-    app.storage.put = timed_put  # type: ignore[method-assign]
+    app.storage.put_outcome = timed_put  # type: ignore[method-assign]
     app.recognizer.recognize = timed_recognize  # type: ignore[method-assign]
 
 
@@ -137,7 +138,8 @@ def main() -> int:
     scheduled = sum(min(MAX_BACKOFF_S, BACKOFF_S * 2**a) for a in range(MAX_WRITE_TRIES - 1))
     rows = [
         ("fence -> write (check to the PUT's answer)", f"p50 {ms(stamps.fence_to_write, .5)}, "
-         f"p99 {ms(stamps.fence_to_write, .99)}, max {ms(stamps.fence_to_write, 1)}",
+         f"p99 {ms(stamps.fence_to_write, .99)}, max {ms(stamps.fence_to_write, 1)}; a PUT OSS receives more "
+         f"than {OUTCOME_PUT_EXPIRES_S - 1}-{OUTCOME_PUT_EXPIRES_S} s after signing is refused",
          "a newer version's outcome written inside it is replaced by the older one"),
         ("paid answer -> stored (crash window)", f"p50 {ms(stamps.answer_to_stored, .5)}, "
          f"p99 {ms(stamps.answer_to_stored, .99)}", "an instance dying inside it: one paid call again"),

@@ -7,12 +7,14 @@ and the review page's save — goes through ``Fence.put`` / ``Fence.delete``, wh
 1. the writer's claim on the version still has time left (no request: a claim is ours until it expires, and
    nobody takes it over before that);
 2. the version is still the image's current object (one ListObjectsV2 on the image key when the outputs sit
-   beside the image: it shows the image's ETag and both outputs; else a HEAD of the image plus a listing of the
-   output prefix);
+   beside the image: it shows the image's ETag and both outputs; else a listing of the image's key plus one of
+   the output prefix: listings need no read permission on the image);
 3. the slot holds what the writer last saw: a settle write expects its own pending document, the review's save
    the result version it showed, a delete the record the listing showed.
 
-OSS has no conditional PUT, so one window stays: between that listing and the write landing (one PUT's time).
+OSS has no conditional PUT, so one window stays: between that listing and the write landing. The write goes to a
+URL signed to expire seconds later, so OSS refuses it if it arrives late: the window is one PUT's round trip, and
+never more than the URL's few seconds.
 A write that would land on a newer version's outputs, on a reviewer's save or after the claim ran out does not
 happen. Transient OSS failures are retried (check and write again) until the claim runs low: a paid answer
 survives an OSS brownout as long as the invocation does.
@@ -117,11 +119,9 @@ class Fence:
     def look(self, bucket: str, image_key: str, etag: str, out: Outputs) -> Look:
         """One listing (plus a HEAD of the image when outputs live elsewhere). StorageError propagates."""
         listing = self._storage.list_prefix(out.bucket, out.listing_prefix)
-        if out.lists_image:
-            current = listing.etags.get(image_key)
-        else:
-            head = self._storage.head(bucket, image_key)
-            current = head.etag if head else None
+        # outputs apart: a listing of the image's own key (no read permission on the image needed)
+        current = (listing.etags.get(image_key) if out.lists_image
+                   else self._storage.current_etag(bucket, image_key))
         state = "gone" if current is None else ("current" if current == etag else "superseded")
         slots = {k: listing.etags.get(k) for k in (out.result_key, out.error_key) if listing.knows(k)}
         return Look(state, slots)
@@ -146,7 +146,7 @@ class Fence:
 
         def once() -> tuple[str, Look]:
             seen = self.check(claim, bucket, image_key, out, expect, allow_gone=allow_gone)
-            written = self._storage.put(out.bucket, key, body, content_type, meta)
+            written = self._storage.put_outcome(out.bucket, key, body, content_type, meta)
             return written or content_etag(body), seen
 
         return self._until_claim_ends(claim, once)

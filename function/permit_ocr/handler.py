@@ -1,15 +1,14 @@
-"""The FC entry points. ``handler`` reads like the data flow:
-event -> object refs -> guards -> source (find the version, precheck) -> ledger (claim the version)
--> recognize (backend.py: api, engine or cascade) -> document -> sinks (every write through the fence).
+"""The FC entry points. ``handler`` reads like the data flow: event -> object refs -> guards -> source (find the
+version, precheck) -> ledger (claim the version) -> recognize (backend.py: api, engine or cascade) -> document
+-> sinks (every write through the fence).
 
-Every record ends as exactly one outcome for the version it found. Only the holder of the version's claim writes
-an outcome, and every write is fenced (the claim still has time, the version is still current, the slot holds
-what the writer saw). A verdict is about a version, never about the world: the precheck's and OCR's verdicts on
-the bytes become final error records (the handler returns normally: raising would make FC bill OCR again);
-transient failures and facts about the world (a 403 on the image, a KMS key, an Archive object, a permission the
-OCR call lacks) leave a non-final record, never replace a stored outcome, and make the handler raise so FC
-retries later. Objects gone or overwritten meanwhile get no outcome here: a missing object is a fact about the
-world, and an overwritten one has its own event.
+Every record ends as exactly one outcome for the version it found, written only by the holder of the version's
+claim. A verdict is about a version, never about the world: the precheck's and OCR's verdicts on the bytes become
+final error records (the handler returns normally: raising would make FC bill OCR again); transient failures and
+facts about the world (a 403 on the image, a KMS key, an Archive object, a permission the OCR call lacks) leave a
+non-final record, never replace a stored outcome, and make the handler raise so FC retries later. Objects gone
+or overwritten meanwhile get no outcome here: a missing object is a fact about the world, and an overwritten one
+has its own event.
 """
 
 from __future__ import annotations
@@ -174,10 +173,8 @@ class App:
             return claim
         if claim.owed is not None:  # the paid document is stored; only its message is owed
             return self._redeliver(ref, key, claim)
-        if claim.takeover and not self._still_current(ref.bucket, key, claim):
-            # an earlier holder let go: maybe because the version was superseded after this delivery read it
-            claim.release(CLAIM_SUPERSEDED)
-            return Outcome(ref.bucket, key, "skipped", SUPERSEDED)
+        if claim.takeover and (moved := self._moved_on(ref.bucket, key, claim)) is not None:
+            return moved  # an earlier holder let go: maybe because the version was superseded after this read
         if self.sinks.outputs(ref.bucket, key).overlong:  # no result could be stored where users look for it
             return self._failed(ref, StepError(
                 "OutputKeyTooLong", "the key leaves no room for its outputs under OSS's 1023-byte limit; the "
@@ -234,12 +231,17 @@ class App:
             return Outcome(ref.bucket, key, "retrying", err.code)
         return Outcome(ref.bucket, key, "duplicate")
 
-    def _still_current(self, bucket: str, key: str, claim: Ticket) -> bool:
+    def _moved_on(self, bucket: str, key: str, claim: Ticket) -> Outcome | None:
+        """None while the claimed version is the image's current object; else the outcome without paying."""
         try:
-            head = self.storage.head(bucket, key)
-        except StepError:
-            return True  # cannot tell: the fence looks again before anything is written
-        return head is not None and head.etag == claim.etag
+            current = self.storage.current_etag(bucket, key)  # a listing: no read permission on the image needed
+        except StepError as err:  # cannot tell: paying might pay for a superseded version
+            claim.release()
+            return Outcome(bucket, key, "retrying", err.code)
+        if current == claim.etag:
+            return None
+        claim.release(CLAIM_SUPERSEDED)
+        return Outcome(bucket, key, "skipped", SUPERSEDED if current else GONE)
 
     def _recognize_and_deliver(self, ref: ObjectRef, prepared: Prepared, ticket: Ticket,
                                run: Invocation) -> Outcome:

@@ -25,6 +25,7 @@ __all__ = ["Chunk", "Listing", "ObjectHead", "Storage", "StorageError", "retryin
 
 T = TypeVar("T")
 ATTEMPTS = 4  # our attempts per request on transient errors, each with the SDK's own 3 tries
+OUTCOME_PUT_EXPIRES_S = 3  # x-oss-date has whole seconds: a signed PUT is good for 2 to 3 s
 
 
 def retrying(call: Callable[[], T], attempts: int = ATTEMPTS) -> T:
@@ -77,6 +78,22 @@ def _storage_error(exc: Exception) -> StorageError:
 _etag = etag_form
 
 
+def _presigned_error(status: int, body: bytes, request_id: str | None) -> StorageError:
+    """OSS's error XML of a PUT sent to a signed URL, as the SDK would map it."""
+    import xml.etree.ElementTree as ET
+
+    code, message = f"HTTP{status}", ""
+    try:
+        root = ET.fromstring(body)
+        code = root.findtext("Code") or code
+        message = root.findtext("Message") or ""
+    except ET.ParseError:
+        pass
+    if status == 403 and "expired" in message.lower():  # received too late: check again, then try again
+        return StorageError("RequestExpired", message, None, request_id)
+    return StorageError(code, message, status, request_id)
+
+
 def _epoch(value: Any) -> float | None:
     return value.timestamp() if isinstance(value, datetime.datetime) else None
 
@@ -93,6 +110,7 @@ class _Provider(oss.credentials.CredentialsProvider):
 class Storage:
     def __init__(self, cfg: Config, credentials: Callable[[], Credentials]) -> None:
         provider = _Provider(credentials)
+        self._session: Any = None
         self._client = oss.Client(self._cfg(cfg.oss_endpoint, cfg.region, provider))
         self._signer = oss.Client(self._cfg(cfg.oss_public_endpoint, cfg.region, provider))
 
@@ -175,6 +193,37 @@ class Storage:
         except Exception as exc:
             raise _storage_error(exc) from None
         return str(r.version_status) if r.version_status else None
+
+    def put_outcome(self, bucket: str, key: str, body: bytes, content_type: str,
+                    metadata: Mapping[str, str]) -> str | None:
+        """PUT an outcome through a URL signed to expire OUTCOME_PUT_EXPIRES_S from now: OSS refuses a request it
+        receives later (403 "Request has expired"), so a write the fence checked cannot land long after the check
+        (a header-signed request stays valid for 15 minutes). Raised as the transient ``RequestExpired``: the
+        fence checks again before it tries again."""
+        signed = self._client.presign(oss.PutObjectRequest(
+            bucket=bucket, key=key, content_type=content_type, metadata=dict(metadata),
+            server_side_encryption="AES256", acl="private"),
+            expires=datetime.timedelta(seconds=OUTCOME_PUT_EXPIRES_S))
+        try:
+            answer = self._http().put(str(signed.url), data=body, headers=dict(signed.signed_headers or {}),
+                                      timeout=(5, 20))
+        except Exception as exc:  # connection failures, timeouts: nothing reached a verdict
+            raise StorageError(type(exc).__name__, str(exc)[:300], None, None) from None
+        if answer.status_code >= 300:
+            raise _presigned_error(answer.status_code, answer.content, answer.headers.get("x-oss-request-id"))
+        return _etag(answer.headers.get("ETag"))
+
+    def _http(self) -> Any:
+        if self._session is None:  # the SDK's own dependency; one pool, kept alive like the SDK's
+            import requests
+
+            self._session = requests.Session()
+        return self._session
+
+    def current_etag(self, bucket: str, key: str) -> str | None:
+        """The ETag of ``key`` as a listing shows it (None: no such object). A listing, not a HEAD: it needs no
+        read permission on the image, which a tightened policy, a KMS key or a storage class may take away."""
+        return self.list_prefix(bucket, key, max_keys=1).etags.get(key)
 
     def presign_get(self, bucket: str, key: str, expires_s: int) -> str:
         r = self._signer.presign(oss.GetObjectRequest(bucket=bucket, key=key),

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -37,6 +39,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "review": ("review", "the review page for flagged results, on 127.0.0.1"),
     "shadow-report": ("shadow_report", "shadow mode's comparison of the engine with the API, summed up"),
 }
+
+
+CLAIM_HOLDERS = ("run", "invoke", "stack")  # commands that run the function in this process
 
 
 def plain(text: str) -> str:
@@ -105,12 +110,31 @@ def build_parser(argv: Sequence[str]) -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(args_in)
-    if not args_in:  # `permit-ocr` alone: what it can do, not "the following arguments are required"
-        parser.print_help()
-        return 2
-    args = parser.parse_args(args_in)
-    result = args.func(args)
+    from permit_ocr_local.fcruntime import interrupt
+
+    if argv is None:  # the console script, not a test calling main(): take Ctrl-C over for the process
+        interrupt.watch_ctrl_c()
+    try:
+        parser = build_parser(args_in)  # imports the command's module: Ctrl-C may land here on a busy machine
+        if not args_in:  # `permit-ocr` alone: what it can do, not "the following arguments are required"
+            parser.print_help()
+            return 2
+        args = parser.parse_args(args_in)
+    except KeyboardInterrupt:  # before the command could take Ctrl-C over: still one line, nothing held yet
+        name = args_in[0] if args_in and args_in[0] in COMMANDS else ""
+        print(f"permit-ocr{' ' + name if name else ''}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    try:
+        result = args.func(args)
+    except Exception:
+        if interrupt.PRESSED.is_set():  # a library turned the interrupt into its own error: still an interrupt
+            if args_in[0] in CLAIM_HOLDERS:
+                interrupt.interrupted(args_in[0])  # releases the claims this process's attempts hold
+            print(f"permit-ocr {args_in[0]}: interrupted", file=sys.stderr, flush=True)
+            os._exit(interrupt.EXIT_INTERRUPTED)  # the engine's native threads abort an ordinary shutdown
+        raise
+    if argv is None:  # the work is done and printed: a Ctrl-C during shutdown must not turn exit 0 into -SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return int(result or 0)
 
 

@@ -106,11 +106,13 @@ def test_small_print_is_read_only_when_needed() -> None:
 @pytest.mark.parametrize(("seed", "family"), [(21, "classic"), (22, "ledger")])
 def test_a_card_the_orientation_vote_turns_the_wrong_way_up_is_read_not_refused(
         engine: Engine, monkeypatch: pytest.MonkeyPatch, seed: int, family: str) -> None:
-    """Glare or blur can make the 0/180 vote lose (a phone photo of seed 11's bench was refused so): the
-    engine refuses only a card it cannot read either way up."""
+    """Glare or blur can make the 0/180 vote lose narrowly (a phone photo of seed 11's bench was refused so):
+    the engine refuses only a card it cannot read either way up. (A clear vote, 3 of 5 at full score, is
+    not read turned as well since issue 22: that doubled the cost of every card that does not read.)"""
     ocr = engine._models()
     honest = ocr.upside_down
-    monkeypatch.setattr(ocr, "upside_down", lambda crops: -honest(crops) or 1)  # the vote, always wrong
+    # the vote, always wrong, by a narrow margin
+    monkeypatch.setattr(ocr, "upside_down", lambda crops: -0.3 * honest(crops) or 0.5)
     image, truth = generate(seed, None, (), family)
     out = engine.recognize(image)
     right = sum(out["data"][k] == v for k, v in truth["data"].items())

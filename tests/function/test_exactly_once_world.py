@@ -136,19 +136,19 @@ def test_fcs_retry_republishing_a_stored_document_checks_the_version_before_sett
 
 def test_a_many_record_event_near_its_deadline_pays_once_per_image_across_fcs_retry(
         make_app: Callable[..., App], bucket: Bucket, stack: LocalStack) -> None:
-    # OCR_QPS=1 spreads 12 calls over 12 s; the invocation has 9 s. The records that cannot make their call in
-    # time are left to FC's retry, which starts (on another instance) while the first invocation still runs.
-    fast = {"OCR_QPS": "1", "WORKERS": "4", "OCR_CONNECT_TIMEOUT_MS": "500", "OCR_READ_TIMEOUT_MS": "1000"}
-    images = [image(f"H{n:08d}01") for n in range(12)]
+    # the sequence, scaled: OCR_QPS=2 spreads 20 calls over 10 s, the invocation has 8 s, and FC's retry
+    # starts on another instance at 8.5 s while the first (never killed here) still works through its records
+    fast = {"OCR_QPS": "2", "WORKERS": "4", "OCR_CONNECT_TIMEOUT_MS": "500", "OCR_READ_TIMEOUT_MS": "1000"}
+    images = [image(f"H{n:08d}01") for n in range(20)]
     ups = [bucket.put(f"uploads/batch/{n}.png", data) for n, data in enumerate(images)]
-    first, _box = in_thread(lambda: make_app(**fast).handle(oss_event(ups), ctx("batch", timeout=9)))
-    time.sleep(6)  # FC's timeout is near: FC retries the event elsewhere while the first still runs
-    second, _box2 = in_thread(lambda: make_app(**fast).handle(oss_event(ups), ctx("batch", timeout=30)))
+    first, _ = in_thread(lambda: make_app(**fast).handle(oss_event(ups), ctx("batch", timeout=8)))
+    time.sleep(8.5)
+    second, _ = in_thread(lambda: make_app(**fast).handle(oss_event(ups), ctx("batch", timeout=30)))
     first.join(60)
     second.join(60)
     late = make_app(**fast).handle(oss_event(ups), ctx("batch", timeout=60))  # FC's last retry settles the rest
     assert set(late["counts"]) <= {"duplicate", "result"}, late["counts"]
-    assert [billed(stack, data) for data in images] == [1] * 12
+    assert [billed(stack, data) for data in images] == [1] * 20
 
 
 # 3 -- a verdict is about a version, never about the world -----------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import confidence, face, geometry, layout, second_guess
+from . import block, confidence, face, geometry, layout, search, second_guess
 from .errors import EngineError
 from .ocr import Ocr, crop_quad
 
@@ -32,13 +32,20 @@ Quad = np.ndarray[Any, Any]
 _DET_WIDTH = 640  # detection resolution of the card: 13-px labels still show as lines
 _FINE_WIDTH = 960  # a second, finer detection when a field is still missing
 _MIN_FIELDS = 3  # fewer readable fields than this and it is not a permit
+# without its title read, a card is a permit only when most of a permit's fields read: a passport page's
+# machine-readable line gives a letter and 8 digits, a count-like pair and a name-like word
+_MIN_UNTITLED = 5
 _VOTERS = 5  # widest lines that vote on 0/180
+_CLEAR_VOTE = 3.0  # a vote this one-sided (of 5 voters, scores 0..1 each) is not read the other way up too
+_FEW_MISSING = 3  # a finer look for a field or three lost at 640 px; more missing is a card that does not read
 # one or two characters (男, 01, a place) read better with the card around them than padded out to the
 # recognizer's minimum width (2 heights) with grey
 _MIN_RATIO = 2.0
 _MAX_CROP_H = 96  # a line cropped from a large photo is shrunk to this (the recognizer reads 48-px lines)
 _SMALL = 0.7  # small print: lower than this share of the tall lines' height (labels above values are ~0.6)
-_FIND_SIDE = 320  # text detection on the whole photo: where the text is, to tell the card from other objects
+# text detection on the whole photo: where the text is, to tell the card from other objects; 320 px where the
+# card fills the frame, 640 where it does not (a card inside a screenshot's photo: its text 5 px high at 320)
+_FIND_SIDES = (320, 640)
 
 
 class Engine:
@@ -55,6 +62,8 @@ class Engine:
         self.stages_cpu: dict[str, float] = {}
         self.cues: dict[str, str] = {}  # field -> the cue that decided it, for the last call
         self.raw: dict[str, float] = {}  # field -> its score before the cue's trust scale
+        self.suspect: set[str] = set()  # fields whose valueProb is kept under the review line
+        self._bilevel = False  # the image being read is a black-and-white copy
 
     def _models(self) -> Ocr:
         if self._ocr is None:
@@ -73,57 +82,67 @@ class Engine:
 
     def recognize(self, image: bytes, output_figure: bool = False) -> dict[str, Any]:
         with self._lock:
-            self.stages, self.stages_cpu, self.cues, self.raw = {}, {}, {}, {}
+            self.stages, self.stages_cpu, self.cues, self.raw, self.suspect = {}, {}, {}, {}, set()
             return self._recognize(image, output_figure)
 
     def _recognize(self, image: bytes, output_figure: bool) -> dict[str, Any]:
         with self._stage("decode"):
-            img = geometry.decode(image)
+            img = search.normalized(geometry.decode(image))
+            self._bilevel = search.is_bilevel(img)
         ocr = self._models()
-        with self._stage("card"):
-            candidates = self._find_card(ocr, img)
-        # the likeliest card first; the others (the text's own extent) only when it reads as no permit. A card
-        # whose printed title reads but little else (tiny type, glare) is still a permit: it is answered with
-        # what was read, every missing field at valueProb 0, rather than refused as no permit
-        titled: _CardRead | None = None
-        for candidate in candidates:
+        # the likeliest card first; the others (the text's own extent, then the frame's regions of detail: a
+        # card small on a page, inside a screenshot, in a corner) while no read is good. A card whose printed
+        # title reads but little else (tiny type, glare) is still a permit: it is answered with what was read,
+        # every missing field at valueProb 0, rather than refused as no permit
+        best: tuple[tuple[int, int], _CardRead] | None = None
+        for tried, candidate in enumerate(self._find_card(ocr, img), start=1):
             read, complete = self._read_card(ocr, img, candidate)
-            if read is not None and complete:
-                break
-            titled = titled or read
-        else:
-            if titled is None:
-                raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
-            read = titled
-        quad, card, m_inv, fields, family = read
+            if read is not None and (complete or best is None):
+                rank = _rank(read, complete)
+                if best is None or rank > best[0]:
+                    best = rank, read
+            if best is not None and (best[0] >= _GOOD or (tried >= _MAX_READS and best[0] >= _FAIR)):
+                break  # good enough, or fair after a few tries: each try costs a detection and a read
+        if best is None:
+            raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
+        quad, card, m_inv, fields, family = best[1]
         self.cues = {k: f.cue for k, f in fields.items()}
         self.raw = {k: f.score for k, f in fields.items()}
+        self.suspect = {k for k, f in fields.items() if f.suspect}
         return _data(img, card, quad, m_inv, fields, family, output_figure)
 
     def _read_card(self, ocr: Ocr, img: Img, quad: Quad) -> tuple[_CardRead | None, bool]:
         """The permit on the card outlined by ``quad``, straightened and turned upright, and whether it is
-        complete: at least _MIN_FIELDS fields read, either way up (the 0/180 vote can lose to glare or blur on
-        a photo). Fewer, it is kept (not complete) only when the printed title was read; else None."""
+        complete: at least _MIN_FIELDS fields read, either way up when the 0/180 vote was close (it can lose
+        to glare or blur on a photo). Fewer, it is kept (not complete) only when the printed title was read;
+        else None."""
         quad = geometry.long_edge_first(quad)
         card = geometry.warp(img, geometry.homography(quad))
         with self._stage("detect"):
             scale = _DET_WIDTH / geometry.CARD_W
             small = cv2.resize(card, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            boxes = [b / scale for b in ocr.detect(small)]
-        boxes = [b for b in boxes if _wanted(b)]
+            boxes = [b / scale for b in ocr.detect(search.for_detection(small, self._bilevel))]
+        boxes = block.printed(card, [b for b in boxes if _wanted(b)])
         with self._stage("orient"):
             widest = sorted(boxes, key=lambda b: -float(np.linalg.norm(b[0] - b[1])))[:_VOTERS]
-            flipped = ocr.upside_down([crop_quad(card, b, pad=0.08) for b in widest]) > 0
+            vote = ocr.upside_down([crop_quad(card, b, pad=0.08) for b in widest])
+        flipped = vote > 0
         upright = _turned(quad, card, boxes) if flipped else (quad, card, boxes)
         titled: _CardRead | None = None
-        for quad, card, boxes in (upright, _turned(*upright)):
+        # the other way up only when the vote was close (glare or blur can make it lose): a clear vote that
+        # read no permit is a card that reads no better turned, and reading it twice doubles a refusal's cost
+        ways = (upright, _turned(*upright)) if abs(vote) < _CLEAR_VOTE else (upright,)
+        for quad, card, boxes in ways:
             fields, family, m_inv = self._fields(ocr, img, quad, card, boxes)
             seen = [f for f in fields.values() if f.quad is not None]  # a type inferred from the number is not seen
-            if family is not None and len(seen) >= _MIN_FIELDS:
-                return (quad, card, m_inv, fields, family), True
             title = fields.get("permitType")
-            if titled is None and family is not None and title is not None and title.quad is not None:
+            titled_read = title is not None and title.quad is not None
+            if family is not None and len(seen) >= (_MIN_FIELDS if titled_read else _MIN_UNTITLED):
+                return (quad, card, m_inv, fields, family), True
+            if titled is None and family is not None and titled_read:
                 titled = quad, card, m_inv, fields, family
+            if titled_read:
+                break  # the title read this way up: the card is upright, reading it turned would find nothing
         return titled, False
 
     def _fields(self, ocr: Ocr, img: Img, quad: Quad, card: Img,
@@ -142,14 +161,15 @@ class Engine:
                 fields, family = layout.extract(lines)
         self._second_guesses(lines, fields)
         missing = layout.missing(fields, family)
-        if missing:
+        if 0 < len(missing) <= _FEW_MISSING:
             # a lone 女 or a faint place can be lost at 640 px: detect once more, finer, and read only the
             # lines that are new; what was found stays (more lines could only add rivals to it)
             with self._stage("detect"):
                 scale = _FINE_WIDTH / geometry.CARD_W
                 fine = cv2.resize(card, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-                new = [b / scale for b in ocr.detect(fine)]
+                new = [b / scale for b in ocr.detect(search.for_detection(fine, self._bilevel))]
             new = [b for b in new if _wanted(b) and not any(_covers(old, b) for old in boxes)]
+            new = [b for b in block.printed(card, boxes + new) if any(b is n for n in new)]
             if new:
                 more = lines + self._read(ocr, img, m_inv, new)
                 with self._stage("extract"):
@@ -174,24 +194,63 @@ class Engine:
         return [second_guess.number_letter(second_guess.digits_in_numbers(second_guess.ReadLine(b, t, s, alts)))
                 for b, (t, s, alts) in zip(boxes, texts, strict=True) if t.strip()]
 
-    def _find_card(self, ocr: Ocr, img: Img) -> list[Quad]:
-        """Where the card may be, likeliest first: the card's outline that holds the text on the image, then
-        the text's own extent (a tight crop, a card on a background of its colour, or an outline that was
-        found wrong); without text, the whole image."""
+    def _find_card(self, ocr: Ocr, img: Img) -> Iterator[Quad]:
+        """Where the card may be, likeliest first, worked out as asked for: the card's outline that holds the
+        text on the frame, then the text's own extent (a tight crop, a card on a background of its colour, an
+        outline found wrong); then the same inside each region of the frame that holds detail, cut out at full
+        resolution (a card a third of a copier page wide, inside a screenshot, in a large photo's corner shows
+        no text at the first scale); the whole frame last."""
+        with self._stage("card"):
+            quads, texts = self._look(ocr, img)
+        if texts:
+            yield from quads
+        with self._stage("card"):
+            regions = search.detail_regions(img)
+        for x0, y0, x1, y1 in regions:
+            with self._stage("card"):
+                inner, inner_texts = self._look(ocr, img[y0:y1, x0:x1])
+            if inner_texts:  # no text there: a photo, a pen, a mug
+                for q in inner:
+                    yield q + geometry.f32([x0, y0])
+        if not texts:
+            yield from quads
+
+    def _look(self, ocr: Ocr, img: Img) -> tuple[list[Quad], bool]:
+        """Card quads in ``img`` from a 320-px text detection: the outline that holds the text, then the
+        text's extent (without text, the outline or the whole image); and whether any text was seen."""
         h, w = img.shape[:2]
-        s = min(1.0, _FIND_SIDE / max(h, w))
-        small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
-        boxes = [b / s for b in ocr.detect(small)]
+        boxes: list[Quad] = []
+        for side, most in zip(_FIND_SIDES, (1.0, 2.0), strict=True):
+            # a second, finer look when the first finds too little text to be a card; a small frame (a chat's
+            # thumbnail, a region cut out of a page) is enlarged for it, up to twice
+            s = min(most, side / max(h, w))
+            inter = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+            small = cv2.resize(img, None, fx=s, fy=s, interpolation=inter) if s != 1 else img
+            boxes = [b / s for b in ocr.detect(search.for_detection(small, self._bilevel))]
+            if len(boxes) >= _MIN_FIELDS:
+                break
         centres = np.array([b.mean(axis=0) for b in boxes], np.float32).reshape(-1, 2)
         angle = geometry.text_direction(boxes)
         found = geometry.find_card(img, centres, angle)
         if len(boxes) < _MIN_FIELDS:
-            return [found] if found is not None else [geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])]
+            return [found if found is not None else
+                    geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])], False
         extent = geometry.text_extent(boxes, angle, 0.02 * max(w, h))
-        return [found, extent] if found is not None else [extent]
+        return ([found, extent] if found is not None else [extent]), True
 
 
 _CardRead = tuple[Quad, Img, Img, dict[str, layout.Field], str]  # quad, card, m_inv, fields, family
+_GOOD = (1, 7)  # a read with its title and this many fields seen is taken at once: no other candidate is read
+_FAIR = (1, 5)  # ... and one with its title and this many is taken after _MAX_READS candidates were read
+_MAX_READS = 3
+
+
+def _rank(read: _CardRead, complete: bool) -> tuple[int, int]:
+    """How good a read is: a complete one (its title or enough fields) over one with the title alone, then
+    the fields seen on the card (a type inferred from the number was not seen)."""
+    fields = read[3]
+    return int(complete and "permitType" in fields and fields["permitType"].quad is not None), \
+        sum(f.quad is not None for f in fields.values())
 
 
 def _turned(quad: Quad, card: Img, boxes: list[Quad]) -> tuple[Quad, Img, list[Quad]]:
@@ -274,7 +333,7 @@ def value_prob(key: str, f: layout.Field | None, family: str) -> int:
     kind does not print (a Hong Kong/Macao permit's issuePlace) is certain."""
     if f is None or not f.value:
         return 100 if key == "issuePlace" and family == "hk_macao" else 0
-    return confidence.value_prob(f.score, f.cue)
+    return confidence.value_prob(f.score, f.cue, suspect=f.suspect)
 
 
 def _figure(pts: Quad) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
+
 REVIEW_MIN_PROB = 90  # function/permit_ocr/config.py's default
 CUES = ("label+pattern", "pattern", "position", "pinyin")
 # fit_trust on all nine families of `make bench-engine` (-n 8, seed 7: 144 images, 2026-12-02, after the second
@@ -19,9 +21,12 @@ CUES = ("label+pattern", "pattern", "position", "pinyin")
 TRUST: dict[str, float] = {"label+pattern": 0.98, "pattern": 1.09, "position": 0.98, "pinyin": 1.0}
 
 
-def value_prob(raw: float, cue: str, trust: dict[str, float] | None = None) -> int:
+def value_prob(raw: float, cue: str, trust: dict[str, float] | None = None, suspect: bool = False) -> int:
+    """``raw`` scaled by the cue's trust, 0..100; a suspect value (see ``rules.where_from``) stays under
+    REVIEW_MIN_PROB whatever its score."""
     t = (trust or TRUST).get(cue, 1.0)
-    return max(0, min(100, round(100 * raw * t)))
+    prob = max(0, min(100, round(100 * raw * t)))
+    return min(prob, REVIEW_MIN_PROB - 1) if suspect else prob
 
 
 def fit_trust(samples: Iterable[tuple[str, float, bool]], threshold: int = REVIEW_MIN_PROB,
@@ -31,14 +36,14 @@ def fit_trust(samples: Iterable[tuple[str, float, bool]], threshold: int = REVIE
     for cue, raw, ok in samples:
         by_cue.setdefault(cue, []).append((raw, ok))
     out: dict[str, float] = {}
+    steps = np.arange(60, 131) / 100  # 0.60 .. 1.30
     for cue, rows in by_cue.items():
-        right = [r for r, ok in rows if ok]
-        best = 1.0
-        for step in range(60, 131):  # 0.60 .. 1.30
-            t = step / 100
-            below = sum(value_prob(r, cue, {cue: t}) < threshold for r in right)
-            if not right or below <= right_below * len(right):
-                best = t
-                break
-        out[cue] = best
+        right = np.array([r for r, ok in rows if ok], np.float64)
+        if not right.size:
+            out[cue] = 1.0
+            continue
+        # value_prob's rounding, for every scale at once: how many right values each scale puts under threshold
+        probs = np.clip(np.round(100 * right[None, :] * steps[:, None]), 0, 100)
+        fits = np.flatnonzero((probs < threshold).sum(axis=1) <= right_below * right.size)
+        out[cue] = float(steps[fits[0]]) if fits.size else 1.0
     return out

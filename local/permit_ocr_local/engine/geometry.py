@@ -148,11 +148,40 @@ def long_side_direction(q: Quad) -> float:
     return float(np.arctan2(v[1], v[0])) % np.pi
 
 
+def text_block(boxes: list[Quad]) -> list[Quad]:
+    """The boxes of the largest block of text: lines closer to each other than three line heights are one
+    block (a card's title, labels and values); a phone's status bar, a viewer's buttons or a caption further
+    away are others. The largest block is the one with the most text area."""
+    if len(boxes) < 3:
+        return boxes
+    rects = [(float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 0].max()), float(b[:, 1].max())) for b in boxes]
+    gap = 3.0 * float(np.median([r[3] - r[1] for r in rects]))
+    parent = list(range(len(rects)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(rects):
+        for j in range(i + 1, len(rects)):
+            b = rects[j]
+            if max(a[0] - b[2], b[0] - a[2]) < gap and max(a[1] - b[3], b[1] - a[3]) < gap:
+                parent[root(i)] = root(j)
+    area: dict[int, float] = {}
+    for i, r in enumerate(rects):
+        area[root(i)] = area.get(root(i), 0.0) + (r[2] - r[0]) * (r[3] - r[1])
+    main = max(area, key=lambda k: area[k])
+    return [b for i, b in enumerate(boxes) if root(i) == main]
+
+
 def text_extent(boxes: list[Quad], angle: float | None, margin: float) -> Quad:
-    """The card's stand-in when no outline was found: the text's extent along the lines' direction,
-    grown by ``margin`` and, when narrower than a card, widened to the card's proportions (the text
-    beside a photo is a tall block; straightened as it is, its lines would come out stretched)."""
-    pts = np.concatenate(boxes).astype(np.float32).reshape(-1, 2)
+    """The card's stand-in when no outline was found: the extent of the text's main block (``text_block``)
+    along the lines' direction, grown by ``margin`` and, when narrower than a card, widened to the card's
+    proportions (the text beside a photo is a tall block; straightened as it is, its lines would come out
+    stretched)."""
+    pts = np.concatenate(text_block(boxes)).astype(np.float32).reshape(-1, 2)
     if angle is None:
         (_cx, _cy), (_bw, _bh), deg = cv2.minAreaRect(pts)
         angle = float(np.deg2rad(deg)) if _bw >= _bh else float(np.deg2rad(deg + 90))

@@ -31,7 +31,7 @@ class CrashAt:
         if not self.crashed or "recognize" not in self.completed:
             return False
         last = len(self.completed) - 1 - self.completed[::-1].index("recognize")
-        return "put" not in self.completed[last:]
+        return not {"put", "put_outcome"} & set(self.completed[last:])
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -52,7 +52,7 @@ class CrashAt:
         return wrapped
 
     def install(self, app: App) -> None:
-        for name in ("read_range", "read_all", "head", "put", "delete", "list_prefix"):
+        for name in ("read_range", "read_all", "head", "put", "put_outcome", "delete", "list_prefix"):
             setattr(app.storage, name, self.wrap(name, getattr(app.storage, name)))
         app.recognizer.recognize = self.wrap("recognize", app.recognizer.recognize)  # type: ignore[method-assign]
         if app.backend.engine is not None:  # the engine function's call (not paid): a crash may come around it too

@@ -11,10 +11,24 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+PRESSED = threading.Event()  # Ctrl-C was pressed in this process (set before KeyboardInterrupt is raised)
+
+
+def watch_ctrl_c() -> None:
+    """Remember Ctrl-C before raising KeyboardInterrupt as Python does: a library may turn the interrupt into an
+    error of its own (omegaconf, loading the engine's model routes, raises ConfigKeyError), and the command must
+    still end as interrupted, in one line, releasing what it holds."""
+
+    def pressed(signum: int, frame: Any) -> None:
+        PRESSED.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, pressed)
 
 
 def release_claims() -> int:

@@ -17,13 +17,15 @@ import cv2
 import numpy as np
 
 from . import degrade as _degrade
+from .captures import BLIND_CAPTURES, CAPTURES, capture, screen_without_card
 from .fields import FIELDS, KINDS, random_fields
 from .fonts import FontMissingError
+from .others import OTHERS, other_card, permit_back
 from .render import FAMILIES, compose, render_card
 
-__all__ = ["DEGRADATIONS", "FAMILIES", "FIELDS", "KINDS", "FontMissingError", "desk_photo", "generate",
-           "write_samples"]
-DEGRADATIONS = (*_degrade.DEGRADATIONS, "phone")
+__all__ = ["BLIND_CAPTURES", "CAPTURES", "DEGRADATIONS", "FAMILIES", "FIELDS", "KINDS", "OTHERS", "FontMissingError",
+           "desk_photo", "generate", "not_a_permit", "write_samples"]
+DEGRADATIONS = (*_degrade.DEGRADATIONS, "phone", *CAPTURES)
 
 
 def _jpeg(img: np.ndarray[Any, Any], quality: int) -> bytes:
@@ -37,8 +39,8 @@ def generate(seed: int, kind: str | None = None, degrade: Sequence[str] = (),
              family: str = "classic") -> tuple[bytes, dict[str, Any]]:
     """One synthetic permit image as JPEG bytes and its truth; the same arguments give the same bytes.
 
-    ``phone`` in ``degrade`` photographs the card on a desk (other degradations still apply after it,
-    except the scanner-style composition).
+    ``phone`` in ``degrade`` photographs the card on a desk, a capture family (``captures.CAPTURES``: a copier
+    page, a phone screenshot, ...) delivers it so instead; other degradations still apply after either.
     """
     rng = random.Random(seed)
     kind = kind or rng.choice(KINDS)
@@ -53,14 +55,20 @@ def generate(seed: int, kind: str | None = None, degrade: Sequence[str] = (),
     corners = [[0, 0], [cw, 0], [cw, ch], [0, ch]]
     photo = [[fx, fy], [fx + fw, fy], [fx + fw, fy + fh], [fx, fy + fh]]
     pts = np.asarray(corners + photo, dtype=np.float64)
-    rest = [d for d in degrade if d != "phone"]
-    if "phone" in degrade:
+    rest = [d for d in degrade if d != "phone" and d not in CAPTURES]
+    how = [d for d in degrade if d in CAPTURES]
+    if len(how) > 1 or (how and "phone" in degrade):
+        raise ValueError(f"one capture at a time, not {sorted(set(degrade) - set(rest))}")
+    if how:
+        back = np.asarray(permit_back(rng, kind).image) if how[0] == "duplex" else None
+        canvas, pts, phone_quality = capture(rng, how[0], np.asarray(card.image), pts, back)
+    elif "phone" in degrade:
         canvas, pts, phone_quality = _degrade.phone_photo(rng, np.asarray(card.image), pts)
     else:
         canvas, (ox, oy) = compose(rng, card)
         pts = pts + np.array([ox, oy])
     img, pts, quality = _degrade.apply(rng, canvas, pts, rest)
-    if "phone" in degrade and "jpeg" not in rest:
+    if ("phone" in degrade or how) and "jpeg" not in rest:
         quality = phone_quality
     image = _jpeg(img, quality)
 
@@ -92,6 +100,26 @@ def desk_photo(seed: int) -> bytes:
     w = rng.randint(600, 700)
     img = cv2.resize(img, (w, round(w * 0.75)), interpolation=cv2.INTER_AREA)
     return _jpeg(img, rng.randint(35, 60))
+
+
+def not_a_permit(seed: int, what: str, how: str = "") -> bytes:
+    """An image the engine must refuse, as JPEG: ``what`` is one of ``OTHERS`` (a permit's back, an ID card's
+    front or back, a passport page, a driving licence, a blank card), delivered by ``how`` ("" as a scan on a
+    dark background, "phone", or a capture family); or ``what`` "screen": a screenshot with no card in it."""
+    rng = random.Random(seed)
+    if what == "screen":
+        return _jpeg(screen_without_card(rng), rng.randint(30, 50))
+    card = other_card(rng, what)
+    pts = np.zeros((4, 2))
+    if how == "phone":
+        img, _, quality = _degrade.phone_photo(rng, np.asarray(card.image), pts)
+    elif how:
+        # an ID card is copied front and back on one page, as a permit is
+        back = np.asarray(other_card(rng, "id-back" if what == "id-front" else "permit-back").image)
+        img, _, quality = capture(rng, how, np.asarray(card.image), pts, back)
+    else:
+        img, quality = compose(rng, card)[0], 85
+    return _jpeg(img, quality)
 
 
 # the committed set: both kinds, clean and a few typical degradations (classic layout), then one clean

@@ -159,6 +159,18 @@ def _card_quad(rng: random.Random, cw: int, ch: int, w: int, h: int, fill: float
     return q + centre
 
 
+def motion_blur(rng: random.Random, img: Img, shortest: int, longest: int) -> Img:
+    """A shake of ``shortest``..``longest`` pixels along a random direction."""
+    length = rng.randint(shortest, longest)
+    kernel: Img = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0 / length
+    rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
+    kernel = cv2.warpAffine(kernel, rot, (length, length))
+    kernel = (kernel / max(1e-6, float(kernel.sum()))).astype(np.float32)
+    out: Img = cv2.filter2D(img, -1, kernel)
+    return out
+
+
 def phone_photo(rng: random.Random, card: Img, pts: Pts) -> tuple[Img, Pts, int]:
     """The card (RGB) photographed on a desk; ``pts`` are card-frame points, returned in image pixels.
 
@@ -192,13 +204,7 @@ def phone_photo(rng: random.Random, card: Img, pts: Pts) -> tuple[Img, Pts, int]
         img += rng.uniform(60, 130) * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * r * r))[..., None]
     img = np.clip(img, 0, 255).astype(np.uint8)
 
-    length = rng.randint(3, 9)  # motion blur along a random direction
-    kernel: Img = np.zeros((length, length), np.float32)
-    kernel[length // 2, :] = 1.0 / length
-    rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
-    kernel = cv2.warpAffine(kernel, rot, (length, length))
-    kernel = (kernel / max(1e-6, float(kernel.sum()))).astype(np.float32)
-    img = cv2.filter2D(img, -1, kernel)
+    img = motion_blur(rng, img, 3, 9)
     noise = np.random.default_rng(rng.randrange(2**32)).normal(0, rng.uniform(2, 6), img.shape)
     img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 

@@ -51,10 +51,11 @@ def covers(text: str) -> bool:
 @functools.lru_cache(maxsize=1)
 def charset() -> str:
     """Every character the generator can print (the subset is built from this)."""
-    from . import fields, names, render
+    from . import fields, names, render, texts
 
     parts = [c for pair in names.SURNAMES + names.GIVEN for c in pair[0]]
     parts += [fields.TITLE_HK_MACAO, fields.TITLE_TAIWAN, fields.AUTHORITY, "（非中国籍）", *fields.TAIWAN_PLACES]
     parts += [text for pair in render.LABELS.values() for text in pair] + list(render.COUNT_LABELS.values())
+    parts += [texts.DOCUMENT_TEXT, texts.UI_TEXT]  # what is not a permit's front: a back, other cards, a phone's screen
     parts += ["男女：:·（）()-.,/", "".join(chr(c) for c in range(0x20, 0x7F))]
     return "".join(sorted(set("".join(parts))))

@@ -1,11 +1,12 @@
-"""The chaos run's workload: uploads of every awkward kind (seeded), what each kind must end as, and the
-malformed events sent straight to the invoker."""
+"""The chaos run's workload: uploads of every awkward kind (seeded), what each kind must end as, the scripted
+kinds that bring time and other writers into the world, the many-record events, and the malformed events sent
+straight to the invoker."""
 
 from __future__ import annotations
 
 import io
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +16,14 @@ from permit_ocr_local.standins.ocr.rules import MAX_IMAGE_BYTES
 from permit_ocr_local.standins.ocr.truthmark import embed_truth
 from permit_ocr_local.synth.fields import random_fields
 
-OVERSIZE_BYTES = MAX_IMAGE_BYTES + 64 * 1024  # just over the OCR API's 10 MB
+from . import cascade
 
-# What each kind of upload must end as (its CURRENT version): "result", "error:<code>" (a permanent error
-# record), "transient" (a transient error record: only acceptable once FC gave the event up to onFailure).
+OVERSIZE_BYTES = MAX_IMAGE_BYTES + 64 * 1024  # just over the OCR API's 10 MB
+SCRIPTED = "scripted/"  # folder of the scripted kinds' keys: plain names, so fault-rule patterns match them exactly
+BATCH_PREFIX = "import/"  # many-record events: images the trigger does not see (as backfill finds them)
+
+# What each kind of upload must end as (its CURRENT version), once faults are off and FC's retries, replay and
+# backfill have run: "result" or "error:<code>" (a final error record with the image's verdict).
 EXPECT: dict[str, frozenset[str]] = {
     "permit": frozenset({"result"}),
     "hostile": frozenset({"result"}),  # a permit under an awkward key
@@ -31,37 +36,69 @@ EXPECT: dict[str, frozenset[str]] = {
     "ratio": frozenset({"error:illegalImageSize"}),
     "empty": frozenset({"error:illegalImageContent"}),
     "oversize": frozenset({"error:exceededImageContent"}),
-    "failing": frozenset({"transient"}),  # OCR answers algorithmError every time
+    "failing": frozenset({"result"}),  # OCR answers algorithmError until the end (the service recovers)
     "slowover": frozenset({"result"}),  # overwritten while the first version's OCR call is still running
     "reupload": frozenset({"result"}),  # uploaded, deleted, and the same bytes uploaded again
     "crash": frozenset({"result"}),  # the first instance dies at a random request; FC retries the event
+    # -- the world has time and other writers ---------------------------------------------------------------
+    "expiry": frozenset({"result"}),  # its holder is stuck in a slow publish past its claim; a taker-over runs
+    "slowpub": frozenset({"result"}),  # publishes take seconds; half are overwritten meanwhile
+    "brownout": frozenset({"result"}),  # OSS answers 503 to every request for seconds after its paid call
+    "longoutage": frozenset({"result"}),  # its keys' OSS requests fail for longer than the claim's store budget
+    "lostanswer": frozenset({"result"}),  # OCR answers after OCR_READ_TIMEOUT_MS: billed, never received
+    "policy": frozenset({"result"}),  # a policy denies reading it for a while (before, or after its result)
+    "kms": frozenset({"result"}),  # SSE-KMS; its key is disabled or forbidden for a while
+    "archive": frozenset({"result"}),  # Archive class: unreadable until restored
+    "lifecycle": frozenset({"result"}),  # its markers expire (30 days pass), then it is delivered again
+    "handdelete": frozenset({"result"}),  # its markers are deleted by hand minutes after upload, then redelivered
+    "userdelete": frozenset({"result"}),  # a user deletes its result; backfill or a redelivery finds it again
+    "twobucket": frozenset({"result"}),  # the same key in both source buckets, different permits
+    "review": frozenset({"result"}),  # needs review; the review page saves it while the function runs
+    "batch": frozenset({"result"}),  # one record of a 20-100 record event near its FC deadline
 }
 # uploads of one item that carry the same bytes (a re-upload): each may be paid for, the others not
 SAME_BYTES_KINDS = frozenset({"reupload"})
 # the precheck or a guard must stop these before OCR is asked
 PRECHECKED = frozenset({"corrupt", "nonimage", "tiny", "ratio", "empty", "oversize"})
-# share of the upload slots per kind (an overwrite takes two uploads); oversize is a fixed small count
+# share of the upload slots per kind, drawn at random (an overwrite takes two uploads)
 MIX: dict[str, float] = {
-    "permit": 0.58, "hostile": 0.10, "overwrite": 0.05, "notpermit": 0.05, "corrupt": 0.03, "truncated": 0.03,
-    "nonimage": 0.03, "tiny": 0.02, "ratio": 0.02, "empty": 0.01, "failing": 0.002,
-    "slowover": 0.01, "reupload": 0.02, "crash": 0.02,
+    "permit": 0.50, "hostile": 0.08, "overwrite": 0.04, "notpermit": 0.04, "corrupt": 0.02, "truncated": 0.02,
+    "nonimage": 0.02, "tiny": 0.015, "ratio": 0.015, "empty": 0.01, "slowover": 0.01, "reupload": 0.02,
+    "crash": 0.02,
 }
+# the scripted kinds: max(minimum, round(share x uploads)) of each, so a small run still plays every one
+COUNTED: dict[str, tuple[float, int]] = {
+    "oversize": (0.002, 1), "failing": (0.002, 1), "expiry": (0.002, 2), "slowpub": (0.01, 2),
+    "brownout": (0.001, 2), "longoutage": (0.0005, 1), "lostanswer": (0.001, 2), "policy": (0.01, 2),
+    "kms": (0.005, 2), "archive": (0.005, 2), "lifecycle": (0.01, 2), "handdelete": (0.001, 2),
+    "userdelete": (0.005, 2), "twobucket": (0.01, 2), "review": (0.01, 2),
+}
+BATCH_SHARE, BATCH_MIN, BATCH_MAX = 0.05, 20, 100  # images sent in many-record events; records per event
+MAX_OVERSIZE = 20  # 10 MB each, built once
 DUP_SEQ, DUP_CONCURRENT = 0.05, 0.05  # share of images whose event is delivered twice
-DUP_KINDS = frozenset({"permit", "hostile", "notpermit", "overwrite"})
-
+DUP_KINDS = frozenset({"permit", "hostile", "notpermit", "overwrite", "review", "twobucket", "policy"})
+# kinds whose scripts hold an instance for seconds (outages, held publishes, late answers): spread over the first
+# half of the uploads, so their waits overlap the rest instead of holding every instance at once
+EARLY = frozenset({"longoutage", "expiry", "lostanswer", "slowpub"})
+TWO_VERSIONS = frozenset({"overwrite", "slowover", "reupload"})
 
 
 @dataclass
 class Item:
-    """One key and the versions uploaded to it (two for an overwrite)."""
+    """One key in one source bucket and the versions uploaded to it (two for an overwrite)."""
 
     kind: str
     key: str
     versions: list[bytes]
-    truths: list[dict[str, str] | None]
+    truths: Sequence[dict[str, str] | None]
     dup: str = ""  # "" | "seq" (delivered again later) | "concurrent" (delivered twice at once)
+    bucket: str = ""  # "" = the deployment's bucket; else the second source bucket
+    variant: str = ""  # how a scripted kind plays out (see harness); e.g. "before" | "after", "over"
+    group: int = -1  # batch: the many-record event it is sent in
+    corrected: dict[str, str] | None = None  # review: the fields the reviewer saves
     etags: list[str] = field(default_factory=list)  # filled by the upload
     doubt: bool = False  # OCR_BACKEND=cascade runs: the engine is unsure of a field, so the cascade pays the API
+    uploaded_at: list[float] = field(default_factory=list)  # time.time() of each upload
 
     @property
     def etag(self) -> str | None:
@@ -73,10 +110,13 @@ class Workload:
     items: list[Item]
     malformed: list[bytes]  # events submitted straight to the invoker
     uploads: int
+    batches: dict[int, list[Item]]  # group -> its records, in event order
 
     def truths(self) -> Iterator[dict[str, str]]:
         for item in self.items:
             yield from (t for t in item.truths if t)
+            if item.corrected:
+                yield item.corrected
 
 
 class _Images:
@@ -136,80 +176,154 @@ def _truncate(data: bytes, rng: random.Random) -> bytes:
     return data[: rng.randrange(9, truth_end - 1)]
 
 
-# the engine's view of a doubted permit (fcruntime/enginefn.py reads it): one field under REVIEW_MIN_PROB
-ENGINE_DOUBT: dict[str, Any] = {"valueProb": {"nameCn": 40}}
+def needs_review(truth: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """A permit whose birth date lies after its validity starts (the checks flag it for review), and the fields
+    a reviewer saves: the true birth date."""
+    start = truth["validPeriod"].split("-")[0]
+    flagged = {**truth, "birthDate": f"{int(start[:4]) + 1}{start[4:]}"}
+    return flagged, {**truth}
+
+
+class _Builder:
+    def __init__(self, rng: random.Random, img: _Images, prefix: str, second: str) -> None:
+        self.rng, self.img, self.prefix, self.second = rng, img, prefix, second
+        self.i = 0
+
+    def permit(self, kind: str = "hk") -> tuple[dict[str, str], bytes, str]:
+        """A permit's truth, its image, and a suffix matching the image."""
+        truth = random_fields(self.rng, self.rng.choice(("hk", "macao", "taiwan")) if kind == "any" else kind)
+        jpeg = self.rng.random() < 0.3
+        base, suffix = ((self.img.jpeg, self.rng.choice(SUFFIXES_JPEG)) if jpeg
+                        else (self.img.png, self.rng.choice(SUFFIXES_PNG)))
+        return truth, embed_truth(base, truth), suffix
+
+    def item(self, kind: str) -> list[Item]:
+        self.i += 1
+        i, rng, img = self.i, self.rng, self.img
+        truth, data, suffix = self.permit("any")
+        key = f"{self.prefix}batch-{i % 64:02d}/{i:06d}-{truth['permitNumber']}{suffix}"
+        scripted = f"{self.prefix}{SCRIPTED}{kind}-{i:06d}.png"
+        png = embed_truth(img.png, truth)
+        if kind in ("permit", "hostile", "crash", "lifecycle", "userdelete", "handdelete"):
+            key = _hostile_key(self.prefix, i, truth, rng, suffix) if kind == "hostile" else key
+            return [Item(kind, key, [data], [truth])]
+        if kind == "slowover":  # the first version's OCR call takes a second; the second arrives meanwhile
+            second = random_fields(rng, "taiwan")
+            return [Item(kind, key, [embed_truth(img.png, {**truth, "delay": "1.0"}), embed_truth(img.png, second)],
+                         [truth, second])]
+        if kind == "reupload":
+            return [Item(kind, key, [data, data], [truth, truth])]
+        if kind == "overwrite":
+            second = random_fields(rng, "hk")
+            return [Item(kind, key, [data, embed_truth(img.png if suffix in SUFFIXES_PNG else img.jpeg, second)],
+                         [truth, second])]
+        if kind == "notpermit":  # no truth: bytes after the end marker keep each one distinct
+            return [Item(kind, key, [img.png + f"cat photo {i}".encode()], [None])]
+        png_key = key.rsplit(".", 1)[0] + ".png"
+        if kind == "corrupt":
+            return [Item(kind, png_key, [b"\x89PNG\r\n\x1a\n" + rng.randbytes(rng.randrange(64, 4096))], [None])]
+        if kind == "truncated":
+            return [Item(kind, png_key, [_truncate(png, rng)], [truth])]
+        if kind == "nonimage":
+            body, ext = rng.choice(((b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", ".jpg"), (b"hello, not an image\n", ".png"),
+                                    (b"PK\x03\x04\x14\x00", ".gif"), (b"<html><body>", ".webp")))
+            return [Item(kind, key.rsplit(".", 1)[0] + ext, [body + str(i).encode() * 20], [None])]
+        if kind == "tiny":
+            return [Item(kind, png_key, [embed_truth(img.tiny, truth)], [truth])]
+        if kind == "ratio":
+            return [Item(kind, png_key, [embed_truth(img.ratio, truth)], [truth])]
+        if kind == "empty":
+            return [Item(kind, png_key, [b""], [None])]
+        if kind == "oversize":
+            return [Item(kind, f"{self.prefix}big/{i}-scan.png", [img.oversize()], [None])]
+        if kind == "twobucket":  # the same key, a different permit in each source bucket
+            other = random_fields(rng, "macao")
+            return [Item(kind, key, [data], [truth]),
+                    Item(kind, key, [embed_truth(img.png if suffix in SUFFIXES_PNG else img.jpeg, other)], [other],
+                         bucket=self.second)]
+        if kind == "review":
+            flagged, fixed = needs_review(random_fields(rng, "hk"))
+            over = rng.random() < 0.25  # a newer version arrives while the reviewer works
+            versions, truths = [embed_truth(img.png, flagged)], [flagged]
+            if over:
+                later = random_fields(rng, "hk")
+                versions, truths = [*versions, embed_truth(img.png, later)], [*truths, later]
+            return [Item(kind, png_key, versions, truths, variant="over" if over else "", corrected=fixed)]
+        if kind == "slowpub":
+            over = rng.random() < 0.5
+            versions, truths = [png], [truth]
+            if over:  # uploaded while the first version's publish is held
+                later = random_fields(rng, "hk")
+                versions, truths = [png, embed_truth(img.png, later)], [truth, later]
+            return [Item(kind, scripted, versions, truths, variant="over" if over else "")]
+        if kind in ("policy", "kms"):
+            return [Item(kind, scripted, [png], [truth], variant=rng.choice(("before", "after")))]
+        if kind in ("archive", "expiry", "brownout", "longoutage", "lostanswer"):
+            return [Item(kind, scripted, [png], [truth])]
+        if kind == "failing":
+            return [Item(kind, scripted, [png], [truth])]
+        raise ValueError(f"unknown kind {kind!r}")
 
 
 def build_workload(uploads: int, seed: int, prefix: str = "uploads/", size: tuple[int, int] = (40, 40),
-                   malformed_share: float = 0.01, max_oversize: int = 20, doubt_share: float = 0.0) -> Workload:
-    """``doubt_share``: permits whose truth tells the engine function (truth recognizer) to be unsure, drawn
-    from their own random stream, so a run without doubts is the same workload as before they existed."""
+                   malformed_share: float = 0.01, second_bucket: str = "permit-ocr-second",
+                   doubt_share: float | None = None) -> Workload:
+    """``doubt_share`` (a cascade's run): plain permits the engine function doubts (cascade.py); None: the
+    engine, if any, is sure of every permit."""
     rng = random.Random(seed)
-    doubts = random.Random(seed + 7919)
-    img = _Images(size)
+    build = _Builder(rng, _Images(size), prefix, second_bucket)
     items: list[Item] = []
+    for kind, (share, minimum) in COUNTED.items():
+        n = max(minimum, round(share * uploads))
+        for _ in range(min(n, MAX_OVERSIZE) if kind == "oversize" else n):
+            items += _with_dup(build.item(kind), rng)
+    batches: dict[int, list[Item]] = {}
+    n_batch = round(BATCH_SHARE * uploads)
+    while n_batch >= BATCH_MIN:
+        size_ = min(n_batch, rng.randint(BATCH_MIN, BATCH_MAX))
+        if n_batch - size_ < BATCH_MIN:
+            size_ = n_batch
+        group = len(batches)
+        batches[group] = []
+        for _ in range(size_):
+            build.i += 1
+            truth, data, suffix = build.permit("any")
+            key = f"{BATCH_PREFIX}event-{group:03d}/{build.i:06d}-{truth['permitNumber']}{suffix}"
+            batches[group].append(Item("batch", key, [data], [truth], group=group))
+        items += batches[group]
+        n_batch -= size_
+    count = sum(len(it.versions) for it in items)
     kinds, weights = list(MIX), list(MIX.values())
-    n_oversize = max(1, min(max_oversize, uploads // 500))
-    count = n_oversize
-    for i in range(n_oversize):
-        items.append(Item("oversize", f"{prefix}big/{i}-scan.png", [img.oversize()], [None]))
-    i = 0
+    drawn: list[Item] = []
     while count < uploads:
-        i += 1
         kind = rng.choices(kinds, weights)[0]
-        if kind in ("overwrite", "slowover", "reupload") and uploads - count < 2:
+        if kind in TWO_VERSIONS and uploads - count < 2:
             kind = "permit"
-        truth = random_fields(rng, rng.choice(("hk", "macao", "taiwan")))
-        jpeg = rng.random() < 0.3
-        base, suffix = (img.jpeg, rng.choice(SUFFIXES_JPEG)) if jpeg else (img.png, rng.choice(SUFFIXES_PNG))
-        key = f"{prefix}batch-{i % 64:02d}/{i:06d}-{truth['permitNumber']}{suffix}"
-        truths: list[dict[str, str] | None] = [truth]
-        doubt = doubt_share > 0 and kind in ("permit", "hostile", "crash") and doubts.random() < doubt_share
-        if kind in ("permit", "hostile", "crash"):
-            if kind == "hostile":
-                key = _hostile_key(prefix, i, truth, rng, suffix)
-            versions = [embed_truth(base, {**truth, "engine": ENGINE_DOUBT} if doubt else truth)]
-        elif kind == "slowover":  # the first version's OCR call takes a second; the second arrives meanwhile
-            second = random_fields(rng, "taiwan")
-            versions = [embed_truth(base, {**truth, "delay": "1.0"}), embed_truth(base, second)]
-            truths = [truth, second]
-        elif kind == "reupload":
-            versions = [embed_truth(base, truth)] * 2
-            truths = [truth, truth]
-        elif kind == "overwrite":
-            second = random_fields(rng, "hk")
-            versions, truths = [embed_truth(base, truth), embed_truth(base, second)], [truth, second]
-        elif kind == "notpermit":
-            # no truth: "not a permit" (unmatchedImageType); bytes after the end marker keep each one distinct
-            versions, truths = [base + f"cat photo {i}".encode()], [None]
-        elif kind == "corrupt":
-            versions, truths = [b"\x89PNG\r\n\x1a\n" + rng.randbytes(rng.randrange(64, 4096))], [None]
-            key = key.rsplit(".", 1)[0] + ".png"
-        elif kind == "truncated":
-            versions = [_truncate(embed_truth(img.png, truth), rng)]
-            key = key.rsplit(".", 1)[0] + ".png"
-        elif kind == "nonimage":
-            body, ext = rng.choice(((b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", ".jpg"), (b"hello, not an image\n", ".png"),
-                                    (b"PK\x03\x04\x14\x00", ".gif"), (b"<html><body>", ".webp")))
-            versions, truths = [body + str(i).encode() * 20], [None]
-            key = key.rsplit(".", 1)[0] + ext
-        elif kind == "tiny":
-            versions, key = [embed_truth(img.tiny, truth)], key.rsplit(".", 1)[0] + ".png"
-        elif kind == "ratio":
-            versions, key = [embed_truth(img.ratio, truth)], key.rsplit(".", 1)[0] + ".png"
-        elif kind == "empty":
-            versions, truths, key = [b""], [None], key.rsplit(".", 1)[0] + ".png"
-        else:  # failing: the OCR stand-in answers algorithmError for it, every time
-            versions, truths = [embed_truth(img.png, {"error": "algorithmError", "n": str(i)})], [None]
-            key = key.rsplit(".", 1)[0] + ".png"
-        dup = ""
-        if kind in DUP_KINDS:
-            x = rng.random()
-            dup = "seq" if x < DUP_SEQ else "concurrent" if x < DUP_SEQ + DUP_CONCURRENT else ""
-        items.append(Item(kind, key, versions, truths, dup, doubt=doubt))
-        count += len(versions)
+        new = _with_dup(build.item(kind), rng)
+        drawn += new
+        count += sum(len(it.versions) for it in new)
+    items += drawn
+    if doubt_share is not None:  # after every draw of ``rng``: the same workload as without doubts, doubted
+        cascade.doubt(items, frozenset(COUNTED) | {"slowover"}, doubt_share, seed)
     rng.shuffle(items)
-    return Workload(items, malformed_events(max(5, int(uploads * malformed_share)), prefix, rng), count)
+    malformed = malformed_events(max(5, int(uploads * malformed_share)), prefix, rng)
+    return Workload(_spread_early(items, rng), malformed, count, batches)
+
+
+def _spread_early(items: list[Item], rng: random.Random) -> list[Item]:
+    early = [it for it in items if it.kind in EARLY]
+    rest = [it for it in items if it.kind not in EARLY]
+    for it in early:
+        rest.insert(rng.randint(0, len(rest) // 2), it)
+    return rest
+
+
+def _with_dup(items: list[Item], rng: random.Random) -> list[Item]:
+    for it in items:
+        if it.kind in DUP_KINDS:
+            x = rng.random()
+            it.dup = "seq" if x < DUP_SEQ else "concurrent" if x < DUP_SEQ + DUP_CONCURRENT else ""
+    return items
 
 
 def malformed_events(n: int, prefix: str, rng: random.Random) -> list[bytes]:
@@ -231,5 +345,3 @@ def malformed_events(n: int, prefix: str, rng: random.Random) -> list[bytes]:
         shape = rng.choice(shapes)
         out.append(shape if isinstance(shape, bytes) else orjson.dumps(shape))
     return out
-
-

@@ -64,7 +64,9 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
     markers = [f"acs:oss:*:*:{b}/{MARKERS_PREFIX}*" for b in out_buckets]
     shadow = [f"acs:oss:*:*:{b}/{SHADOW_PREFIX}*" for b in out_buckets] if cfg.shadow_rate > 0 else []
     overlong = [f"acs:oss:*:*:{b}/{OVERLONG_PREFIX}*" for b in out_buckets]
-    listed = sorted({f"{cfg.output_prefix_for(t.bucket)}{t.prefix}*" for t in triggers} | {f"{OVERLONG_PREFIX}*"})
+    # the outputs' prefixes, and the images' own (the fence lists an image's key to see its current version)
+    listed = sorted({f"{cfg.output_prefix_for(t.bucket)}{t.prefix}*" for t in triggers} | {f"{OVERLONG_PREFIX}*"}
+                    | {f"{t.prefix}*" for t in triggers})
     topics = [cfg.mns_topic] if "mns" in cfg.sinks and cfg.mns_topic else []
     dest = str(((((props.get("asyncInvokeConfig") or {}).get("destinationConfig") or {})
                  .get("onFailure") or {}).get("destination")) or "")
@@ -81,7 +83,7 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
             # one outcome per key: a result replaces the key's error record, an error record its stale result
             {"Effect": "Allow", "Action": ["oss:DeleteObject"], "Resource": _minimal(all_outputs + overlong)},
             {"Effect": "Allow", "Action": ["oss:ListObjects"],
-             "Resource": [f"acs:oss:*:*:{b}" for b in out_buckets],
+             "Resource": [f"acs:oss:*:*:{b}" for b in sorted({*out_buckets, *(t.bucket for t in triggers)})],
              "Condition": {"StringLike": {"oss:Prefix": listed}}},
             # the start-up check: claims need an output bucket without versioning (forbid-overwrite is ignored there)
             {"Effect": "Allow", "Action": ["oss:GetBucketVersioning"],
