@@ -120,6 +120,7 @@ class App:
                         keyRef=log.key_ref(p.bucket or "", p.key or "") if p.key else None)
         run = Invocation(request_id, started + timeout_s(context, self._environ), set(), threading.Lock())
         outcomes = self._run_all(parsed.refs, run)
+        self.shadow.run_pending(run.shadows, run.deadline)  # SHADOW_RATE: only what time is left
         counts = Counter(o.status for o in outcomes)
         counts.update({"malformed": len(parsed.problems)} if parsed.problems else {})
         summary = {"requestId": request_id, "records": len(parsed.refs) + len(parsed.problems),
@@ -258,8 +259,8 @@ class App:
                 raise
         except StepError as err:
             return self._failed(ref, err.about(prepared.key, prepared.etag), run, prepared, ticket)
-        if kept is None and delivered.status == "written":  # SHADOW_RATE: the engine beside the stored result
-            self.shadow.after(ref.bucket, prepared, ocr, doc, run.deadline)
+        if kept is None and delivered.status == "written":  # SHADOW_RATE: the engine, once every record is done
+            self.shadow.queue(run.shadows, run.lock, ref.bucket, prepared, ocr, doc)
         return self._settled(ref, prepared.key, ticket, delivered, "result",
                              "needsReview" if doc["needsReview"] else None)
 

@@ -3,19 +3,23 @@ too, after the API's result is stored, and a comparison record says field by fie
 how sure each was, without a value. ``permit-ocr shadow-report`` sums the records up: the engine measured on the
 user's own uploads before anyone trusts it with them.
 
-A shadow never touches the real result: it starts only once the result is stored and published, only when the
-invocation still has time for the engine's worst case, and whatever it meets (the engine down, a refusal, OSS
-refusing the record) ends as one log line. Which uploads are compared is decided by the version (a hash of
+A shadow never touches the real result: it starts only once every record of the invocation is settled (so a
+slow engine never pushes a many-record event's later records past FC's deadline), only when the invocation still
+has time for the engine's worst case, and whatever it meets (the engine down, a refusal, OSS refusing the record)
+ends as one log line. Which uploads are compared is decided by the version (a hash of
 bucket, key and ETag), so a redelivery decides the same way and a sample is reproducible.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
+import threading
 import time
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -33,6 +37,19 @@ from .storage import Storage, retrying
 
 RECORD_VERSION = 1
 KIND_SHADOW = "shadow"
+# bytes of the images an invocation keeps for its shadows; past it a shadow reads its version again (a 128 MB
+# main function must not hold a backfill event's every image)
+KEEP_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A comparison waiting for the invocation's records to be settled."""
+
+    bucket: str
+    prepared: Prepared
+    api: OcrResult
+    doc: Mapping[str, Any]
 
 
 def sampled(rate: float, bucket: str, key: str, etag: str) -> bool:
@@ -112,6 +129,23 @@ class Shadow:
     def wanted(self, bucket: str, key: str, etag: str) -> bool:
         return self._engine is not None and self._cfg.ocr_backend == "api" and sampled(
             self._cfg.shadow_rate, bucket, key, etag)
+
+    def queue(self, pending: list[Pending], lock: threading.Lock, bucket: str, prepared: Prepared, api: OcrResult,
+              doc: Mapping[str, Any]) -> None:
+        """Keep a sampled version's comparison for ``run_pending``, with its bytes while they fit KEEP_BYTES."""
+        if not self.wanted(bucket, prepared.key, prepared.etag):
+            return
+        with lock:
+            kept = sum(len(p.prepared.body or b"") for p in pending)
+            if prepared.body is not None and kept + len(prepared.body) > KEEP_BYTES:
+                prepared = dataclasses.replace(prepared, body=None)
+            pending.append(Pending(bucket, prepared, api, doc))
+
+    def run_pending(self, pending: list[Pending], deadline: float) -> None:
+        """The queued comparisons, one after another, each only if the invocation still has time for it."""
+        while pending:
+            p = pending.pop(0)
+            self.after(p.bucket, p.prepared, p.api, p.doc, deadline)
 
     def after(self, bucket: str, prepared: Prepared, api: OcrResult, doc: Mapping[str, Any], deadline: float) -> None:
         """For a sampled version whose API result ``doc`` is stored: ask the engine, write the comparison record,

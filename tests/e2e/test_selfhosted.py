@@ -195,3 +195,33 @@ def test_an_image_near_the_10_mb_limit_travels_to_the_engine_and_back(app_with: 
     assert run(app_with(OCR_BACKEND="engine", IMAGE_SOURCE="body", ENGINE_TIMEOUT_MS="10000"), up)["counts"] == {
         "result": 1}
     assert engine.calls() == 1 and paid(stack) == 0
+
+
+def test_a_slow_shadow_never_delays_a_record_of_a_many_record_event(app_with: Callable[..., App], bucket: Bucket,
+                                                                  stack: LocalStack, engine: EngineService) -> None:
+    """Four records one after another (WORKERS=1) in an invocation with room for the four paid calls' claims but
+    not for four engine reads of 1.5 s before the last claim: every record gets its result first, and the shadows
+    run in what time is left (found by attack: they used to run between records, pushing the last one to FC's
+    retry)."""
+    slow = {**SAMPLE_TRUTH, "engine": {"delay": "1.5"}}
+    ups = [bucket.put(f"uploads/{n}.png", permit_image({**slow, "n": str(n)})) for n in range(4)]
+    app = app_with(SHADOW_RATE="1", WORKERS="1", ENGINE_TIMEOUT_MS="3000")
+    assert app.backend.worst_call_s() + 5 > 24 - 4 * 1.5  # the last claim would not fit after three shadows
+    assert run(app, *ups, timeout=24)["counts"] == {"result": 4}
+    assert paid(stack) == 4
+    assert engine.calls() == 4  # and every shadow still ran, after the records
+    assert len(list((bucket.root / SHADOW_PREFIX).rglob("*.json"))) == 4
+
+
+def test_shadows_past_the_kept_bytes_read_their_exact_version_again(app_with: Callable[..., App], bucket: Bucket,
+                                                                    stack: LocalStack, engine: EngineService,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A many-record event in body mode keeps no more image bytes for its shadows than shadow.KEEP_BYTES; the
+    others are read again, pinned to the version compared (an overwrite meanwhile: no record, one log line)."""
+    from permit_ocr import shadow
+
+    monkeypatch.setattr(shadow, "KEEP_BYTES", 1)
+    ups = [bucket.put(f"uploads/{n}.png", permit_image({**SAMPLE_TRUTH, "n": str(n)})) for n in range(3)]
+    assert run(app_with(SHADOW_RATE="1", IMAGE_SOURCE="body"), *ups)["counts"] == {"result": 3}
+    records = [orjson.loads(p.read_bytes()) for p in (bucket.root / SHADOW_PREFIX).rglob("*.json")]
+    assert len(records) == 3 and all(r["agreed"] == r["compared"] for r in records)
