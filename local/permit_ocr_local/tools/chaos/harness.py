@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from permit_ocr.config import load_config
+from permit_ocr.engineclient import CONNECT_TIMEOUT_MS
 from permit_ocr.layout import etag_form
 from permit_ocr_local.fcruntime.deployment import load_deployment
 from permit_ocr_local.fcruntime.enginefn import ENGINE_FUNCTION_NAME
@@ -32,7 +33,7 @@ from .ending import end_stage, settle
 from .invariants import Observed, Report, check
 from .reviewers import Reviewers
 from .scripts import DEADLINE, LATER, Script
-from .tap import DEFAULT, Instances, Tap, Windows
+from .tap import DEFAULT, Instances, Profile, Tap, Windows
 from .workload import Item, Workload, build_workload
 from .world import SCRIPTED_MARK, World
 
@@ -159,6 +160,15 @@ def overrides_for(opts: Options, bucket: str) -> dict[str, str]:
     return env
 
 
+def batch_profile(cfg: Any) -> Profile:
+    """The many-record events' FC timeout, near its deadline for the paid calls and the engine call before each
+    (a cascade in 25 s could take no claim at all: check-config refuses that timeout)."""
+    if cfg.ocr_backend == "api":
+        return DEADLINE
+    engine_s = (CONNECT_TIMEOUT_MS + cfg.engine_timeout_ms) / 1000
+    return dataclasses.replace(DEADLINE, timeout_s=int((DEADLINE.timeout_s or 0) + engine_s))
+
+
 @dataclass
 class _Run:
     """What the phases share."""
@@ -220,7 +230,7 @@ def run(opts: Options) -> Report:
         script = Script(tap, world, workload, cfg, windows, fn.deployment.bucket, opts.sinks,
                         put=lambda item, v: _put(clients, script, item, v),
                         delete=lambda b, k: _delete(clients, b, k), idle=lambda: fn.wait_idle(0.0), seed=opts.seed,
-                        read_timeout_s=cfg.ocr_read_timeout_ms / 1000)
+                        read_timeout_s=cfg.ocr_read_timeout_ms / 1000, batch_profile=batch_profile(cfg))
         reviewers = Reviewers(cfg, env, state, script.saves, script.bucket_of, opts.reviewers)
         r = _Run(fn, opts, workload, tap, world, script, clients, reviewers)
         with _function_logs(capture):
