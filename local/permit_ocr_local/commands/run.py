@@ -223,8 +223,7 @@ def _upload_and_report(args: argparse.Namespace, fn: Any, files: list[Path], key
         if row["status"] == "missing":
             why = missing_reason(args.root, fn.env(), dep.bucket, key, etags[key], time.time())
             print(f"permit-ocr run: {key}: no outcome: {why}", file=sys.stderr)
-    if fn.engine is not None:
-        _selfhosted_summary(args, fn)
+    _calls_summary(args, fn)
     print(review_hint(rows, args.root, dep.bucket, dep.prefix, fn.env().get("SINKS", "oss")), end="")
     if args.watch:
         _watch(fn, args.root / dep.bucket, dep.prefix)
@@ -235,12 +234,13 @@ def _upload_and_report(args: argparse.Namespace, fn: Any, files: list[Path], key
 BACKEND_WORDS = {"engine": "the embedded engine", "truth": "the truth files beside the samples"}
 
 
-def _selfhosted_summary(args: argparse.Namespace, fn: Any) -> None:
-    """What the engine saved: paid calls (the OCR stand-in's billing ledger), engine calls (the FC stand-in's
+def _calls_summary(args: argparse.Namespace, fn: Any) -> None:
+    """Paid calls (the OCR stand-in's billing ledger); with the engine function its calls (the FC stand-in's
     invocation log) and, in shadow mode, the comparison records summed up."""
     billed = fn.stack.ocr.service.stats.get("billed", 0)
-    print(f"paid OCR API calls: {billed} (billed by the API's stand-in); engine function calls: {fn.engine_calls()} "
-          "(the FC stand-in's InvokeFunction log)")
+    engine = (f"; engine function calls: {fn.engine_calls()} (the FC stand-in's InvokeFunction log)"
+              if fn.engine is not None else "")
+    print(f"paid OCR API calls: {billed} (billed by the API's stand-in){engine}")
     if args.shadow_rate:
         from permit_ocr.credentials import resolve
         from permit_ocr.storage import Storage
