@@ -113,6 +113,42 @@ def test_cascade_never_pays_in_place_of_an_engine_that_is_down(app_with: Callabl
     assert paid(stack) == 1
 
 
+def test_an_engine_slower_than_its_timeout_is_retried_later_never_paid_for_and_nothing_is_stored_twice(
+        app_with: Callable[..., App], bucket: Bucket, stack: LocalStack, engine: EngineService) -> None:
+    """The engine function answers after ENGINE_TIMEOUT_MS (a cold start, an overloaded instance): both attempts
+    time out on our side; the record stays non-final and the paid API is not asked in its place. Once the engine
+    is fast enough, one result, and the API paid once (the engine doubts this permit)."""
+    slow_and_unsure = {**SAMPLE_TRUTH, "engine": {"valueProb": {"nameCn": 40}, "delay": "2"}}
+    up = bucket.put("uploads/a.png", permit_image(slow_and_unsure))
+    summary = run(app_with(OCR_BACKEND="cascade", ENGINE_TIMEOUT_MS="1000"), up)
+    assert summary["counts"] == {"retrying": 1} and paid(stack) == 0
+    assert engine.calls() == 2  # one retry on our side; the engine completed both: FC seconds, no fee
+    record = orjson.loads((bucket.root / "uploads/a.png.error.json").read_bytes())["error"]
+    assert record["transient"] is True
+    assert run(app_with(OCR_BACKEND="cascade", ENGINE_TIMEOUT_MS="5000"), up)["counts"] == {"result": 1}
+    assert paid(stack) == 1 and result(bucket, up.key)["ocr"]["cascade"]["escalated"] is True
+    assert not (bucket.root / "uploads/a.png.error.json").exists()
+
+
+def test_an_engine_function_that_crashes_leaves_a_non_final_record_in_either_mode_and_pays_nothing(
+        app_with: Callable[..., App], bucket: Bucket, stack: LocalStack, engine: EngineService,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """FC answers 200 with x-fc-error-type when the handler raised (out of memory, a bug): not a verdict on the
+    image, so no final record, and a cascade does not pay the API in its place (docs/selfhosted.md)."""
+    from permit_ocr import enginewire
+
+    def crash(event: bytes) -> enginewire.Request:
+        raise MemoryError
+
+    monkeypatch.setattr("permit_ocr_engine.handler.enginewire.decode_request", crash)
+    up = bucket.put("uploads/a.png", permit_image(DOUBTFUL))
+    for backend in ("engine", "cascade"):
+        assert run(app_with(OCR_BACKEND=backend), up)["counts"] == {"retrying": 1}
+        record = orjson.loads((bucket.root / "uploads/a.png.error.json").read_bytes())["error"]
+        assert (record["code"], record["transient"]) == ("EngineFunctionError", True)
+    assert paid(stack) == 0 and engine.calls() == 4
+
+
 def test_a_claim_is_taken_only_when_both_calls_of_a_cascade_fit_the_invocation(
         app_with: Callable[..., App], bucket: Bucket, stack: LocalStack, engine: EngineService) -> None:
     up = bucket.put("uploads/a.png", permit_image(DOUBTFUL))
