@@ -11,7 +11,8 @@ FC's python3.12 on x86_64 (manylinux2014, cp312), unpacked. Steps, and why:
   `pip wheel --no-deps`, and accepted only if the result is pure Python (`*-none-any.whl`);
 - the unpacked tree is trimmed of files never loaded at run time (tests, C/Cython sources, stubs), and its
   shared objects are stripped of debug symbols (`strip --strip-unneeded`: the dynamic symbols stay), which
-  takes the closure from ~47 MB to under 30 MB without removing any module;
+  took the SDKs' closure from ~47 MB to under 30 MB without removing any module; the conversion libraries
+  (Pillow, pi-heif, PDFium) add about 20 MB after Pillow's unused native parts (AVIF, fonts, Tk) are cut;
 - reproducible: files in sorted order, mode 644/755, mtime fixed at SOURCE_DATE_EPOCH (default 1980-01-01),
   no __pycache__; *.dist-info (RECORD included) is kept as the wheels ship it.
 - vendored.json lists each vendored distribution, its version and top-level modules (read at start-up by
@@ -55,6 +56,14 @@ EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "315532800"))  # 1980-01-01: the
 # Never loaded at run time. Each rule names a path suffix or a directory name, matched on POSIX paths.
 TRIM_SUFFIXES = (".pyi", ".pyx", ".pxd", ".c", ".h", ".cpp")
 TRIM_DIRS = ("__pycache__", "tests", "SelfTest")  # websocket/tests, certifi/tests, Crypto/SelfTest (1.6 MB)
+# Pillow's native parts the function never loads (7.9 MB of the wheel): the AVIF codec (the API does not take
+# AVIF, and the precheck refuses it by its ftyp brand before anything decodes it) and text rendering (ImageFont:
+# FreeType, HarfBuzz, Brotli for WOFF2 fonts, and libpng, which only FreeType links; Pillow's PNG codec is its own
+# over zlib), and the Tk bridge. _imaging, _webp and _imagingcms (a LAB TIFF's colours) and what they link stay;
+# Pillow imports these lazily or guards their ImportError, and the package test converts every format with them
+# gone (tests/function/test_vendored.py).
+TRIM_NATIVE = re.compile(r"^PIL/_(avif|imagingft|imagingtk)\.[^/]*\.so$"
+                         r"|^pillow\.libs/lib(avif|freetype|harfbuzz|brotlicommon|brotlidec|png16)-[^/]*$")
 # What `s deploy` must not get from function/: caches and editor/OS droppings.
 EXCLUDE_FUNCTION = re.compile(r"(^|/)(__pycache__|\.mypy_cache|\.ruff_cache|\.pytest_cache)(/|$)|\.pyc$|~$|\.swp$"
                               r"|(^|/)\.DS_Store$")
@@ -72,7 +81,8 @@ def function_files(function_dir: Path = FUNCTION_DIR) -> list[PurePosixPath]:
 
 def trimmed(rel: PurePosixPath) -> bool:
     """True for a vendored file that is never loaded at run time."""
-    return rel.suffix in TRIM_SUFFIXES or any(part in TRIM_DIRS for part in rel.parts[:-1]) or rel.suffix == ".pyc"
+    return (rel.suffix in TRIM_SUFFIXES or any(part in TRIM_DIRS for part in rel.parts[:-1]) or rel.suffix == ".pyc"
+            or TRIM_NATIVE.search(str(rel)) is not None)
 
 
 def pins() -> dict[str, str]:

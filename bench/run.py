@@ -22,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _measure as m
+from conversions import conversion_inputs
 
 from permit_ocr_local.tools.shadow.cost import FC_PRICE
 
@@ -223,6 +224,24 @@ def bench_rss(stack: m.StackProcess, tmp: Path, n: int, rows: list[Row]) -> None
                     f"{wall['naive'] / wall['body']:.1f} (vs body)"))
 
 
+# --- conversions (issue 23) ------------------------------------------------------------------------------------
+
+def bench_conversions(stack: m.StackProcess, tmp: Path, n: int, rows: list[Row]) -> None:
+    """One cold invocation per upload (initializer + handler), planned for FC's 128 MB, peak RSS from VmHWM."""
+    memory = str(s_yaml_function().get("memorySize", 128))
+    for label, path in conversion_inputs(tmp).items():
+        runs = []
+        for i in range(n):
+            key = f"uploads/conv-{i}-{path.name}"
+            event = m.oss_event(stack.bucket, [(key, *stack.put(key, path))])
+            runs.append(m.run_invoke_child("index", event, {**stack.env, "FC_FUNCTION_MEMORY_SIZE": memory}, tmp))
+        rss, wall = m.median(r["hwm_mb"] for r in runs), m.median(r["wall_s"] for r in runs)
+        mb = f"{path.stat().st_size / 2**20:.1f} MiB"
+        rows.append(Row(f"conversion, one cold invocation, {label} ({mb}), memory planned for {memory} MB: peak RSS "
+                        f"(MB) / wall incl. imports (s); outcome {runs[-1]['status']}", f"{fmt(rss)} / {fmt(wall)}",
+                        "", "", "", "", f"<= {memory} MB", verdict(rss <= int(memory))))
+
+
 # --- throughput -----------------------------------------------------------------------------------------------
 
 def bench_throughput(stack: m.StackProcess, tmp: Path, runs: int, records: int, slow_s: float,
@@ -344,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
             warm = bench_warm(stack, tmp, warm_n, rows)
             stage("peak memory")
             bench_rss(stack, tmp, rss_n, rows)
+            stage("conversions (12 MB JPEG, 12 MP HEIC, 2-page PDF, 9000 px PNG)")
+            bench_conversions(stack, tmp, rss_n, rows)
             stage("pool throughput")
             bench_throughput(stack, tmp, tp_runs, 50, 0.05, rows)
         bench_cost(warm, args.ocr_latency_s, rows)

@@ -32,7 +32,7 @@ def assert_written_documents_are_valid(root: Path) -> None:
             doc = json.loads(path.read_bytes())
         except ValueError:
             continue  # a test's own non-JSON object that happens to end in .json
-        if isinstance(doc, dict) and doc.get("type") in ("result", "error", "receipt"):
+        if isinstance(doc, dict) and doc.get("type") in ("result", "error", "receipt", "pages"):
             problems = validate_document(doc)
             assert not problems, f"{path.relative_to(root)}: {problems}"
 

@@ -55,6 +55,19 @@ def test_function_files_skip_caches(tmp_path: Path) -> None:
     ("alibabacloud_ocr_api20210707/client.py", False),
     ("requests-2.34.2.dist-info/RECORD", False),
     ("certifi/cacert.pem", False),
+    ("PIL/_avif.cpython-312-x86_64-linux-gnu.so", True),
+    ("PIL/_imagingft.cpython-312-x86_64-linux-gnu.so", True),
+    ("pillow.libs/libavif-c6062d5f.so.16.4.2", True),
+    ("pillow.libs/libfreetype-57f805ba.so.6.20.6", True),
+    ("pillow.libs/libpng16-1d1ba958.so.16.58.0", True),
+    ("PIL/_imaging.cpython-312-x86_64-linux-gnu.so", False),
+    ("PIL/_imagingcms.cpython-312-x86_64-linux-gnu.so", False),
+    ("PIL/_webp.cpython-312-x86_64-linux-gnu.so", False),
+    ("PIL/AvifImagePlugin.py", False),  # imports _avif in a try: its absence only turns AVIF off
+    ("pillow.libs/libjpeg-6dc8d115.so.62.4.0", False),
+    ("pillow.libs/libxcb-9065bb12.so.1.1.0", False),  # _imaging links it
+    ("pi_heif.libs/libheif-7a3e919c.so.1.23.0", False),
+    ("pypdfium2_raw/libpdfium.so", False),
 ])
 def test_trim_rules(path: str, cut: bool) -> None:
     assert package.trimmed(PurePosixPath(path)) is cut

@@ -21,7 +21,9 @@ MIN_OCR_QPS, MAX_OCR_QPS = 0.05, 1000.0  # below one call per 20 s the limiter o
 # api: the paid OCR call · engine: the self-hosted engine function only · cascade: the engine first, the paid
 # call only for an answer that would need review (docs/selfhosted.md)
 OCR_BACKENDS: Final = ("api", "engine", "cascade")
-DEFAULT_SUFFIXES: Final = ".jpg,.jpeg,.png,.bmp,.gif,.tif,.tiff,.webp"
+DEFAULT_SUFFIXES: Final = ".jpg,.jpeg,.png,.bmp,.gif,.tif,.tiff,.webp,.heic,.heif,.pdf"
+CONVERT_MAX_BYTES: Final = 40 * 1024 * 1024  # the largest upload converted (convert.py reads it whole)
+MAX_PDF_PAGES: Final = 50  # PDF_MAX_PAGES' ceiling: one paid call per page, each within the FC timeout
 BUCKET_FIELD: Final = "{bucket}"  # in OUTPUT_PREFIX: the source bucket's name (several buckets, one output bucket)
 
 
@@ -58,6 +60,8 @@ class Config:
     mns_topic: str
     image_suffixes: tuple[str, ...]
     max_image_bytes: int
+    convert_max_bytes: int
+    pdf_max_pages: int
     workers: int
     review_min_prob: int
     log_level: str
@@ -275,6 +279,10 @@ SPEC: Final[dict[str, tuple[str | None, Callable[[str], Any], str, str]]] = {
     "MNS_TOPIC": ("", _text, "mns_topic", "topic for results and failures"),
     "IMAGE_SUFFIXES": (DEFAULT_SUFFIXES, _suffixes, "image_suffixes", "keys recognized (case-insensitive)"),
     "MAX_IMAGE_BYTES": (str(OCR_MAX_IMAGE_BYTES), _int_in(1, OCR_MAX_IMAGE_BYTES), "max_image_bytes", "bytes"),
+    "CONVERT_MAX_BYTES": (str(CONVERT_MAX_BYTES), _int_in(1, 200 * 1024 * 1024), "convert_max_bytes",
+                          "uploads converted before OCR (HEIC, PDF, over MAX_IMAGE_BYTES) up to this size"),
+    "PDF_MAX_PAGES": ("10", _int_in(1, MAX_PDF_PAGES), "pdf_max_pages",
+                      "a PDF with more pages gets an error record, no page is paid for"),
     "WORKERS": ("4", _int_in(1, 32), "workers", "records processed at once in one event"),
     "REVIEW_MIN_PROB": ("90", _int_in(0, 100), "review_min_prob", "valueProb below this flags review"),
     "LOG_LEVEL": ("info", _level, "log_level", "debug, info, warning or error"),

@@ -16,7 +16,7 @@ from .normalize import review
 from .recognize import OcrResult
 from .source import Prepared
 
-STAGES = ("event", "guard", "precheck", "source", "ocr", "sink", "fc")
+STAGES = ("event", "guard", "precheck", "source", "convert", "ocr", "sink", "fc")
 CHINA_TZ = datetime.timezone(datetime.timedelta(hours=8))  # permits are dated in China time
 
 
@@ -39,6 +39,29 @@ def review_data(data: dict[str, Any], min_prob: int, now: datetime.datetime) -> 
                   today=now.astimezone(CHINA_TZ).date(), min_prob=min_prob)
 
 
+def input_block(prepared: Prepared | None) -> dict[str, Any]:
+    """``input``: what was uploaded and what convert.py did to it; only for converted uploads (the documents of
+    images sent as stored are unchanged)."""
+    return {"input": prepared.input} if prepared is not None and prepared.input is not None else {}
+
+
+def pages_document(ref: ObjectRef, prepared: Prepared, pages: list[dict[str, Any]], *, function_request_id: str,
+                   now: datetime.datetime) -> dict[str, Any]:
+    """A PDF's own outcome: each page's outcome and where it is stored (pages.py); no field read from a card."""
+    reviewed = [p["needsReview"] for p in pages if p["outcome"] == "result"]
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "type": "pages",
+        "source": source_block(ref, prepared),
+        "input": {"format": "pdf", "pages": len(pages)},
+        "pages": pages,
+        "results": len(reviewed),
+        "needsReview": any(reviewed) or len(reviewed) < len(pages),
+        "processedAt": rfc3339(now),
+        "functionRequestId": function_request_id,
+    }
+
+
 def result_document(ref: ObjectRef, prepared: Prepared, ocr: OcrResult, cfg: Config, *,
                     function_request_id: str, now: datetime.datetime) -> dict[str, Any]:
     assert prepared.info is not None, "a result is made only for bytes the precheck passed"
@@ -48,6 +71,7 @@ def result_document(ref: ObjectRef, prepared: Prepared, ocr: OcrResult, cfg: Con
         "schemaVersion": SCHEMA_VERSION,
         "type": "result",
         "source": source_block(ref, prepared),
+        **input_block(prepared),
         "image": {"format": prepared.info.format, "width": prepared.info.width, "height": prepared.info.height},
         "ocr": {"action": OCR_ACTION, "apiVersion": OCR_API_VERSION, "requestId": ocr.request_id,
                 "imageSource": "url" if prepared.url else "body", "outputFigure": cfg.ocr_output_figure,
@@ -69,6 +93,7 @@ def error_document(ref: ObjectRef, *, code: str, message: str, stage: str, trans
         "schemaVersion": SCHEMA_VERSION,
         "type": "error",
         "source": source_block(ref, prepared),
+        **input_block(prepared),
         "error": {"code": code, "message": message, "stage": stage, "transient": transient,
                   "httpStatus": http_status, "ocrRequestId": ocr_request_id},
         "attempts": attempts,

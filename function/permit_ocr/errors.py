@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-STAGES: Final = ("event", "guard", "precheck", "source", "ocr", "sink", "fc")
+STAGES: Final = ("event", "guard", "precheck", "source", "convert", "ocr", "sink", "fc")
 
 
 class StepError(Exception):

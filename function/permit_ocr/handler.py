@@ -20,7 +20,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from . import guards, log, preflight
@@ -35,6 +34,7 @@ from .events import MalformedEvent, ObjectRef, parse_event
 from .fence import stored_outcome
 from .ledger import FRESH_VERSION_S, Defer, Done, Ledger, Ticket
 from .ledger import SUPERSEDED as CLAIM_SUPERSEDED
+from .outcome import Outcome
 from .recognize import OcrResult, Recognizer
 from .shadow import Shadow
 from .sinks import Delivered, Sinks
@@ -48,17 +48,6 @@ class RetryLater(RuntimeError):
     def __init__(self, message: str, summary: dict[str, Any]) -> None:
         super().__init__(message)
         self.summary = summary
-
-
-@dataclass(frozen=True)
-class Outcome:
-    bucket: str
-    key: str
-    status: str  # result | error | retrying | duplicate | redelivered | skipped | rejected
-    code: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "key": self.key, "status": self.status, "code": self.code}
 
 
 class App:
@@ -183,6 +172,10 @@ class App:
                 prepared, claim)
         if prepared.verdict is not None:  # the precheck's verdict on these bytes: recorded, never paid for
             return self._failed(ref, prepared.verdict, run, prepared, claim)
+        if prepared.info is not None and prepared.info.convert:  # HEIC, PDF, too large, turned...: converted first
+            from .pages import recognize_converted  # its libraries load only for an upload that needs them
+
+            return recognize_converted(self, ref, prepared, claim, run)
         return self._recognize_and_deliver(ref, prepared, claim, run)
 
     def _fresh(self, prepared: Prepared) -> bool:

@@ -19,6 +19,7 @@ length whatever the image key is:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Final
@@ -39,6 +40,7 @@ KIND_RECEIPT: Final = "receipt"  # SINKS=mns alone: proof of delivery at the res
 KIND_ERROR: Final = "error"  # a final verdict on the version
 KIND_ERROR_RETRYING: Final = "error-retrying"  # transient: the next delivery tries again
 KIND_MARKER: Final = "marker"
+KIND_PAGES: Final = "pages"  # a PDF's index of its pages' outcomes (pages.py): final, no personal data
 
 BOOKKEEPING_PREFIX: Final = ".permit-ocr/"
 MARKERS_PREFIX: Final = BOOKKEEPING_PREFIX + "markers/"
@@ -99,6 +101,22 @@ def outputs_for(cfg: Config, bucket: str, key: str) -> Outputs:
                        f"{OVERLONG_PREFIX}{digest}{cfg.error_suffix}", True, f"{OVERLONG_PREFIX}{digest}", False)
     prefix = f"{folder}{key}"
     return Outputs(out_bucket, result_key, error_key, False, prefix, out_bucket == bucket and not folder)
+
+
+PAGE_TAG: Final = ".page-"  # a PDF page's outputs and claims: <key>.page-<n> + the suffixes
+
+
+def page_stem(key: str, page: int) -> str:
+    """What page ``page`` (1-based) of the PDF at ``key`` is named by: its outputs (``<key>.page-<n>.json``,
+    ``.error.json``) and its claim markers. No upload is read under this name (it ends in no image suffix;
+    config refuses one that would), so a page's outputs never meet another image's."""
+    return f"{key}{PAGE_TAG}{page}"
+
+
+def page_outputs(cfg: Config, bucket: str, key: str, page: int) -> Outputs:
+    """A PDF page's outputs beside the PDF. The PDF itself is not under the page's listing prefix, so the fence
+    HEADs it (lists_image False)."""
+    return dataclasses.replace(outputs_for(cfg, bucket, page_stem(key, page)), lists_image=False)
 
 
 def is_own_output(key: str, cfg: Config) -> bool:

@@ -7,8 +7,8 @@ Message format (docs/mns-messages.md):
 - The body is the document serialized with orjson. MNS drops messages over 64 KB and the SDK does not check, so
   when the body would exceed 65536 bytes after XML escaping, a *pointer* message naming the stored document's
   OSS location is published instead.
-- The tag (<= 16 chars; the only thing MNS subscriptions can filter on) is ``result``, ``result-review`` or
-  ``error``.
+- The tag (<= 16 chars; the only thing MNS subscriptions can filter on) is ``result``, ``result-review``,
+  ``error`` or (a PDF's index of its pages) ``pages``.
 
 ``mns`` is imported in ``MnsPublisher.__init__``, so a cold start with the MNS sink off never pays for it.
 Bodies hold personal data: nothing here logs them, and ``PublishError`` never carries them.
@@ -26,6 +26,7 @@ MAX_MESSAGE_BYTES: Final = 65536
 TAG_RESULT: Final = "result"
 TAG_REVIEW: Final = "result-review"
 TAG_ERROR: Final = "error"
+TAG_PAGES: Final = "pages"  # a PDF's index of its pages (each page's own document comes with its own tag)
 # server codes worth a retry; MNSServerException carries no HTTP status, so 5xx is known by its code only
 TRANSIENT_CODES: Final = frozenset({"Throttling", "InternalError", "ServiceUnavailable"})
 
@@ -56,6 +57,8 @@ def escaped_size(text: str) -> int:
 def tag_for(document: dict[str, Any]) -> str:
     if document.get("type") == "error":
         return TAG_ERROR
+    if document.get("type") == "pages":
+        return TAG_PAGES
     return TAG_REVIEW if document.get("needsReview") else TAG_RESULT
 
 

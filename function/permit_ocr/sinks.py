@@ -15,6 +15,7 @@ fenced like the first: after a slow publish, a newer version's outcome or a revi
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,12 +42,14 @@ from .layout import (
     JSON_TYPE,
     KIND_ERROR,
     KIND_ERROR_RETRYING,
+    KIND_PAGES,
     KIND_RECEIPT,
     KIND_RESULT,
     META_ETAG,
     META_KIND,
     Outputs,
     outputs_for,
+    page_outputs,
 )
 from .storage import Storage, retrying
 
@@ -74,6 +77,7 @@ class Sinks:
         self.fence = fence or Fence(storage)
         self._publisher: Any = None
         self._publisher_creds: Credentials | None = None
+        self._page: int | None = None
 
     @property
     def mns(self) -> bool:
@@ -84,7 +88,16 @@ class Sinks:
         return "oss" in self._cfg.sinks
 
     def outputs(self, bucket: str, image_key: str) -> Outputs:
+        if self._page is not None:
+            return page_outputs(self._cfg, bucket, image_key, self._page)
         return outputs_for(self._cfg, bucket, image_key)
+
+    def for_page(self, page: int) -> Sinks:
+        """These sinks writing the outputs of one page of the PDF at ``image_key`` (layout.page_outputs); every
+        write is still fenced on the PDF itself."""
+        view = copy.copy(self)
+        view._page = page
+        return view
 
     # -- final outcomes: a result, or an error record that ends the work for the version ------------------
 
@@ -98,12 +111,16 @@ class Sinks:
             return self.record_retrying(doc, claim, bucket, image_key)
         return self._deliver(doc, claim, bucket, image_key, result=False)
 
+    def deliver_pages(self, doc: dict[str, Any], claim: Claimant, bucket: str, image_key: str) -> Delivered:
+        """Store (and publish) a PDF's index of its pages at the result key: the PDF's own outcome."""
+        return self._deliver(doc, claim, bucket, image_key, result=True, kind=KIND_PAGES)
+
     def _deliver(self, doc: dict[str, Any], claim: Claimant, bucket: str, image_key: str, *,
-                 result: bool) -> Delivered:
+                 result: bool, kind: str | None = None) -> Delivered:
         out = self.outputs(bucket, image_key)
         body = encode(doc)
         key, other = (out.result_key, out.error_key) if result else (out.error_key, out.result_key)
-        kind = KIND_RESULT if result else KIND_ERROR
+        kind = kind or (KIND_RESULT if result else KIND_ERROR)
         meta = pending_meta(claim.etag, kind, pending=self.mns, request_id=log.current_request_id() or "")
         try:
             written, seen = self.fence.put(claim, bucket, image_key, out, key, body, JSON_TYPE, meta, {})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from .config import Config
@@ -37,6 +38,8 @@ class Prepared:
     uploaded_at: float | None = None  # the version's Last-Modified (epoch seconds)
     # the precheck's verdict on these bytes: recorded by the claim holder like any outcome, never paid for
     verdict: StepError | None = None
+    # what convert.py did to the upload before OCR (the documents' ``input`` block); None: sent as stored
+    input: dict[str, Any] | None = None
 
 
 def key_candidates(key: str) -> list[str]:
@@ -123,7 +126,9 @@ def _check_and_hand_over(ref: ObjectRef, cfg: Config, storage: Storage, key: str
             if len(again.data) <= len(head):  # no progress: the header cannot be completed
                 raise SourceError("unsupportedImageFormat", "image header is truncated or corrupt", False) from None
             head = again.data
-    check_limits(info, chunk.total_size, cfg.max_image_bytes)
+    info = check_limits(info, chunk.total_size, cfg.max_image_bytes, cfg.convert_max_bytes)
+    if info.convert:  # converted after the claim (convert.py), from the bytes of this version: no URL
+        return Prepared(key, info, chunk.total_size, etag, body=chunk.data if whole else None)
     if whole:
         return Prepared(key, info, chunk.total_size, etag, body=chunk.data)
     url = storage.presign_get(ref.bucket, key, cfg.signed_url_expires)

@@ -109,3 +109,38 @@ def test_bad_file_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["recognize", str(junk)]) == 1
     err = json.loads(capsys.readouterr().err)
     assert err["Code"] == "unsupportedImageFormat"
+
+
+def test_a_heic_photo_and_each_page_of_a_pdf_scan_are_read_as_the_function_sends_them(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The engine reads neither HEIC nor PDF: the command converts them with the function's own code first."""
+    assert main(["recognize", str(SAMPLES / "macao-phone.heic"), str(SAMPLES / "two-permits-scan.pdf")]) == 0
+    read = [json.loads(line)["data"]["permitNumber"] for line in capsys.readouterr().out.splitlines()]
+    heic = json.loads((SAMPLES / "macao-phone.heic.truth.json").read_text("utf-8"))["data"]["permitNumber"]
+    pages = json.loads((SAMPLES / "two-permits-scan.pdf.truth.json").read_text("utf-8"))["pages"]
+    assert read == [heic, *(p["data"]["permitNumber"] for p in pages)]
+
+
+def test_a_sideways_photo_is_stood_up_by_its_exif_orientation_first(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from permit_ocr_local.synth import formats
+
+    image, truth = (SAMPLES / "hk-clean.jpg").read_bytes(), json.loads(
+        (SAMPLES / "hk-clean.truth.json").read_text("utf-8"))
+    turned = tmp_path / "turned.jpg"
+    turned.write_bytes(formats.sideways_jpeg(image, 8))
+    assert main(["recognize", str(turned)]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["permitNumber"] == truth["data"]["permitNumber"]
+
+
+def test_a_locked_pdf_prints_one_error_line_and_the_other_files_still_run(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from permit_ocr_local.synth import formats
+
+    locked = tmp_path / "locked.pdf"
+    locked.write_bytes(formats.encrypted_pdf((SAMPLES / "two-permits-scan.pdf").read_bytes()))
+    assert main(["recognize", str(locked), str(SAMPLES / "hk-clean.jpg")]) == 1
+    out = capsys.readouterr()
+    assert json.loads(out.err) == {"image": str(locked), "Code": "passwordProtectedPDF",
+                                   "Message": "the PDF needs a password to open; upload it without one"}
+    assert len(out.out.splitlines()) == 1

@@ -90,13 +90,17 @@ def test_s_eventbridge_yaml_passes_the_fc3_schema(doc: dict[str, Any]) -> None:
         assert list(jsonschema.Draft7Validator(eb).iter_errors(t["triggerConfig"])) == []
 
 
-def test_only_the_trigger_and_its_output_prefix_differ_from_s_yaml(doc: dict[str, Any]) -> None:
+def test_only_the_trigger_its_output_prefix_and_the_suffixes_it_reaches_differ_from_s_yaml(
+        doc: dict[str, Any]) -> None:
     native = deployment.function_resource(deployment.resolve(deployment.load_s_yaml(ROOT / "s.yaml"))[0])[1]
     bridged = deployment.function_resource(deployment.resolve(doc)[0])[1]
     differ = {k for k in native.keys() | bridged.keys() if native.get(k) != bridged.get(k)}
     assert differ == {"triggers", "environmentVariables"}
     env_n, env_b = native["environmentVariables"], bridged["environmentVariables"]
-    assert {k for k in env_n if env_n[k] != env_b[k]} == {"OUTPUT_PREFIX"}
+    assert {k for k in env_n if env_n[k] != env_b[k]} == {"OUTPUT_PREFIX", "IMAGE_SUFFIXES"}
+    # s.yaml's ten native triggers leave no room for .heif; the rule reaches every suffix
+    suffixes_n, suffixes_b = (set(env["IMAGE_SUFFIXES"].split(",")) for env in (env_n, env_b))
+    assert suffixes_b - suffixes_n == {".heif"} and suffixes_n <= suffixes_b
 
 
 def test_a_rule_without_a_subject_prefix_is_an_error() -> None:

@@ -28,18 +28,23 @@ def test_upload_matching_the_trigger_is_recognized_and_its_output_does_not_retri
         assert not bucket.exists("elsewhere/b.png.json")
 
 
-def test_run_command_uploads_samples_and_prints_a_row_per_image(tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_command_uploads_samples_and_prints_a_row_per_image_and_per_page_of_a_pdf(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     samples = tmp_path / "samples"
     samples.mkdir()
     (samples / "hk.png").write_bytes(permit_image(size=(928, 626)))
     (samples / "not-a-permit.png").write_bytes(permit_image({}))
+    # the truth OCR finds no truth in a converted page (the conversion drops what the truth backend reads)
+    (samples / "scan.pdf").write_bytes((REPO / "samples" / "two-permits-scan.pdf").read_bytes())
     code = main(["run", "--root", str(tmp_path / "root"), "--samples", str(samples), "--s-yaml",
                  str(REPO / "s.yaml"), "--ocr-backend", "truth", "--timeout", "60"])
     out = capsys.readouterr().out
     assert code == 1  # one image is not a permit: reported, not hidden
     assert "hk.png" in out and "H10387877 01" in out and " ok " in out
     assert "error: unmatchedImageType" in out
+    pages = [line.split() for line in out.splitlines() if line.startswith("scan.pdf")]
+    assert pages == [["scan.pdf", "p1", "error:", "unmatchedImageType"],
+                     ["scan.pdf", "p2", "error:", "unmatchedImageType"]]  # the PDF's outcome is an index of pages
     uploads = tmp_path / "root" / "permit-ocr-demo" / "uploads"
     for stored in (uploads / "hk.png.json", uploads / "not-a-permit.png.error.json"):  # `cat` ends its line
         assert stored.read_bytes().endswith(b"}\n"), stored.name

@@ -52,6 +52,8 @@ BAD_VALUES: dict[str, tuple[str, dict[str, str]]] = {
     "MNS_TOPIC": ("", {"SINKS": "oss,mns", "MNS_ENDPOINT": MNS_OK["MNS_ENDPOINT"]}),
     "IMAGE_SUFFIXES": ("jpg,png", {}),
     "MAX_IMAGE_BYTES": (str(OCR_MAX_IMAGE_BYTES + 1), {}),
+    "CONVERT_MAX_BYTES": ("0", {}),
+    "PDF_MAX_PAGES": ("51", {}),
     "WORKERS": ("33", {}),
     "REVIEW_MIN_PROB": ("101", {}),
     "LOG_LEVEL": ("verbose", {}),

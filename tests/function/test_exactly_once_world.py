@@ -440,14 +440,16 @@ def test_a_holder_dying_between_its_result_and_the_delete_of_the_earlier_record_
 def test_a_precheck_verdict_is_recorded_and_published_once_however_often_it_is_delivered(
         make_app: Callable[..., App], bucket: Bucket, stack: LocalStack) -> None:
     up = bucket.put("uploads/empty.jpg", b"")
-    pdf = bucket.put("uploads/scan.jpg", b"%PDF-1.7\n not an image")
-    invoke(make_app(SINKS="oss,mns"), up, pdf)
+    doc = bucket.put("uploads/letter.jpg", b"PK\x03\x04 a .docx, not an image")
+    pdf = bucket.put("uploads/scan.jpg", b"%PDF-1.7\n damaged")  # the convert step's verdict, after the claim
+    invoke(make_app(SINKS="oss,mns"), up, doc, pdf)
     first = {k: bucket.head_meta(k)["request-id"] for k in ("uploads/empty.jpg.error.json",
+                                                             "uploads/letter.jpg.error.json",
                                                              "uploads/scan.jpg.error.json")}
     for _ in range(2):  # FC's duplicates and retries
-        assert invoke(make_app(SINKS="oss,mns"), up, pdf)["counts"] == {"duplicate": 2}
+        assert invoke(make_app(SINKS="oss,mns"), up, doc, pdf)["counts"] == {"duplicate": 3}
     codes = sorted(m["error"]["code"] for m in published(stack))
-    assert codes == ["illegalImageContent", "unsupportedImageFormat"]
+    assert codes == ["illegalImageContent", "illegalPDFContent", "unsupportedImageFormat"]
     assert {k: bucket.head_meta(k)["request-id"] for k in first} == first  # never rewritten
 
 

@@ -76,9 +76,15 @@ def test_own_output_is_decided_before_the_image_suffix() -> None:
     assert verdict(ref("notes.json")) == (Action.SKIP, "OwnOutput")
 
 
-@pytest.mark.parametrize("key", ["a.pdf", "a", "jpg", "a.jpg/", "a.jpg.txt", "a.svg", "a_jpg"])
+@pytest.mark.parametrize("key", ["a.docx", "a", "jpg", "a.jpg/", "a.jpg.txt", "a.svg", "a_jpg", "a.heic.txt"])
 def test_keys_without_an_image_suffix_are_skipped(key: str) -> None:
     assert verdict(ref(key)) == (Action.SKIP, "NotAnImage")
+
+
+@pytest.mark.parametrize("key", ["a.heic", "IMG_0001.HEIC", "a.heif", "scan.pdf", "SCAN.PDF"])
+def test_phone_photos_and_scans_are_images_by_default(key: str) -> None:
+    """What phones and scanners upload is converted before OCR (issue 23), so its suffixes are not skipped."""
+    assert verdict(ref(key)) is None
 
 
 def test_the_image_suffix_list_is_configurable() -> None:
@@ -94,8 +100,8 @@ def test_the_events_size_is_a_hint_that_decides_nothing(size: int | None) -> Non
 
 
 def test_a_non_image_is_skipped_whatever_its_size() -> None:
-    assert verdict(ref("a.pdf", size=0)) == (Action.SKIP, "NotAnImage")
-    assert verdict(ref("a.pdf", size=OCR_MAX_IMAGE_BYTES + 1)) == (Action.SKIP, "NotAnImage")
+    assert verdict(ref("a.docx", size=0)) == (Action.SKIP, "NotAnImage")
+    assert verdict(ref("a.docx", size=OCR_MAX_IMAGE_BYTES + 1)) == (Action.SKIP, "NotAnImage")
 
 
 def test_a_key_over_oss_limit_is_rejected_as_no_object_can_have_it() -> None:

@@ -165,7 +165,7 @@ def test_a_truncated_webp_is_not_read_as_a_1x1_image() -> None:
         inspect(data[:18])
 
 
-@pytest.mark.parametrize("head", [b"", b"hello world", b"%PDF-1.7\n", b"\x00\x00\x00\x0cjP  \r\n\x87\n",
+@pytest.mark.parametrize("head", [b"", b"hello world", b"\x00\x00\x00\x0cjP  \r\n\x87\n",
                                   b"RIFF\x00\x00\x00\x00WAVEfmt ", b"<svg xmlns='http://www.w3.org/2000/svg'/>"])
 def test_other_formats_are_unsupported_by_their_first_bytes(head: bytes) -> None:
     with pytest.raises(PrecheckError) as info:
@@ -210,7 +210,38 @@ def test_sniff_format_goes_by_the_magic_bytes(head: bytes, fmt: str | None) -> N
     assert sniff_format(head) == fmt
 
 
-# --- the API's limits ----------------------------------------------------------------------------------------
+# --- what the API does not take, told by the first bytes: HEIC/HEIF and PDF (converted after the claim) ------
+
+
+def ftyp(major: bytes, *compatible: bytes) -> bytes:
+    body = b"ftyp" + major + b"\0\0\0\0" + b"".join(compatible)
+    return struct.pack(">I", 4 + len(body)) + body + b"\0\0\0\x08meta"
+
+
+@pytest.mark.parametrize(("head", "fmt"), [
+    (ftyp(b"heic", b"mif1", b"heic"), "heif"),  # an iPhone photo
+    (ftyp(b"heix", b"mif1"), "heif"),  # 10-bit
+    (ftyp(b"mif1", b"heic", b"miaf"), "heif"),  # the generic HEIF brand, HEVC among the compatible ones
+    (ftyp(b"hevc", b"msf1"), "heif"),  # an image sequence (burst, live photo)
+    (ftyp(b"avif", b"mif1", b"miaf"), None),  # AV1 in HEIF: libheif here decodes HEVC only
+    (ftyp(b"mif1", b"avif", b"miaf"), None),
+    (ftyp(b"isom", b"mp41"), None),  # a video
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "pdf"),
+    (b"\0" * 600 + b"%PDF-1.4\n", "pdf"),  # the spec lets the header start anywhere in the first 1024 bytes
+    (b"\0" * 1100 + b"%PDF-1.4\n", None),
+])
+def test_heif_and_pdf_are_told_by_their_first_bytes(head: bytes, fmt: str | None) -> None:
+    assert sniff_format(head) == fmt
+    if fmt is None:
+        with pytest.raises(PrecheckError):
+            inspect(head, len(head))
+    else:  # their sizes are read when they are decoded (HEIF item properties, each PDF page)
+        assert inspect(head, len(head)) == ImageInfo(fmt, 0, 0)
+
+
+# --- the API's limits: what is sent as stored, what is converted first, what no conversion helps -------------
+
+MB = 1024 * 1024
 
 
 def info(w: int, h: int) -> ImageInfo:
@@ -218,37 +249,97 @@ def info(w: int, h: int) -> ImageInfo:
 
 
 @pytest.mark.parametrize(("w", "h"), [(16, 16), (8191, 8191), (16, 20), (998, 20), (20, 998), (499, 16)])
-def test_sides_between_16_and_8191_with_a_ratio_under_50_pass(w: int, h: int) -> None:
-    check_limits(info(w, h), 1000, 10 * 1024 * 1024)
+def test_sides_between_16_and_8191_with_a_ratio_under_50_are_sent_as_stored(w: int, h: int) -> None:
+    assert check_limits(info(w, h), 1000, 10 * MB, 40 * MB).convert == ()
 
 
-@pytest.mark.parametrize(("w", "h"), [(15, 100), (100, 15), (8192, 500), (500, 8192), (0, 0), (15, 15)])
-def test_a_side_of_15_or_less_or_8192_or_more_is_illegal(w: int, h: int) -> None:
+@pytest.mark.parametrize(("w", "h"), [(15, 100), (100, 15), (0, 0), (15, 15), (15, 9000)])
+def test_a_side_of_15_or_less_is_illegal(w: int, h: int) -> None:
     with pytest.raises(PrecheckError) as err:
-        check_limits(info(w, h), 1000, 10 * 1024 * 1024)
+        check_limits(info(w, h), 1000, 10 * MB, 40 * MB)
     assert err.value.code == "illegalImageSize"
     assert "each side" in err.value.message
 
 
-@pytest.mark.parametrize(("w", "h"), [(1000, 20), (20, 1000), (800, 16), (2000, 39)])
-def test_an_aspect_ratio_of_50_or_more_is_illegal(w: int, h: int) -> None:
+@pytest.mark.parametrize(("w", "h"), [(8192, 500), (500, 8192), (9000, 1400), (12000, 9000)])
+def test_a_side_of_8192_or_more_is_scaled_down_not_refused(w: int, h: int) -> None:
+    assert check_limits(info(w, h), 1000, 10 * MB, 40 * MB).convert == ("overSide",)
+
+
+@pytest.mark.parametrize(("w", "h"), [(1000, 20), (20, 1000), (800, 16), (2000, 39), (9000, 180)])
+def test_an_aspect_ratio_of_50_or_more_is_illegal_at_any_size(w: int, h: int) -> None:
+    """Scaling keeps the ratio: an upload over the sides with a ratio of 50 is refused, not converted."""
     with pytest.raises(PrecheckError) as err:
-        check_limits(info(w, h), 1000, 10 * 1024 * 1024)
+        check_limits(info(w, h), 1000, 10 * MB, 40 * MB)
     assert err.value.code == "illegalImageSize"
     assert "aspect ratio" in err.value.message
 
 
 def test_a_ratio_just_under_50_passes() -> None:
-    check_limits(info(998, 20), None, 1)  # 49.9
-    check_limits(info(20, 998), None, 1)
+    assert check_limits(info(998, 20), None, 1, 1).convert == ()  # 49.9
+    assert check_limits(info(20, 998), None, 1, 1).convert == ()
 
 
-def test_an_object_over_the_byte_limit_is_exceeded_image_content() -> None:
+def test_an_object_over_the_byte_limit_is_scaled_down_and_over_convert_max_bytes_is_exceeded() -> None:
+    assert check_limits(info(500, 500), 10 * MB + 1, 10 * MB, 40 * MB).convert == ("overBytes",)
+    assert check_limits(info(500, 500), 40 * MB, 10 * MB, 40 * MB).convert == ("overBytes",)
     with pytest.raises(PrecheckError) as err:
-        check_limits(info(500, 500), 10 * 1024 * 1024 + 1, 10 * 1024 * 1024)
+        check_limits(info(500, 500), 40 * MB + 1, 10 * MB, 40 * MB)
+    assert err.value.code == "exceededImageContent"
+    assert "CONVERT_MAX_BYTES" in err.value.message
+
+
+def test_an_object_at_the_byte_limit_or_of_unknown_size_is_sent_as_stored() -> None:
+    assert check_limits(info(500, 500), 10 * MB, 10 * MB, 40 * MB).convert == ()
+    assert check_limits(info(500, 500), None, 10 * MB, 40 * MB).convert == ()
+
+
+@pytest.mark.parametrize("fmt", ["heif", "pdf"])
+def test_heif_and_pdf_are_always_converted_up_to_convert_max_bytes(fmt: str) -> None:
+    assert check_limits(ImageInfo(fmt, 0, 0), 1000, 10 * MB, 40 * MB).convert == (fmt,)
+    assert check_limits(ImageInfo(fmt, 0, 0), 20 * MB, 10 * MB, 40 * MB).convert == (fmt,)
+    with pytest.raises(PrecheckError) as err:
+        check_limits(ImageInfo(fmt, 0, 0), 40 * MB + 1, 10 * MB, 40 * MB)
     assert err.value.code == "exceededImageContent"
 
 
-def test_an_object_at_the_byte_limit_or_of_unknown_size_passes() -> None:
-    check_limits(info(500, 500), 10 * 1024 * 1024, 10 * 1024 * 1024)
-    check_limits(info(500, 500), None, 10 * 1024 * 1024)
+# --- what the API takes without saying how it reads it: converted as a person sees it ------------------------
+
+
+def exif_jpeg(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(rgb(), "JPEG", exif=exif.tobytes())
+
+
+def palette_with_transparency() -> bytes:
+    im = Image.new("P", (W, H))
+    im.putpalette([0, 0, 0, 255, 255, 255])
+    return encode(im, "PNG", transparency=0)
+
+
+def animated(fmt: str) -> bytes:
+    frames = [rgb(), Image.new("RGB", (W, H), (1, 2, 3))]
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:])
+
+
+@pytest.mark.parametrize(("data", "reasons"), [
+    (exif_jpeg(1), ()),
+    (exif_jpeg(6), ("orientation",)),
+    (exif_jpeg(8), ("orientation",)),
+    (encode(Image.new("CMYK", (W, H)), "JPEG"), ("cmyk",)),
+    (encode(Image.new("CMYK", (W, H)), "TIFF"), ("cmyk",)),
+    (encode(Image.new("I;16", (W, H)), "PNG"), ("deepColor",)),
+    (SAMPLES["tiff-be"][0], ("deepColor",)),  # a 16-bit TIFF
+    (SAMPLES["png-rgba"][0], ("transparency",)),
+    (SAMPLES["webp-extended"][0], ("transparency",)),
+    (palette_with_transparency(), ("transparency",)),
+    (animated("GIF"), ("transparency", "multiFrame")),  # Pillow gives the second frame a transparent colour
+    (animated("PNG"), ("multiFrame",)),  # APNG
+    (animated("TIFF"), ("multiFrame",)),
+    (SAMPLES["png"][0], ()),
+    (SAMPLES["gif"][0], ()),
+], ids=["exif-1", "exif-6", "exif-8", "cmyk-jpeg", "cmyk-tiff", "png-16", "tiff-16", "png-rgba", "webp-alpha",
+        "png-trns", "gif-anim", "apng", "tiff-pages", "png", "gif"])
+def test_the_header_names_what_is_made_plain_before_ocr(data: bytes, reasons: tuple[str, ...]) -> None:
+    assert check_limits(inspect(data[:HEAD_BYTES], len(data)), len(data), 10 * MB, 40 * MB).convert == reasons

@@ -255,13 +255,21 @@ def test_the_caller_loop_ends_when_the_frame_header_is_beyond_max_head_bytes() -
 
 # --- check_limits --------------------------------------------------------------------------------------------
 
+MB = 1024 * 1024
 
-def legal(w: int, h: int) -> bool:
+
+def api_takes(w: int, h: int) -> bool:
+    """The API's own rule: 15 < side < 8192, ratio < 50."""
     return MIN_SIDE < w < MAX_SIDE and MIN_SIDE < h < MAX_SIDE and max(w, h) / min(w, h) < MAX_RATIO
 
 
+def no_conversion_helps(w: int, h: int) -> bool:
+    """Scaling down keeps the ratio and never widens a side: only the sides over 8192 px are convertible."""
+    return min(w, h) <= MIN_SIDE or max(w, h) / min(w, h) >= MAX_RATIO
+
+
 @SETTINGS
-@given(st.integers(min_value=0, max_value=10_000), st.integers(min_value=0, max_value=10_000))
+@given(st.integers(min_value=0, max_value=20_000), st.integers(min_value=0, max_value=20_000))
 @example(15, 100)
 @example(16, 100)
 @example(100, 15)
@@ -273,34 +281,42 @@ def legal(w: int, h: int) -> bool:
 @example(1000, 20)  # ratio 50
 @example(20, 998)
 @example(20, 1000)
-def test_check_limits_accepts_exactly_the_documented_sizes(w: int, h: int) -> None:
+@example(9000, 181)  # over the sides, ratio 49.7: converted
+@example(9000, 180)  # ratio 50: refused
+def test_check_limits_refuses_exactly_what_no_conversion_helps_and_converts_exactly_the_oversize(w: int,
+                                                                                                   h: int) -> None:
     try:
-        check_limits(ImageInfo("png", w, h), None, 10 * 1024 * 1024)
+        checked = check_limits(ImageInfo("png", w, h), None, 10 * MB, 40 * MB)
     except PrecheckError as err:
         assert err.code == "illegalImageSize"
-        assert not legal(w, h)
+        assert no_conversion_helps(w, h)
     else:
-        assert legal(w, h)
+        assert not no_conversion_helps(w, h)
+        assert checked.convert == (() if api_takes(w, h) else ("overSide",))
 
 
-@pytest.mark.parametrize(("w", "h", "ok"), [
-    (15, 500, False), (16, 500, True), (8191, 500, True), (8192, 500, False),
-    (998, 20, True), (1000, 20, False), (20, 998, True), (20, 1000, False),
+@pytest.mark.parametrize(("w", "h", "outcome"), [
+    (15, 500, "refused"), (16, 500, "as stored"), (8191, 500, "as stored"), (8192, 500, "converted"),
+    (998, 20, "as stored"), (1000, 20, "refused"), (20, 998, "as stored"), (20, 1000, "refused"),
 ])
-def test_check_limits_boundaries(w: int, h: int, ok: bool) -> None:
-    if ok:
-        check_limits(ImageInfo("png", w, h), None, 1)
-    else:
+def test_check_limits_boundaries(w: int, h: int, outcome: str) -> None:
+    if outcome == "refused":
         with pytest.raises(PrecheckError):
-            check_limits(ImageInfo("png", w, h), None, 1)
+            check_limits(ImageInfo("png", w, h), None, 1, 1)
+    else:
+        converted = check_limits(ImageInfo("png", w, h), None, 1, 1).convert
+        assert converted == (("overSide",) if outcome == "converted" else ())
 
 
 @SETTINGS
-@given(st.integers(min_value=0, max_value=2**40), st.integers(min_value=1, max_value=2**40))
-def test_check_limits_refuses_an_object_over_the_byte_limit_first(size: int, limit: int) -> None:
+@given(st.integers(min_value=0, max_value=2**40), st.integers(min_value=1, max_value=2**40),
+       st.integers(min_value=1, max_value=2**40))
+def test_check_limits_refuses_only_what_is_over_both_byte_limits_and_converts_what_is_over_one(
+        size: int, limit: int, convert_limit: int) -> None:
     try:
-        check_limits(ImageInfo("png", 500, 500), size, limit)
+        checked = check_limits(ImageInfo("png", 500, 500), size, limit, convert_limit)
     except PrecheckError as err:
-        assert err.code == "exceededImageContent" and size > limit
+        assert err.code == "exceededImageContent" and size > max(limit, convert_limit)
     else:
-        assert size <= limit
+        assert size <= max(limit, convert_limit)
+        assert checked.convert == (("overBytes",) if size > limit else ())

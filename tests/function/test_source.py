@@ -138,8 +138,15 @@ def test_an_image_breaking_the_apis_limits_is_a_precheck_failure_bound_to_the_ke
 
 
 def test_not_an_image_is_refused_by_its_first_bytes(cfg: Config, storage: Storage, bucket: Bucket) -> None:
-    verdict = prepare(put(bucket, "uploads/x.png", b"%PDF-1.7 not an image"), cfg, storage).verdict
+    verdict = prepare(put(bucket, "uploads/x.png", b"PK\x03\x04 a .docx, not an image"), cfg, storage).verdict
     assert verdict is not None and verdict.code == "unsupportedImageFormat"
+
+
+def test_a_pdf_under_an_image_suffix_is_told_by_its_bytes_and_converted(cfg: Config, storage: Storage,
+                                                                        bucket: Bucket) -> None:
+    prepared = prepare(put(bucket, "uploads/x.png", b"%PDF-1.7\n a scan saved as .png"), cfg, storage)
+    assert prepared.verdict is None and prepared.info is not None
+    assert (prepared.info.format, prepared.info.convert, prepared.url) == ("pdf", ("pdf",), None)
 
 
 def _answer_416_to_range_gets(stack: LocalStack) -> Rewrite:

@@ -1,9 +1,11 @@
 """The packaged SDKs win over the copies FC's python3.12 runtime ships: the package build records them, index.py
 puts the code directory first and forgets foreign copies already imported, and the initializer proves it and
-logs the versions in use."""
+logs the versions in use. The package converts every kind of upload with only the native libraries it ships
+(the build cuts Pillow's AVIF, font and Tk parts)."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -89,9 +91,14 @@ print(json.dumps({m: sys.modules[m].__file__ for m in sorted(sys.modules) if m.s
 """
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(package.build(tmp_path_factory.mktemp("package") / "function", strip=False, pyc=True, offline=True))
+
+
 @pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="the package is built for FC's python3.12")
-def test_packaged_index_imports_the_pinned_sdks_over_conflicting_older_copies(tmp_path: Path) -> None:
-    out = package.build(tmp_path / "function", strip=False, pyc=True, offline=True)
+def test_packaged_index_imports_the_pinned_sdks_over_conflicting_older_copies(tmp_path: Path, built: Path) -> None:
+    out = built
     site = _shadow_site(tmp_path)
     script = (CHILD.replace("SITE", repr(str(site))).replace("PKG", repr(str(out)))
               .replace("MODS", repr(set(SHADOWED))))
@@ -111,3 +118,52 @@ def test_packaged_index_imports_the_pinned_sdks_over_conflicting_older_copies(tm
         if name in PINNED:
             assert version == PINNED[name], name
     assert "alibabacloud_tea_openapi" in logged["replaced"] and "orjson" in logged["replaced"]
+
+
+CONVERT_CHILD = """
+import json, sys
+sys.path.insert(0, PKG)
+from permit_ocr import convert, pdf
+from permit_ocr.precheck import check_limits, inspect
+sent = {}
+for path in PATHS:
+    data = open(path, "rb").read()
+    info = check_limits(inspect(data, len(data)), len(data), 10 << 20, 40 << 20)
+    if info.format == "pdf":
+        out = pdf.convert_page(pdf.open_pdf(data, 10), 1, info, 10 << 20, 128, len(data))
+    else:
+        out = convert.convert_image(data, info, 10 << 20, 128)
+    sent[path.rsplit("/", 1)[-1]] = [list(info.convert), out.body[:3].hex(), out.info.width]
+print(json.dumps(sent))
+"""
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="the package is built for FC's python3.12")
+def test_the_package_converts_every_kind_of_upload_with_the_native_libraries_it_ships(tmp_path: Path,
+                                                                                     built: Path) -> None:
+    from PIL import Image
+
+    card = Image.new("RGB", (900, 600), (200, 180, 160))
+    uploads = {"photo.heic": (REPO / "samples" / "macao-phone.heic").read_bytes(),
+               "scan.pdf": (REPO / "samples" / "two-permits-scan.pdf").read_bytes()}
+    for name, im, params in [("alpha.png", card.convert("RGBA"), {}), ("cmyk.jpg", card.convert("CMYK"), {}),
+                             ("deep.tif", card.convert("I;16"), {}), ("alpha.webp", card.convert("RGBA"), {}),
+                             ("anim.gif", card, {"save_all": True, "append_images": [card.rotate(90)]}),
+                             ("lab.tif", card.convert("LAB"), {"compression": "tiff_lzw"}),
+                             ("wide.png", card.resize((9000, 1400)), {})]:
+        buf = io.BytesIO()
+        im.save(buf, name.rsplit(".", 1)[1].replace("jpg", "jpeg").replace("tif", "tiff"), **params)
+        uploads[name] = buf.getvalue()
+    paths = []
+    for name, data in uploads.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    script = CONVERT_CHILD.replace("PKG", repr(str(built))).replace("PATHS", repr(paths))
+    base_python = Path(sys.base_prefix) / "bin" / "python3"
+    ran = subprocess.run([str(base_python), "-I", "-S", "-B", "-c", script], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    sent = json.loads(ran.stdout)
+    assert set(sent) == set(uploads)
+    assert all(jpeg == "ffd8ff" for _, jpeg, _ in sent.values()), sent
+    assert sent["photo.heic"][0] == ["heif"] and sent["scan.pdf"][0] == ["pdf"] and sent["wide.png"][2] == 4096

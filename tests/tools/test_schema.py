@@ -40,7 +40,7 @@ def error() -> dict[str, Any]:
 # --- the schema files themselves ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["result", "error"])
+@pytest.mark.parametrize("kind", ["result", "error", "pages"])
 def test_schemas_are_valid_draft_2020_12_with_versioned_id(kind: str) -> None:
     schema = load_schema(kind)
     Draft202012Validator.check_schema(schema)
@@ -78,7 +78,7 @@ def test_envelope_matches_the_documented_keys() -> None:
 @pytest.mark.parametrize("path", DOCS, ids=["en", "zh-CN"])
 def test_doc_examples_are_valid(path: Path) -> None:
     examples = doc_examples(path)
-    assert set(examples) == {"result", "error"}
+    assert set(examples) == {"result", "error", "pages"}
     for doc in examples.values():
         assert validate_document(doc) == []
 

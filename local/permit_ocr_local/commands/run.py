@@ -78,14 +78,25 @@ def upload_bytes(path: Path, backend: str) -> bytes:
     return data
 
 
-def outcome_row(root: Path, bucket: str, key: str, env: dict[str, str], since: str = "") -> dict[str, str]:
-    """One table row; ``since`` (RFC 3339) marks outcomes an earlier run wrote (the upload was a duplicate)."""
+def outcome_rows(root: Path, bucket: str, key: str, env: dict[str, str], since: str = "") -> list[dict[str, str]]:
+    """The upload's table rows: one, or one per page of a PDF (its outcome is an index of its pages' outcomes);
+    ``since`` (RFC 3339) marks outcomes an earlier run wrote (the upload was a duplicate)."""
     out = outputs_for(load_config(env), bucket, key)  # where the function writes, from its own layout
     result, error = root / out.bucket / out.result_key, root / out.bucket / out.error_key
-    row = {"file": Path(key).name, "kind": "", "name": "", "number": "", "valid": "", "status": "missing",
-           "seconds": "", "by": ""}
-    if result.exists():
-        doc = json.loads(result.read_text())
+    if result.exists() and (index := json.loads(result.read_text())).get("type") == "pages":
+        return [_row(f"{Path(key).name} p{page['page']}", root / out.bucket / page["key"], None, since)
+                for page in index["pages"]]
+    return [_row(Path(key).name, result, error, since)]
+
+
+def _row(name: str, result: Path, error: Path | None, since: str) -> dict[str, str]:
+    """A row from a stored result or error record (``result`` may be either: a page's outcome)."""
+    row = {"file": name, "kind": "", "name": "", "number": "", "valid": "", "status": "missing", "seconds": "",
+           "by": ""}
+    doc = json.loads(result.read_text()) if result.exists() else None
+    if doc is None and error is not None and error.exists():
+        doc = json.loads(error.read_text())
+    if doc is not None and doc.get("type") == "result":
         data = doc.get("data", {}).get("data", {})
         norm = doc.get("normalized") or {}
         row.update(kind=str(norm.get("kind") or ""), name=f"{data.get('nameCn', '')} {data.get('nameEn', '')}",
@@ -94,8 +105,7 @@ def outcome_row(root: Path, bucket: str, key: str, env: dict[str, str], since: s
                    status=("review" if doc.get("needsReview") else "ok")
                    + (" (earlier run)" if since and str(doc.get("processedAt", "")) < since else ""),
                    seconds=f"{doc['ocr']['latencyMs'] / 1000:.2f}", by=answered_by(doc["ocr"]))
-    elif error.exists():
-        doc = json.loads(error.read_text())
+    elif doc is not None:
         row.update(status=f"error: {doc['error']['code']}")
     return row
 
@@ -212,15 +222,16 @@ def _upload_and_report(args: argparse.Namespace, fn: Any, files: list[Path], key
     print(f"uploaded {len(keys)} image(s) to oss://{dep.bucket}/{dep.prefix} — waiting for the function ...",
           flush=True)
     idle = _wait(fn, args.root, dep.bucket, keys, args.timeout)
-    rows = [outcome_row(args.root, dep.bucket, k, fn.env(), since) for k in keys]
+    rows_of = {k: outcome_rows(args.root, dep.bucket, k, fn.env(), since) for k in keys}
+    rows = [row for k in keys for row in rows_of[k]]
     print()
     print_table(rows, by=fn.engine is not None)
     out_dir = args.root / (fn.env().get("OUTPUT_BUCKET") or dep.bucket) / (fn.env().get("OUTPUT_PREFIX", "")
                                                                          + dep.prefix)
-    print(f"\n{len(rows)} image(s) in {time.monotonic() - t0:.1f} s; results in {out_dir}; "
+    print(f"\n{len(keys)} image(s) in {time.monotonic() - t0:.1f} s; results in {out_dir}; "
           f"function logs in {log_path}")
-    for row, key in zip(rows, keys, strict=True):
-        if row["status"] == "missing":
+    for key in keys:
+        if rows_of[key][0]["status"] == "missing":
             why = missing_reason(args.root, fn.env(), dep.bucket, key, etags[key], time.time())
             print(f"permit-ocr run: {key}: no outcome: {why}", file=sys.stderr)
     _calls_summary(args, fn)
@@ -356,9 +367,10 @@ def _watch(fn: Any, bucket_dir: Path, prefix: str) -> None:
                 trigger.on_put(bucket_dir.name, key, etag_of(data), len(data), "ObjectCreated:PutObject", "")
                 fn.wait_idle(300)
                 seen = {**seen, **{q: _sig(q) for q in _outputs_of(bucket_dir, key, fn.env())}, p: _sig(p)}
-                row = outcome_row(bucket_dir.parent, bucket_dir.name, key, fn.env())
-                detail = " ".join(v for v in (row["kind"], row["name"].strip(), row["number"]) if v)
-                print(f"{key}: {row['status']}" + (f" ({detail})" if detail else ""), flush=True)
+                for row in outcome_rows(bucket_dir.parent, bucket_dir.name, key, fn.env()):
+                    detail = " ".join(v for v in (row["kind"], row["name"].strip(), row["number"]) if v)
+                    where = key + row["file"][len(Path(key).name):]  # a PDF's page: "<key> p2"
+                    print(f"{where}: {row['status']}" + (f" ({detail})" if detail else ""), flush=True)
     except KeyboardInterrupt:
         assert fn.invoker is not None
         invoker = fn.invoker

@@ -152,3 +152,32 @@ def write_samples(dir: str | Path, seed: int = 20240501) -> list[Path]:
                                                             "utf-8")
         written.append(path)
     return written
+
+
+# what phones and scanners upload besides JPEG (converted by the function before OCR): name -> (kinds, maker)
+FORMAT_SAMPLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("macao-phone.heic", ("macao",)),  # a 12 MP iPhone-style HEIC (512-px tiles)
+    ("two-permits-scan.pdf", ("hk", "taiwan")),  # an office scanner's PDF: one permit per A4 page, 300 dpi
+)
+
+
+def write_format_samples(dir: str | Path, seed: int = 20241207) -> list[Path]:
+    """Write the HEIC photo and the PDF scan of FORMAT_SAMPLES, each with ``<name>.truth.json`` (a PDF's lists
+    its pages' truths under ``pages``)."""
+    from . import formats
+
+    out = Path(dir)
+    written = []
+    for i, (name, kinds) in enumerate(FORMAT_SAMPLES):
+        made = [generate(seed + 10 * i + j, kind) for j, kind in enumerate(kinds)]
+        path = out / name
+        if name.endswith(".heic"):
+            path.write_bytes(formats.heic_photo(made[0][0]))
+            truth: dict[str, Any] = made[0][1]
+        else:
+            path.write_bytes(formats.pdf_scan([image for image, _ in made], seed=seed + i))
+            truth = {"pages": [t for _, t in made]}
+        path.with_name(f"{name}.truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n",
+                                                          "utf-8")
+        written.append(path)
+    return written

@@ -19,7 +19,7 @@ from jsonschema.exceptions import ValidationError
 
 SCHEMA_DIR: Final = Path(__file__).resolve().parents[3] / "schema"
 SCHEMA_VERSION: Final = 1
-KINDS: Final = ("result", "error", "receipt")
+KINDS: Final = ("result", "error", "receipt", "pages")
 
 
 def schema_path(kind: str, version: int = SCHEMA_VERSION) -> Path:

@@ -222,7 +222,7 @@ def test_trigger_bucket_outside_source_buckets(base: dict[str, Any]) -> None:
 
 
 def test_trigger_suffix_not_an_image(base: dict[str, Any]) -> None:
-    findings = check(variant(base, set_triggers(one_trigger(".pdf"))))
+    findings = check(variant(base, set_triggers(one_trigger(".docx"))))
     assert "trigger-suffix" in errors(findings) and "output-loop" not in errors(findings)
 
 

@@ -31,11 +31,12 @@ EXPECT: dict[str, frozenset[str]] = {
     "notpermit": frozenset({"error:unmatchedImageType"}),
     "corrupt": frozenset({"error:unsupportedImageFormat"}),
     "truncated": frozenset({"error:unsupportedImageFormat", "error:unmatchedImageType"}),
-    "nonimage": frozenset({"error:unsupportedImageFormat"}),
+    "nonimage": frozenset({"error:unsupportedImageFormat", "error:illegalPDFContent"}),  # %PDF: a damaged PDF
     "tiny": frozenset({"error:illegalImageSize"}),
     "ratio": frozenset({"error:illegalImageSize"}),
     "empty": frozenset({"error:illegalImageContent"}),
-    "oversize": frozenset({"error:exceededImageContent"}),
+    # over the API's 10 MB: converted (a small JPEG is paid for), and a plain picture is no permit
+    "oversize": frozenset({"error:unmatchedImageType"}),
     "failing": frozenset({"result"}),  # OCR answers algorithmError until the end (the service recovers)
     "slowover": frozenset({"result"}),  # overwritten while the first version's OCR call is still running
     "reupload": frozenset({"result"}),  # uploaded, deleted, and the same bytes uploaded again
@@ -59,7 +60,7 @@ EXPECT: dict[str, frozenset[str]] = {
 # uploads of one item that carry the same bytes (a re-upload): each may be paid for, the others not
 SAME_BYTES_KINDS = frozenset({"reupload"})
 # the precheck or a guard must stop these before OCR is asked
-PRECHECKED = frozenset({"corrupt", "nonimage", "tiny", "ratio", "empty", "oversize"})
+PRECHECKED = frozenset({"corrupt", "nonimage", "tiny", "ratio", "empty"})
 # share of the upload slots per kind, drawn at random (an overwrite takes two uploads)
 MIX: dict[str, float] = {
     "permit": 0.50, "hostile": 0.08, "overwrite": 0.04, "notpermit": 0.04, "corrupt": 0.02, "truncated": 0.02,
