@@ -29,7 +29,7 @@ from .config import Config
 from .document import review_data
 from .engineclient import EngineClient
 from .errors import OcrFailure, StepError
-from .layout import JSON_TYPE, META_KIND, shadow_key
+from .layout import JSON_TYPE, META_KIND, page_stem, shadow_key
 from .normalize import FIELDS
 from .recognize import Deadline, OcrResult
 from .source import Prepared, read_pinned
@@ -37,8 +37,9 @@ from .storage import Storage, retrying
 
 RECORD_VERSION = 1
 KIND_SHADOW = "shadow"
-# bytes of the images an invocation keeps for its shadows; past it a shadow reads its version again (a 128 MB
-# main function must not hold a backfill event's every image)
+# bytes of the images an invocation keeps for its shadows; past it a shadow reads its version again, or is
+# skipped for a converted upload (its stored bytes are not what was read): a 128 MB main function must not hold
+# a backfill event's or a long PDF's every image
 KEEP_BYTES = 16 * 1024 * 1024
 
 
@@ -120,6 +121,12 @@ def record(api: OcrResult, api_review: Mapping[str, Any], engine: OcrResult | No
     return doc
 
 
+def subject(prepared: Prepared) -> str:
+    """What a comparison is of: the upload, or one page of a PDF (each page its own record)."""
+    page = (prepared.input or {}).get("page")
+    return page_stem(prepared.key, page) if isinstance(page, int) else prepared.key
+
+
 class Shadow:
     def __init__(self, cfg: Config, engine: EngineClient | None, storage: Storage) -> None:
         self._cfg = cfg
@@ -138,6 +145,9 @@ class Shadow:
         with lock:
             kept = sum(len(p.prepared.body or b"") for p in pending)
             if prepared.body is not None and kept + len(prepared.body) > KEEP_BYTES:
+                if prepared.input is not None:  # converted (a HEIC, a PDF page): no stored bytes to read again
+                    log.info("shadow skipped", keyRef=log.key_ref(bucket, subject(prepared)), code="ShadowNoRoom")
+                    return
                 prepared = dataclasses.replace(prepared, body=None)
             pending.append(Pending(bucket, prepared, api, doc))
 
@@ -153,7 +163,7 @@ class Shadow:
         if not self.wanted(bucket, prepared.key, prepared.etag):
             return
         assert self._engine is not None
-        ref = log.key_ref(bucket, prepared.key)
+        ref = log.key_ref(bucket, subject(prepared))
         if deadline - time.monotonic() < self._engine.worst_call_s():
             log.info("shadow skipped", keyRef=ref, code="ShadowNoTime")
             return
@@ -165,7 +175,7 @@ class Shadow:
                 engine, failure = None, err
             now = datetime.datetime.now(datetime.UTC)
             rec = record(api, doc, engine, failure, self._cfg, doc.get("image") or {}, now)
-            out = shadow_key(bucket, prepared.key, prepared.etag, now.strftime("%Y-%m-%d"))
+            out = shadow_key(bucket, subject(prepared), prepared.etag, now.strftime("%Y-%m-%d"))
             retrying(lambda: self._storage.put(self._cfg.output_bucket_for(bucket), out, orjson.dumps(rec),
                                                JSON_TYPE, {META_KIND: KIND_SHADOW}))
         except StepError as err:  # reading the image or storing the record: the result stands as it is
