@@ -39,9 +39,9 @@ def register(sub: Any) -> None:
                    help="images to upload (default samples/)")
     p.add_argument("--s-yaml", type=Path, default=Path("s.yaml"), metavar="FILE",
                    help="deployment whose triggers and settings to emulate (default s.yaml)")
-    p.add_argument("--ocr-backend", choices=("engine", "truth"), default=None,
+    p.add_argument("--ocr-backend", choices=tuple(BACKEND_WORDS), default=None,
                    help="what the paid API's stand-in answers with: engine, the embedded recognizer (default with "
-                        "--backend api); truth, the truth files beside the samples (default otherwise)")
+                        "--backend api); truth, the truth files beside the samples; truth-or-engine (otherwise)")
     p.add_argument("--backend", choices=OCR_BACKENDS, default="api",
                    help="the function's OCR_BACKEND: api (default), engine or cascade (docs/selfhosted.md)")
     p.add_argument("--shadow-rate", type=_rate, default=0.0, metavar="R",
@@ -70,7 +70,7 @@ def sample_files(folder: Path) -> list[Path]:
 def upload_bytes(path: Path, backend: str) -> bytes:
     data = path.read_bytes()
     truth_file = path.with_name(path.stem + ".truth.json")
-    if backend == "truth" and truth_file.exists():  # the truth backend reads the truth carried by the image
+    if backend != "engine" and truth_file.exists():  # the truth backend reads the truth carried by the image
         from permit_ocr_local.standins.ocr.truthmark import embed_truth
 
         truth = json.loads(truth_file.read_text())
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from permit_ocr_local.fcruntime.interrupt import interrupted
 
     if args.ocr_backend is None:  # the paid API's stand-in differs from the engine function when both answer
-        args.ocr_backend = "engine" if args.backend == "api" and not args.shadow_rate else "truth"
+        args.ocr_backend = "engine" if args.backend == "api" and not args.shadow_rate else "truth-or-engine"
     if args.shadow_rate and args.backend != "api":
         print("permit-ocr run: --shadow-rate goes with --backend api (the engine already answers every upload with "
               f"{args.backend})", file=sys.stderr)
@@ -182,7 +182,7 @@ def _run(args: argparse.Namespace, log_path: Path, log_file: Any) -> int:
     from permit_ocr_local.fcruntime.interrupt import interrupted
 
     files = sample_files(args.samples)
-    loading = " — loading its models, about 5 s" if args.ocr_backend == "engine" else ""
+    loading = " — loading its models, about 5 s" if args.ocr_backend != "truth" else ""
     print(f"starting the local stack under {args.root} (OCR: {BACKEND_WORDS[args.ocr_backend]}{loading}) ...",
           flush=True)
     selfhosted = args.backend != "api" or args.shadow_rate > 0
@@ -242,7 +242,8 @@ def _upload_and_report(args: argparse.Namespace, fn: Any, files: list[Path], key
     return 0 if ok else 1
 
 
-BACKEND_WORDS = {"engine": "the embedded engine", "truth": "the truth files beside the samples"}
+BACKEND_WORDS = {"engine": "the embedded engine", "truth": "the truth files beside the samples",
+                 "truth-or-engine": "the truth files beside the samples; converted uploads, the embedded engine"}
 
 
 def _calls_summary(args: argparse.Namespace, fn: Any) -> None:
