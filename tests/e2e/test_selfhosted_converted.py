@@ -17,19 +17,13 @@ from permit_ocr.config import load_config
 from permit_ocr.handler import App
 from permit_ocr.layout import SHADOW_PREFIX
 from permit_ocr_local.fcruntime.enginefn import EngineService, serve_engine
-from permit_ocr_local.fcruntime.stack import LocalStack, StackOptions
+from permit_ocr_local.fcruntime.stack import LocalStack
 from support import Bucket, invoke
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 PDF = (SAMPLES / "two-permits-scan.pdf").read_bytes()
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def engine_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(StackOptions(root=tmp_path_factory.mktemp("root"), ocr_backend="engine")) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")
