@@ -11,10 +11,10 @@ STAMP := $(VENV)/.installed
 WHEELS := var/wheelhouse/.fetched
 REQS := pyproject.toml requirements/dev.txt requirements/engine.txt function/requirements.txt
 
-.PHONY: help install test lint typecheck run bench bench-engine chaos package fonts clean
+.PHONY: help install test lint typecheck run bench bench-engine chaos package package-engine fonts clean
 
 help:
-	@echo "make run | test | bench | bench-engine | chaos | package | lint"
+	@echo "make run | test | bench | bench-engine | chaos | package | package-engine | lint"
 
 $(STAMP): $(REQS)
 	@test -n "$(PY_BOOT)" || { echo "no python3 >= 3.10 found" >&2; exit 1; }
@@ -66,24 +66,27 @@ fonts:
 
 # the house plan (docs/architecture.md): pyproject.toml's import contracts
 lint: $(STAMP)
-	$(VENV)/bin/ruff check function local tests bench
+	$(VENV)/bin/ruff check function engine-function local tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
 test: $(STAMP) $(WHEELS) $(BROWSER) $(SDEVS) fonts
 	$(PY) -m permit_ocr_local.cli check-config s.yaml
-	$(VENV)/bin/ruff check function local tests bench
+	$(VENV)/bin/ruff check function engine-function local tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 -rs tests
 
 # Ctrl-C: `permit-ocr run` releases what it holds and says so in one line (exit 130); the recipe then ends
 # quietly, so make adds no "*** [run] Interrupt" of its own
+# ARGS: e.g. "--backend cascade" or "--shadow-rate 1" (docs/selfhosted.md)
 run: $(STAMP) fonts
-	@$(PY) -m permit_ocr_local.cli run || { status=$$?; test $$status -eq 130 || exit $$status; }
+	@$(PY) -m permit_ocr_local.cli run $(ARGS) || { status=$$?; test $$status -eq 130 || exit $$status; }
 
 bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/windows.py
+	$(PY) bench/package_engine.py --check 2>/dev/null || $(PY) bench/package_engine.py --zip
+	$(PY) bench/engine_function.py
 
 bench-engine: $(STAMP) fonts
 	$(PY) bench/bench_engine.py $(ARGS)
@@ -95,6 +98,12 @@ chaos: $(STAMP)
 package: $(STAMP) $(WHEELS)
 	$(PY) bench/package.py --zip --smoke
 	$(PY) bench/package.py --check
+
+# s.selfhosted.yaml's pre-deploy action for the engine function: ./dist/engine (the first build fetches its wheels,
+# about 150 MB, into var/wheelhouse; later builds are offline)
+package-engine: $(STAMP) fonts
+	$(PY) bench/package_engine.py --zip --smoke
+	$(PY) bench/package_engine.py --check
 
 clean:
 	rm -rf $(VENV) build dist var

@@ -100,17 +100,20 @@ class StackProcess:
 
 
 def _serve(root: Path) -> None:
+    from permit_ocr_local.fcruntime.enginefn import serve_engine
     from permit_ocr_local.fcruntime.stack import DEFAULT_BUCKET, LocalStack, StackOptions
     from permit_ocr_local.standins.faults import FaultPlan
 
     plan = FaultPlan(seed=1)
     stack = LocalStack(StackOptions(root=root, faults=plan)).start()
+    engine = serve_engine(stack.keyring, "truth")  # unused unless OCR_BACKEND asks for it (the engine rows)
     log: list[dict[str, Any]] = []
     log_lock = threading.Lock()
     for name, server in (("oss", stack.oss), ("ocr", stack.ocr), ("mns", stack.mns)):
         _record_requests(name, server.service, log, log_lock)  # type: ignore[union-attr]
     out = sys.stdout
-    out.write(json.dumps({"env": stack.env(), "bucket": DEFAULT_BUCKET}) + "\n")
+    out.write(json.dumps({"env": {**stack.env(), **engine.env(), "ENGINE_TIMEOUT_MS": "10000"},
+                          "bucket": DEFAULT_BUCKET}) + "\n")
     out.flush()
     assert stack.oss is not None
     for line in sys.stdin:
@@ -136,6 +139,7 @@ def _serve(root: Path) -> None:
             answer = {"error": repr(exc)}
         out.write(json.dumps(answer) + "\n")
         out.flush()
+    engine.stop()
     stack.stop()
 
 

@@ -3,7 +3,7 @@ transient faults injected into OCR, OSS and MNS and a world that changes around 
 retries, replay and backfill; prints the invariant table, exits 1 when one is violated.
 
     .venv/bin/python bench/chaos.py [--uploads 10000] [--seed 1] [--fault-rate 0.2] [--sinks oss,mns]
-                                    [--layout shared|beside]
+                                    [--layout shared|beside] [--backend api|engine|cascade]
 
 What is injected, the invariants and how to read the table: docs/chaos.md.
 """
@@ -30,11 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=4, help="uploading client threads")
     p.add_argument("--root", type=Path, help="keep the stand-ins' files here (default: a temp dir, removed)")
     p.add_argument("--log-file", type=Path, help="also write the function's log lines here")
+    p.add_argument("--backend", default="api", choices=("api", "engine", "cascade"),
+                   help="the function's OCR_BACKEND; engine and cascade deploy the engine function (docs/chaos.md)")
+    p.add_argument("--doubt", type=float, default=0.3, help="with cascade: share of plain permits the engine doubts")
     a = p.parse_args(argv)
     opts = Options(uploads=a.uploads, seed=a.seed, fault_rate=a.fault_rate, sinks=a.sinks, layout=a.layout,
-                   instances=a.instances, clients=a.clients, root=a.root, log_file=a.log_file, progress=True)
+                   instances=a.instances, clients=a.clients, root=a.root, log_file=a.log_file, progress=True,
+                   backend=a.backend, doubt_share=a.doubt)
     print(f"chaos: {a.uploads} uploads, seed {a.seed}, fault rate {a.fault_rate}, sinks {a.sinks}, "
-          f"layout {a.layout}, {a.instances} instances", flush=True)
+          f"layout {a.layout}, {a.instances} instances, OCR_BACKEND {a.backend}", flush=True)
     try:
         report = run(opts)
     except ValueError as exc:

@@ -24,16 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _measure as m
 from conversions import conversion_inputs
 
+from permit_ocr_local.tools.shadow.cost import FC_PRICE
+
 # --- the price table (FC 3.0 pay-as-you-go, list price of tier 1; plug your own) ---------------------------
-# Source: Alibaba Cloud, "Function Compute 3.0 > Pay-as-you-go" (alibabacloud.com/help/en/functioncompute/fc-3-0/
-# product-overview/pay-as-you-go-billing-method-1, updated 2024-08-27): usage converts to compute units (CU),
-# tier 1 (0-100 M CU/month) costs USD 0.000020/CU (0.000016 under the 2024-08-27..2025-08-27 discount).
-PRICE = {
-    "usd_per_cu": 0.000020,
-    "cu_per_vcpu_s": 1.0,  # active vCPU
-    "cu_per_gb_s": 0.15,  # memory
-    "cu_per_invocation": 75 / 10_000,
-}
+# Source and figures: local/permit_ocr_local/tools/shadow/cost.py (shared with `permit-ocr shadow-report` and the
+# engine function's table, bench/engine_function.py): Alibaba Cloud, "Function Compute 3.0 > Pay-as-you-go",
+# updated 2024-08-27; tier 1 (0-100 M CU/month) costs USD 0.000020/CU.
+PRICE = FC_PRICE
 NAIVE_MEMORY_MB, NAIVE_VCPU = 512, 0.35  # fc3 defaults (reference fc3/schema.json: memorySize 512, cpu 0.35)
 FLOOR_IMPORTS = ["alibabacloud_ocr_api20210707.client", "alibabacloud_oss_v2", "orjson"]
 OCR_SDK = "alibabacloud_ocr_api20210707.client"
@@ -200,12 +197,13 @@ def bench_rss(stack: m.StackProcess, tmp: Path, n: int, rows: list[Row]) -> None
     assert len(big) <= 10 * 1024 * 1024, len(big)
     big_file = tmp / "big.png"
     big_file.write_bytes(big)
-    results: dict[str, list[dict[str, Any]]] = {"url": [], "body": [], "naive": []}
+    results: dict[str, list[dict[str, Any]]] = {"url": [], "body": [], "engine": [], "naive": []}
     for i in range(n):
-        for mode in ("url", "body"):
+        for mode in ("url", "body", "engine"):  # engine: the bytes travel on to the engine function (body mode)
             key = f"uploads/rss-{mode}-{i}.png"
             event = m.oss_event(stack.bucket, [(key, *stack.put(key, big_file))])
-            env = {**stack.env, "IMAGE_SOURCE": mode}
+            env = {**stack.env, "IMAGE_SOURCE": mode if mode != "engine" else "body",
+                   **({"OCR_BACKEND": "engine"} if mode == "engine" else {})}
             r = m.run_invoke_child("index", event, env, tmp)
             assert '"result": 1' in r["status"], r
             results[mode].append(r)
@@ -216,8 +214,9 @@ def bench_rss(stack: m.StackProcess, tmp: Path, n: int, rows: list[Row]) -> None
     rss = {k: m.median(r["hwm_mb"] for r in v) for k, v in results.items()}
     wall = {k: m.median(r["wall_s"] for r in v) for k, v in results.items()}
     mb = f"{len(big) / 2**20:.1f} MiB"
-    for mode, goal in (("url", 80.0), ("body", 115.0)):
-        rows.append(Row(f"peak RSS, one cold invocation, IMAGE_SOURCE={mode}, {mb} PNG (MB)", fmt(rss[mode]),
+    for mode, goal in (("url", 80.0), ("body", 115.0), ("engine", 115.0)):
+        what = f"IMAGE_SOURCE={mode}" if mode != "engine" else "OCR_BACKEND=engine (the bytes sent on)"
+        rows.append(Row(f"peak RSS, one cold invocation, {what}, {mb} PNG (MB)", fmt(rss[mode]),
                         "", "", fmt(rss["naive"]), f"{rss['naive'] / rss[mode]:.2f}", f"<= {goal:.0f}",
                         verdict(rss[mode] <= goal)))
     rows.append(Row(f"one cold invocation wall incl. imports, {mb} PNG (s; url / body)",

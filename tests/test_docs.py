@@ -140,8 +140,8 @@ def test_make_blocks_name_existing_targets_only(path: str, line: int, code: str)
 
 def _sandbox(tmp: Path) -> Path:
     """A checkout as a user has it after `make`: the repository's files, a fresh var/ and its own deploy/."""
-    for name in (".venv", "samples", "events", "function", "local", "s.yaml", "s.eventbridge.yaml", "schema", "tests",
-                 "pyproject.toml"):
+    for name in (".venv", "samples", "events", "function", "engine-function", "local", "s.yaml", "s.eventbridge.yaml",
+                 "s.selfhosted.yaml", "schema", "tests", "pyproject.toml"):
         (tmp / name).symlink_to(REPO / name)
     (tmp / "var").mkdir()
     (tmp / "deploy").mkdir()

@@ -1,8 +1,8 @@
-"""s.yaml and s.eventbridge.yaml as the real Serverless Devs CLI renders them (`s preview -t FILE -o json`,
-@serverless-devs/s 3.1.10, installed by `make test` into var/serverless-devs; offline: only deploy-type commands
-need its component registry) are what the project's own deployment model (fcruntime/deployment.py) resolves:
-the same document, so the same triggers, environment and settings run locally, are checked by check-config and
-go into the rendered RAM policy. Without node the tests skip and say why; CI (.ci/run) requires them."""
+"""s.yaml, s.eventbridge.yaml and s.selfhosted.yaml as the real Serverless Devs CLI renders them (`s preview -t FILE -o
+json`, @serverless-devs/s 3.1.10, installed by `make test` into var/serverless-devs; offline: only deploy-type
+commands need its component registry) are what the project's own deployment model (fcruntime/deployment.py)
+resolves: the same document, so the same triggers, environment and settings run locally, are checked by check-config
+and go into the rendered RAM policy. Without node the tests skip and say why; CI (.ci/run) requires them."""
 
 from __future__ import annotations
 
@@ -77,6 +77,22 @@ def test_the_real_cli_renders_the_deployment_files_exactly_as_our_model_resolves
         assert sorted(t.suffix for t in mine.triggers) == sorted(mine.env["IMAGE_SUFFIXES"].split(","))
         assert {t.events for t in mine.triggers} == {("oss:ObjectCreated:PutObject", "oss:ObjectCreated:PostObject",
                                                       "oss:ObjectCreated:CompleteMultipartUpload")}
+
+
+def test_the_selfhosted_variant_renders_as_our_model_resolves_both_functions(s_cli: Path, tmp_path: Path) -> None:
+    from permit_ocr_local.fcruntime.deployment import engine_resource, function_resource
+
+    rendered, resolved = preview(s_cli, tmp_path, REPO / "s.selfhosted.yaml"), ours(REPO / "s.selfhosted.yaml")
+    assert rendered == resolved
+    assert deployment_of(rendered) == deployment_of(resolved)
+    assert function_resource(rendered) == function_resource(resolved)
+    engine = engine_resource(rendered)
+    assert engine is not None and engine == engine_resource(resolved)
+    main = function_resource(rendered)[1]
+    assert engine[1]["functionName"] == main["environmentVariables"]["ENGINE_FUNCTION"] == "permit-ocr-engine"
+    assert (engine[1]["memorySize"], engine[1]["internetAccess"], engine[1].get("triggers")) == (1024, False, None)
+    assert rendered["resources"]["permit-ocr-engine"]["actions"]["pre-deploy"][0]["run"].startswith(
+        "make package-engine")
 
 
 def test_a_template_with_every_expression_our_model_resolves_renders_the_same(

@@ -1,5 +1,6 @@
-"""deploy/sls-index.json indexes every field the function puts in its JSON log lines, so the saved query in
-deploy/README.md (failures by code) and searches by status or request id work on what is really logged."""
+"""deploy/sls-index.json indexes every field the functions (the main one and the engine function) put in their JSON
+log lines, so the saved query in deploy/README.md (failures by code) and searches by status, request id or shadow
+mode's agreement work on what is really logged."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ NESTED = {"counts", "versions", "replaced"}  # objects and lists: searchable thr
 def logged_fields() -> set[str]:
     """Keyword names of every log.info/warning/error/event(...) call in the deployed code."""
     fields: set[str] = set()
-    for path in [*(REPO / "function").rglob("*.py")]:
+    for path in [*(REPO / "function").rglob("*.py"), *(REPO / "engine-function").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "log"

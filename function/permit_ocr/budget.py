@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .ledger import Ticket
@@ -29,6 +29,8 @@ class Invocation:
     hard_deadline: float  # time.monotonic() when FC stops the instance
     seen: set[tuple[str, str, str]]  # versions this invocation already took: one event naming one twice
     lock: threading.Lock
+    # shadow.Pending: the engine's comparisons, run once every record is settled (a shadow never delays a result)
+    shadows: list[Any] = field(default_factory=list)
 
     @property
     def deadline(self) -> float:

@@ -18,6 +18,9 @@ OCR_MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024  # the API's hard limit on the bin
 SINK_NAMES: Final = ("oss", "mns")
 IMAGE_SOURCES: Final = ("url", "body")
 MIN_OCR_QPS, MAX_OCR_QPS = 0.05, 1000.0  # below one call per 20 s the limiter outwaits any FC timeout
+# api: the paid OCR call · engine: the self-hosted engine function only · cascade: the engine first, the paid
+# call only for an answer that would need review (docs/selfhosted.md)
+OCR_BACKENDS: Final = ("api", "engine", "cascade")
 DEFAULT_SUFFIXES: Final = ".jpg,.jpeg,.png,.bmp,.gif,.tif,.tiff,.webp,.heic,.heif,.pdf"
 CONVERT_MAX_BYTES: Final = 40 * 1024 * 1024  # the largest upload converted (convert.py reads it whole)
 MAX_PDF_PAGES: Final = 50  # PDF_MAX_PAGES' ceiling: one paid call per page, each within the FC timeout
@@ -63,6 +66,16 @@ class Config:
     review_min_prob: int
     log_level: str
     log_object_keys: bool
+    ocr_backend: str = "api"
+    shadow_rate: float = 0.0
+    engine_function: str = ""
+    engine_endpoint: str = ""
+    engine_timeout_ms: int = 20000
+
+    @property
+    def uses_engine(self) -> bool:
+        """The engine function is called: as the recognizer, first in a cascade, or beside the API (shadow)."""
+        return self.ocr_backend != "api" or self.shadow_rate > 0
 
     def output_bucket_for(self, source_bucket: str) -> str:
         return self.output_bucket or source_bucket
@@ -226,6 +239,16 @@ def _url_or_empty(v: str) -> str:
     return s
 
 
+_FUNCTION_RE = re.compile(r"^[_a-zA-Z][-_a-zA-Z0-9]{0,63}$")  # FC 3.0 function names
+
+
+def _function_name(v: str) -> str:
+    s = v.strip()
+    if s and not _FUNCTION_RE.match(s):
+        raise ValueError(f"must be an FC function name (letters, digits, '-', '_'; 64 at most), got {v!r}")
+    return s
+
+
 def _level(v: str) -> str:
     return _one_of("debug", "info", "warning", "error")(v).upper()
 
@@ -264,6 +287,15 @@ SPEC: Final[dict[str, tuple[str | None, Callable[[str], Any], str, str]]] = {
     "REVIEW_MIN_PROB": ("90", _int_in(0, 100), "review_min_prob", "valueProb below this flags review"),
     "LOG_LEVEL": ("info", _level, "log_level", "debug, info, warning or error"),
     "LOG_OBJECT_KEYS": ("false", _bool, "log_object_keys", "log object keys in clear (they may hold names)"),
+    "OCR_BACKEND": ("api", _one_of(*OCR_BACKENDS), "ocr_backend",
+                    "api (the paid call), engine (the engine function) or cascade (engine, then the API if in doubt)"),
+    "SHADOW_RATE": ("0", _float_in(0.0, 1.0), "shadow_rate",
+                    "with OCR_BACKEND=api: share of uploads the engine also reads, for comparison records"),
+    "ENGINE_FUNCTION": ("", _function_name, "engine_function", "the engine function's name (same region)"),
+    "ENGINE_ENDPOINT": (None, _url_or_empty, "engine_endpoint",
+                        "FC API endpoint; default https://<FC_ACCOUNT_ID>.<region>.fc.aliyuncs.com"),
+    "ENGINE_TIMEOUT_MS": ("20000", _int_in(1000, 300000), "engine_timeout_ms",
+                          "read timeout of one engine call (covers its cold start)"),
 }
 
 
@@ -310,6 +342,7 @@ def _derive(values: dict[str, Any], environ: Mapping[str, str], problems: dict[s
             f"SOURCE_BUCKETS names {len(buckets)} buckets and OUTPUT_BUCKET is set: the same key in two of them "
             f"would share one result; put {BUCKET_FIELD} in OUTPUT_PREFIX (e.g. results/{BUCKET_FIELD}/), or leave "
             "OUTPUT_BUCKET empty to write beside each image")
+    _derive_engine(values, environ, problems, region)
     rs, es = values.get("result_suffix"), values.get("error_suffix")
     if rs and es and (rs == es):
         problems["ERROR_SUFFIX"] = "must differ from RESULT_SUFFIX"
@@ -320,3 +353,21 @@ def _derive(values: dict[str, Any], environ: Mapping[str, str], problems: dict[s
             problems[name] = "ends in an image suffix, so outputs would be recognized again (a loop)"
         elif suffix and any(img.endswith(suffix) for img in images):
             problems[name] = "is the end of an image suffix, so those uploads would be skipped as outputs"
+
+
+def _derive_engine(values: dict[str, Any], environ: Mapping[str, str], problems: dict[str, str], region: str) -> None:
+    """The engine function is named whenever it is called; its endpoint defaults to the account's FC API."""
+    backend, rate = values.get("ocr_backend") or "api", values.get("shadow_rate") or 0.0
+    if values.get("engine_endpoint") is None:
+        account = environ.get("FC_ACCOUNT_ID", "").strip()  # set by FC in every instance
+        values["engine_endpoint"] = f"https://{account}.{region}.fc.aliyuncs.com" if account else ""
+    if rate and backend != "api":
+        problems["SHADOW_RATE"] = (f"applies with OCR_BACKEND=api only (with {backend} the engine already answers "
+                                   "every upload); set SHADOW_RATE to 0")
+    if backend == "api" and not rate:
+        return
+    why = f"OCR_BACKEND={backend}" if backend != "api" else f"SHADOW_RATE={rate:g}"
+    if not values.get("engine_function"):
+        problems["ENGINE_FUNCTION"] = f"is required with {why}: the engine function's name (docs/selfhosted.md)"
+    if not values.get("engine_endpoint"):
+        problems["ENGINE_ENDPOINT"] = f"is required with {why} outside FC (no FC_ACCOUNT_ID to derive it from)"

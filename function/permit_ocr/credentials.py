@@ -3,9 +3,12 @@ back to ``context.credentials`` (python3.10 and older; python3.12 has no such at
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class MissingCredentials(RuntimeError):
@@ -35,3 +38,22 @@ def resolve(environ: Mapping[str, str], context: Any = None) -> Credentials:
     raise MissingCredentials(
         "no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET (FC sets them when the function has a role)"
     )
+
+
+class PerCredentials(Generic[T]):
+    """An SDK client for the credentials of now, rebuilt when FC's STS credentials rotate (about 50 µs), shared by
+    an instance's threads."""
+
+    def __init__(self, credentials: Callable[[], Credentials], build: Callable[[Credentials], T]) -> None:
+        self._credentials = credentials
+        self._build = build
+        self._lock = threading.Lock()
+        self._client: T | None = None
+        self._for: Credentials | None = None
+
+    def get(self) -> T:
+        creds = self._credentials()
+        with self._lock:
+            if self._client is None or creds != self._for:
+                self._client, self._for = self._build(creds), creds
+            return self._client

@@ -31,6 +31,14 @@ def source_block(ref: ObjectRef, prepared: Prepared | None = None) -> dict[str, 
     return src
 
 
+def review_data(data: dict[str, Any], min_prob: int, now: datetime.datetime) -> dict[str, Any]:
+    """normalize.review of a ``Data`` object: its normalized fields, checks and whether a person must look."""
+    fields = data.get("data")
+    prism = data.get("prism_keyValueInfo")
+    return review(fields if isinstance(fields, dict) else {}, prism if isinstance(prism, list) else None,
+                  today=now.astimezone(CHINA_TZ).date(), min_prob=min_prob)
+
+
 def input_block(prepared: Prepared | None) -> dict[str, Any]:
     """``input``: what was uploaded and what convert.py did to it; only for converted uploads (the documents of
     images sent as stored are unchanged)."""
@@ -58,10 +66,7 @@ def result_document(ref: ObjectRef, prepared: Prepared, ocr: OcrResult, cfg: Con
                     function_request_id: str, now: datetime.datetime) -> dict[str, Any]:
     assert prepared.info is not None, "a result is made only for bytes the precheck passed"
     data = ocr.data
-    fields = data.get("data")
-    prism = data.get("prism_keyValueInfo")
-    checked = review(fields if isinstance(fields, dict) else {}, prism if isinstance(prism, list) else None,
-                     today=now.astimezone(CHINA_TZ).date(), min_prob=cfg.review_min_prob)
+    checked = review_data(data, cfg.review_min_prob, now)
     return {
         "schemaVersion": SCHEMA_VERSION,
         "type": "result",
@@ -70,7 +75,8 @@ def result_document(ref: ObjectRef, prepared: Prepared, ocr: OcrResult, cfg: Con
         "image": {"format": prepared.info.format, "width": prepared.info.width, "height": prepared.info.height},
         "ocr": {"action": OCR_ACTION, "apiVersion": OCR_API_VERSION, "requestId": ocr.request_id,
                 "imageSource": "url" if prepared.url else "body", "outputFigure": cfg.ocr_output_figure,
-                "attempts": ocr.attempts, "latencyMs": ocr.latency_ms},
+                "attempts": ocr.attempts, "latencyMs": ocr.latency_ms, "backend": ocr.backend,
+                **({"cascade": ocr.cascade} if ocr.cascade is not None else {})},
         "processedAt": rfc3339(now),
         "functionRequestId": function_request_id,
         "data": data,

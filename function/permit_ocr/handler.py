@@ -1,5 +1,6 @@
 """The FC entry points. ``handler`` reads like the data flow: event -> object refs -> guards -> source (find the
-version, precheck) -> ledger (claim the version) -> recognize -> document -> sinks (every write through the fence).
+version, precheck) -> ledger (claim the version) -> recognize (backend.py: api, engine or cascade) -> document
+-> sinks (every write through the fence).
 
 Every record ends as exactly one outcome for the version it found, written only by the holder of the version's
 claim. A verdict is about a version, never about the world: the precheck's and OCR's verdicts on the bytes become
@@ -12,7 +13,6 @@ has its own event.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import functools
 import os
@@ -24,6 +24,7 @@ from typing import Any
 
 from . import guards, log, preflight
 from .answers import Unsaved
+from .backend import Backend
 from .budget import SAFETY_MARGIN_S, Invocation, PaidCallBudget, claim_ttl_s, timeout_s
 from .config import Config, load_config
 from .credentials import Credentials, resolve
@@ -35,12 +36,10 @@ from .ledger import FRESH_VERSION_S, Defer, Done, Ledger, Ticket
 from .ledger import SUPERSEDED as CLAIM_SUPERSEDED
 from .outcome import Outcome
 from .recognize import OcrResult, Recognizer
+from .shadow import Shadow
 from .sinks import Delivered, Sinks
 from .source import GONE, SUPERSEDED, Prepared, key_candidates, prepare, read_pinned
 from .storage import Storage, retrying
-
-# the OCR service could not read the signed URL (an OSS hiccup on its side, a slow fetch): we can read the bytes
-URL_FETCH_FAILURES = frozenset({"IllegalImageUrl", "imageTimeOut"})
 
 
 class RetryLater(RuntimeError):
@@ -62,7 +61,9 @@ class App:
         self._creds_lock = threading.Lock()
         self.clock = clock
         self.storage = Storage(cfg, self.credentials)
-        self.recognizer = Recognizer(cfg, self.credentials)
+        self.recognizer = Recognizer(cfg, self.credentials)  # the paid call
+        self.backend = Backend(cfg, self.recognizer, self.credentials)  # which recognizer answers (OCR_BACKEND)
+        self.shadow = Shadow(cfg, self.backend.engine, self.storage)
         self.sinks = Sinks(cfg, self.storage, self.credentials)
         self.ledger = Ledger(self.storage, clock)
         # paid answers OSS would not take: the next attempt of the version on this instance stores them
@@ -108,6 +109,7 @@ class App:
                         keyRef=log.key_ref(p.bucket or "", p.key or "") if p.key else None)
         run = Invocation(request_id, started + timeout_s(context, self._environ), set(), threading.Lock())
         outcomes = self._run_all(parsed.refs, run)
+        self.shadow.run_pending(run.shadows, run.deadline)  # SHADOW_RATE: only what time is left
         counts = Counter(o.status for o in outcomes)
         counts.update({"malformed": len(parsed.problems)} if parsed.problems else {})
         summary = {"requestId": request_id, "records": len(parsed.refs) + len(parsed.problems),
@@ -182,7 +184,7 @@ class App:
 
     def _claim(self, ref: ObjectRef, key: str, etag: str, run: Invocation, *, fresh: bool) -> Ticket | Outcome:
         """The version's claim, until FC's deadline for this invocation; else the outcome without a claim."""
-        if run.hard_deadline - time.monotonic() < self.recognizer.worst_call_s() + SAFETY_MARGIN_S:
+        if run.hard_deadline - time.monotonic() < self.backend.worst_call_s() + SAFETY_MARGIN_S:
             # no claim born expired and no paid call cut off by FC's timeout: FC's retry starts with a full budget
             return Outcome(ref.bucket, key, "retrying", "NoTimeLeft")
         outputs = self.sinks.outputs(ref.bucket, key)
@@ -205,7 +207,7 @@ class App:
         return claim
 
     def _claim_ttl_s(self, run: Invocation) -> float:
-        return claim_ttl_s(self.recognizer.worst_call_s(), run)
+        return claim_ttl_s(self.backend.worst_call_s(), run)
 
     def _tidy(self, ref: ObjectRef, key: str, etag: str, run: Invocation, done: Done) -> Outcome:
         """A holder died between storing the outcome and dropping the key's earlier record: drop it now, as a
@@ -250,21 +252,16 @@ class App:
                 raise
         except StepError as err:
             return self._failed(ref, err.about(prepared.key, prepared.etag), run, prepared, ticket)
+        if kept is None and delivered.status == "written":  # SHADOW_RATE: the engine, once every record is done
+            self.shadow.queue(run.shadows, run.lock, ref.bucket, prepared, ocr, doc)
         return self._settled(ref, prepared.key, ticket, delivered, "result",
                              "needsReview" if doc["needsReview"] else None)
 
     def _recognize(self, ref: ObjectRef, prepared: Prepared, ticket: Ticket,
                    run: Invocation) -> tuple[OcrResult, Prepared]:
         budget = PaidCallBudget(run, ticket, self.clock, self._claim_ttl_s)
-        try:
-            return self.recognizer.recognize(url=prepared.url, body=prepared.body, budget=budget), prepared
-        except OcrFailure as err:
-            if prepared.url is None or err.code not in URL_FETCH_FAILURES:
-                raise
-            log.warning("OCR could not fetch the signed URL; sending the bytes", code=err.code)
-        # a failed fetch is not billed, so this is still the version's one paid call
-        sent = dataclasses.replace(prepared, url=None, body=read_pinned(self.storage, ref.bucket, prepared))
-        return self.recognizer.recognize(url=None, body=sent.body, budget=budget), sent
+        return self.backend.recognize(prepared, functools.partial(read_pinned, self.storage, ref.bucket, prepared),
+                                      budget)
 
     def _redeliver(self, ref: ObjectRef, key: str, ticket: Ticket) -> Outcome:
         assert ticket.owed is not None
@@ -383,7 +380,7 @@ def reset_app() -> None:
 def initialize(context: Any) -> None:
     log.bind_request(str(getattr(context, "request_id", "") or "") or None)
     app = get_app()
-    app.recognizer.preload()  # the OCR SDK's imports belong to the instance start, not the first upload
+    app.backend.preload()  # the SDKs' imports belong to the instance start, not the first upload
     app.start()
     log.info("instance initialized")
 

@@ -13,6 +13,8 @@ length whatever the image key is:
   pass OSS's 1023-byte limit (kept: not under the lifecycle rule).
 - ``.permit-ocr/reviews/<digest>/<RESULT ETAG>.<generation>``: a reviewer's claim on one version of a result document
   (``permit-ocr review``), created with forbid-overwrite so exactly one save of that version wins.
+- ``.permit-ocr/shadow/<YYYY-MM-DD>/<digest>.<ETAG>.json``: shadow mode's comparison of the API's and the
+  engine's answers for one version, field by field, without a value (``shadow.py``; kept, about 2 KB each).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ BOOKKEEPING_PREFIX: Final = ".permit-ocr/"
 MARKERS_PREFIX: Final = BOOKKEEPING_PREFIX + "markers/"
 OVERLONG_PREFIX: Final = BOOKKEEPING_PREFIX + "overlong/"
 REVIEWS_PREFIX: Final = BOOKKEEPING_PREFIX + "reviews/"  # permit-ocr review: one claim per reviewed document
+# shadow mode's comparison records, one per compared version, by the day they were made (no personal data)
+SHADOW_PREFIX: Final = BOOKKEEPING_PREFIX + "shadow/"
 MARKER_RETENTION_DAYS: Final = 30  # lifecycle expiry of markers; far above FC's longest event age (7 days)
 
 
@@ -67,6 +71,11 @@ def review_claim_key(bucket: str, result_key: str, result_etag: str, generation:
     """The claim a reviewer creates (forbid-overwrite) before saving the result version it was shown; the next
     generation replaces a claim whose holder died before writing (one contender wins each generation)."""
     return f"{REVIEWS_PREFIX}{key_digest(bucket, result_key)}/{result_etag}.{generation}"
+
+
+def shadow_key(bucket: str, key: str, etag: str, day: str) -> str:
+    """``day`` is YYYY-MM-DD (UTC): `permit-ocr shadow-report --since` lists from a day on, without a scan."""
+    return f"{SHADOW_PREFIX}{day}/{key_digest(bucket, key)}.{etag}.json"
 
 
 @dataclass(frozen=True)

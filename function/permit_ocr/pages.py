@@ -31,6 +31,7 @@ import orjson
 
 from . import convert, pdf
 from .answers import Unsaved
+from .backend import Backend
 from .budget import SAFETY_MARGIN_S, Invocation
 from .config import Config
 from .document import pages_document
@@ -54,6 +55,7 @@ class App(Protocol):
     storage: Storage
     ledger: Ledger
     recognizer: Recognizer
+    backend: Backend
     sinks: Sinks
     unsaved: Unsaved[Any]
     clock: Callable[[], float]
@@ -123,8 +125,9 @@ def _pdf(app: App, ref: ObjectRef, prepared: Prepared, data: bytes, ticket: Tick
 
 
 def _time_for_a_page(app: App, ticket: Ticket, run: Invocation) -> bool:
-    """Room for one more page's paid call in the invocation, and the version's claim held that long."""
-    worst = app.recognizer.worst_call_s() + SAFETY_MARGIN_S
+    """Room for one more page's recognition in the invocation (in a cascade the engine's call and the paid one),
+    and the version's claim held that long."""
+    worst = app.backend.worst_call_s() + SAFETY_MARGIN_S
     if run.hard_deadline - time.monotonic() < worst:
         return False
     return ticket.time_left() >= worst or ticket.extend(app.clock() + app._claim_ttl_s(run))

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 
 from .config import Config
-from .credentials import Credentials
+from .credentials import Credentials, PerCredentials
 from .errors import OcrFailure
 
 TRANSIENT_CODES = frozenset({
@@ -44,6 +44,8 @@ class OcrResult:
     data: dict[str, Any]
     attempts: int
     latency_ms: int
+    backend: str = "api"  # which recognizer answered: api (the paid call) or engine (the engine function)
+    cascade: dict[str, Any] | None = None  # OCR_BACKEND=cascade: what the engine said first (backend.py)
 
 
 def classify(exc: Exception) -> OcrFailure:
@@ -126,10 +128,7 @@ class RateLimiter:
 class Recognizer:
     def __init__(self, cfg: Config, credentials: Callable[[], Credentials], seed: int | None = None) -> None:
         self._cfg = cfg
-        self._credentials = credentials
-        self._client: Any = None
-        self._client_creds: Credentials | None = None
-        self._lock = threading.Lock()
+        self._clients: PerCredentials[Any] = PerCredentials(credentials, self._build)
         self._rng = random.Random(seed)
         self.limiter = RateLimiter(cfg.ocr_qps)
 
@@ -138,20 +137,17 @@ class Recognizer:
         from alibabacloud_ocr_api20210707 import client, models  # noqa: F401
         from alibabacloud_tea_util import models as util_models  # noqa: F401
 
-    def _get_client(self) -> Any:
-        creds = self._credentials()
-        with self._lock:
-            if self._client is None or creds != self._client_creds:  # STS rotation: rebuild (about 50 µs)
-                from alibabacloud_ocr_api20210707.client import Client
-                from alibabacloud_tea_openapi.models import Config as ApiConfig
+    def _build(self, creds: Credentials) -> Any:
+        from alibabacloud_ocr_api20210707.client import Client
+        from alibabacloud_tea_openapi.models import Config as ApiConfig
 
-                self._client = Client(ApiConfig(
-                    access_key_id=creds.access_key_id, access_key_secret=creds.access_key_secret,
-                    security_token=creds.security_token, endpoint=self._cfg.ocr_endpoint,
-                    protocol=self._cfg.ocr_protocol, connect_timeout=self._cfg.ocr_connect_timeout_ms,
-                    read_timeout=self._cfg.ocr_read_timeout_ms))
-                self._client_creds = creds
-            return self._client
+        return Client(ApiConfig(
+            access_key_id=creds.access_key_id, access_key_secret=creds.access_key_secret,
+            security_token=creds.security_token, endpoint=self._cfg.ocr_endpoint, protocol=self._cfg.ocr_protocol,
+            connect_timeout=self._cfg.ocr_connect_timeout_ms, read_timeout=self._cfg.ocr_read_timeout_ms))
+
+    def _get_client(self) -> Any:
+        return self._clients.get()
 
     def _call_once(self, url: str | None, body: bytes | None) -> tuple[str, str]:
         from alibabacloud_ocr_api20210707 import models
@@ -216,6 +212,11 @@ def decode_data(raw: str, request_id: str) -> dict[str, Any]:
                          transient=False, request_id=request_id) from None
     if not isinstance(data, dict):
         raise OcrFailure("InvalidData", "OCR Data is not a JSON object", transient=False, request_id=request_id)
+    return check_data(data, request_id)
+
+
+def check_data(data: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """``Data`` as every later step needs it, whoever answered (the API or the engine function)."""
     if not isinstance(data.get("data"), dict):  # the fields live in data.data; a result without them is no result
         raise OcrFailure("InvalidData", "OCR Data has no 'data' object with the fields", transient=False,
                          request_id=request_id)

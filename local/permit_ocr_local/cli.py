@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backfill": ("backfill", "invoke the function for objects already in a bucket"),
     "replay": ("replay", "re-invoke images that ended with an error record"),
     "review": ("review", "the review page for flagged results, on 127.0.0.1"),
+    "shadow-report": ("shadow_report", "shadow mode's comparison of the engine with the API, summed up"),
 }
 
 

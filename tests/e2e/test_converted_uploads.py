@@ -12,7 +12,6 @@ import json
 import random
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from PIL import Image
 
 from permit_ocr.config import load_config
 from permit_ocr.handler import App, RetryLater
-from permit_ocr_local.fcruntime.stack import LocalStack, StackOptions
+from permit_ocr_local.fcruntime.stack import LocalStack
 from permit_ocr_local.synth import formats, generate
 from support import Bucket, invoke
 
@@ -30,12 +29,6 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 FIELDS = ("permitNumber", "nameEn", "birthDate", "validPeriod")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def engine_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(StackOptions(root=tmp_path_factory.mktemp("root"), ocr_backend="engine")) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")

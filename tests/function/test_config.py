@@ -58,6 +58,11 @@ BAD_VALUES: dict[str, tuple[str, dict[str, str]]] = {
     "REVIEW_MIN_PROB": ("101", {}),
     "LOG_LEVEL": ("verbose", {}),
     "LOG_OBJECT_KEYS": ("sometimes", {}),
+    "OCR_BACKEND": ("paddle", {}),
+    "SHADOW_RATE": ("1.5", {}),
+    "ENGINE_FUNCTION": ("", {"OCR_BACKEND": "engine", "ENGINE_ENDPOINT": "https://1.cn-hangzhou.fc.aliyuncs.com"}),
+    "ENGINE_ENDPOINT": ("fc api", {}),
+    "ENGINE_TIMEOUT_MS": ("999", {}),
 }
 
 
@@ -306,3 +311,37 @@ def test_the_loop_rule_follows_custom_image_suffixes() -> None:
 
 def test_an_output_suffix_that_image_keys_end_in_is_rejected() -> None:
     assert "RESULT_SUFFIX" in problems(RESULT_SUFFIX="png")
+
+
+# --- the engine function (docs/selfhosted.md) ---------------------------------------------------------------
+
+
+ENGINE_OK = {"ENGINE_FUNCTION": "permit-ocr-engine", "ENGINE_ENDPOINT": "https://1.cn-hangzhou.fc.aliyuncs.com"}
+
+
+def test_the_default_backend_is_the_paid_api_and_needs_no_engine() -> None:
+    cfg = load()
+    assert (cfg.ocr_backend, cfg.shadow_rate, cfg.uses_engine) == ("api", 0.0, False)
+
+
+@pytest.mark.parametrize("wanted", [{"OCR_BACKEND": "engine"}, {"OCR_BACKEND": "cascade"}, {"SHADOW_RATE": "0.1"}])
+def test_every_use_of_the_engine_needs_the_engine_functions_name(wanted: dict[str, str]) -> None:
+    found = problems(**wanted, ENGINE_ENDPOINT=ENGINE_OK["ENGINE_ENDPOINT"])
+    assert set(found) == {"ENGINE_FUNCTION"}
+    assert load(**wanted, **ENGINE_OK).uses_engine
+
+
+def test_shadow_mode_goes_with_the_api_only_the_engine_answers_every_upload_otherwise() -> None:
+    found = problems(OCR_BACKEND="cascade", SHADOW_RATE="0.5", **ENGINE_OK)
+    assert set(found) == {"SHADOW_RATE"} and "OCR_BACKEND=api" in found["SHADOW_RATE"]
+
+
+def test_the_engine_endpoint_is_the_accounts_fc_api_in_fc_and_required_elsewhere() -> None:
+    cfg = load(OCR_BACKEND="engine", ENGINE_FUNCTION="e", FC_ACCOUNT_ID="1234567890123456", OSS_REGION="cn-beijing")
+    assert cfg.engine_endpoint == "https://1234567890123456.cn-beijing.fc.aliyuncs.com"
+    assert set(problems(OCR_BACKEND="engine", ENGINE_FUNCTION="e")) == {"ENGINE_ENDPOINT"}
+
+
+@pytest.mark.parametrize("name", ["9lives", "has space", "a" * 65, "dots.are.not.names"])
+def test_an_engine_function_name_fc_would_refuse_is_refused_at_start(name: str) -> None:
+    assert set(problems(ENGINE_FUNCTION=name)) == {"ENGINE_FUNCTION"}

@@ -55,8 +55,22 @@ def test_a_clean_permit_gives_a_result_needing_no_review_with_data_kept_as_sent(
     assert doc["normalized"]["permitNumber"] == "H10387877"
     assert (doc["schemaVersion"], doc["type"], doc["functionRequestId"]) == (SCHEMA_VERSION, "result", "FCRID")
     assert doc["ocr"] == {"action": OCR_ACTION, "apiVersion": "2021-07-07", "requestId": "OCRRID",
-                          "imageSource": "url", "outputFigure": False, "attempts": 1, "latencyMs": 420}
+                          "imageSource": "url", "outputFigure": False, "attempts": 1, "latencyMs": 420,
+                          "backend": "api"}
     assert doc["image"] == {"format": "png", "width": 928, "height": 626}
+
+
+def test_a_result_says_which_recognizer_answered_and_what_a_cascades_engine_said_first() -> None:
+    data = decode_data(data_string(), "FC-RID")
+    engine = result_document(REF, PREPARED, OcrResult("FC-RID", data, 1, 300, backend="engine"), config(),
+                             function_request_id="FCRID", now=NOW)
+    assert (engine["ocr"]["backend"], engine["ocr"]["requestId"], "cascade" in engine["ocr"]) == (
+        "engine", "FC-RID", False)
+    doubted = {"escalated": True, "engineRequestId": "FC-RID", "engineReasons": ["confidence"]}
+    paid = result_document(REF, PREPARED, OcrResult("OCRRID", data, 1, 900, cascade=doubted), config(),
+                           function_request_id="FCRID", now=NOW)
+    assert (paid["ocr"]["backend"], paid["ocr"]["cascade"]) == ("api", doubted)
+    assert validate_document(engine) == [] and validate_document(paid) == []
 
 
 def test_the_source_block_describes_the_object_read_not_what_the_event_claimed() -> None:

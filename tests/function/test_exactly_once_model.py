@@ -63,6 +63,7 @@ from permit_ocr.layout import (
 )
 from permit_ocr_local.fcruntime.context import FcContext, FunctionMeta
 from permit_ocr_local.fcruntime.crash import Crash, CrashAt
+from permit_ocr_local.fcruntime.enginefn import EngineService, serve_engine
 from permit_ocr_local.fcruntime.stack import DEFAULT_BUCKET, LocalStack, StackOptions
 from permit_ocr_local.standins.faults import FaultPlan
 from permit_ocr_local.standins.http import Request, Response
@@ -123,6 +124,7 @@ class World:
     gate: Gate
     publishes: HeldPublishes
     faults: FaultPlan
+    engine: EngineService  # the engine function (truth recognizer), for the cascade configuration
     clock: list[float] = field(default_factory=lambda: [time.time()])  # versions are "fresh" by OSS's clock
     examples: Iterator[int] = field(default_factory=lambda: iter(range(10**9)))
 
@@ -137,7 +139,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         stack.ocr.service.backend = gate
         publishes = HeldPublishes(stack.mns._httpd.service)
         stack.mns._httpd.service = publishes  # type: ignore[assignment]
-        yield World(stack, gate, publishes, stack.faults)
+        engine = serve_engine(stack.keyring, "truth", faults=stack.faults)
+        yield World(stack, gate, publishes, stack.faults, engine)
+        engine.stop()
 
 
 def flagged() -> dict[str, str]:
@@ -197,7 +201,8 @@ class ExactlyOnce(RuleBasedStateMachine):
         else:
             self.serial += 1
             number = f"H{self.serial:08d}01"
-            data = permit_image({**flagged(), "permitNumber": number, "nameEn": f"KEY,{k[1].upper()[:1]}"})
+            data = permit_image({**flagged(), "permitNumber": number, "nameEn": f"KEY,{k[1].upper()[:1]}",
+                                 **DOUBTED.get(self.env.get("OCR_BACKEND", "api"), {})})
             self.state.put(DEFAULT_BUCKET, self.prefix + "bytes/" + hashlib.sha256(data).hexdigest(), data)
         meta = self.state.put(*self._object(k), data)
         v = Version(k, meta.etag, hashlib.sha256(data).hexdigest(), number)
@@ -607,8 +612,12 @@ class ExactlyOnce(RuleBasedStateMachine):
                         if sha in mine and n > self.billed_before.get(sha, 0)})
 
 
+# a cascade pays for what its engine doubts: every upload of that configuration is doubted, so both calls run
+DOUBTED = {"cascade": {"engine": {"valueProb": {"nameCn": 40}}}}
 CONFIGS = {
     "oss-beside-url": ({"SINKS": "oss"}, ONE_BUCKET),
+    "cascade-oss-body": ({"SINKS": "oss", "IMAGE_SOURCE": "body", "OCR_BACKEND": "cascade",
+                          "ENGINE_TIMEOUT_MS": "5000"}, ONE_BUCKET),
     "mns-only-body": ({"SINKS": "mns", "IMAGE_SOURCE": "body"}, ONE_BUCKET),
     "oss+mns-prefixed-url": ({"SINKS": "oss,mns", "OUTPUT_PREFIX": "out/"}, ONE_BUCKET),
     "two-buckets-one-output": ({"SINKS": "oss,mns", "SOURCE_BUCKETS": f"{DEFAULT_BUCKET},{OTHER_BUCKET}",
@@ -623,8 +632,8 @@ def test_every_current_version_ends_with_exactly_one_outcome_paid_once(
     monkeypatch.setattr(fence_module, "MAX_WRITE_TRIES", 2)  # faults reach the failure paths, and stay quick
     monkeypatch.setattr(sinks_module, "PUBLISH_ATTEMPTS", 1)
     extra, keys = CONFIGS[config]
-    env = {**world.stack.env(), "SOURCE_BUCKETS": DEFAULT_BUCKET, "OCR_MAX_ATTEMPTS": "1", "WORKERS": "1",
-           "OCR_READ_TIMEOUT_MS": READ_TIMEOUT_MS, **extra}
+    env = {**world.stack.env(), **world.engine.env(), "SOURCE_BUCKETS": DEFAULT_BUCKET, "OCR_MAX_ATTEMPTS": "1",
+           "WORKERS": "1", "OCR_READ_TIMEOUT_MS": READ_TIMEOUT_MS, **extra}
     machine = type("Model", (ExactlyOnce,), {"world": world, "env": env, "keys": keys})
     run_state_machine_as_test(machine, settings=settings(
         max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,

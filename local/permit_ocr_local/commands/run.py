@@ -3,6 +3,12 @@
 real handler, waits for every outcome and prints a table. Results lie beside the images under --root.
 --watch then keeps going: files dropped into <root>/<bucket>/<prefix> become upload events.
 
+--backend engine|cascade and --shadow-rate R deploy the engine function on the FC stand-in beside it (the
+function calls it through the FC SDK, as in the cloud; docs/selfhosted.md): the table then says which
+recognizer answered, the paid OCR calls and the engine calls are counted, and shadow mode ends with
+`permit-ocr shadow-report`'s table. The paid API's stand-in then answers with the truth files beside the
+samples (the embedded engine would answer it as the engine function does).
+
 Exit codes: 0 every image ended with a result · 1 an image ended with an error record or without an outcome
 (the reason is printed), or there are no images · 130 interrupted with Ctrl-C (it says so in one line and
 releases the claims it held, so the next run recognizes those images at once)."""
@@ -18,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from permit_ocr.config import DEFAULT_SUFFIXES, load_config
+from permit_ocr.config import DEFAULT_SUFFIXES, OCR_BACKENDS, load_config
 from permit_ocr.layout import is_own_output, outputs_for
 
 IMAGE_TYPES = tuple(DEFAULT_SUFFIXES.split(","))  # the function's default IMAGE_SUFFIXES
@@ -33,12 +39,28 @@ def register(sub: Any) -> None:
                    help="images to upload (default samples/)")
     p.add_argument("--s-yaml", type=Path, default=Path("s.yaml"), metavar="FILE",
                    help="deployment whose triggers and settings to emulate (default s.yaml)")
-    p.add_argument("--ocr-backend", choices=("engine", "truth"), default="engine",
-                   help="engine: the embedded recognizer (default); truth: the truth files beside the samples")
+    p.add_argument("--ocr-backend", choices=tuple(BACKEND_WORDS), default=None,
+                   help="what the paid API's stand-in answers with: engine, the embedded recognizer (default with "
+                        "--backend api); truth, the truth files beside the samples; truth-or-engine (otherwise)")
+    p.add_argument("--backend", choices=OCR_BACKENDS, default="api",
+                   help="the function's OCR_BACKEND: api (default), engine or cascade (docs/selfhosted.md)")
+    p.add_argument("--shadow-rate", type=_rate, default=0.0, metavar="R",
+                   help="the function's SHADOW_RATE (0-1, with --backend api): the engine reads that share beside "
+                        "the API, and a shadow report ends the run (default 0)")
     p.add_argument("--timeout", type=float, default=600, metavar="S",
                    help="seconds to wait for every outcome (default 600)")
     p.add_argument("--watch", action="store_true", help="keep serving; dropped files become upload events")
     p.set_defaults(func=run)
+
+
+def _rate(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
+    return rate
 
 
 def sample_files(folder: Path) -> list[Path]:
@@ -48,7 +70,7 @@ def sample_files(folder: Path) -> list[Path]:
 def upload_bytes(path: Path, backend: str) -> bytes:
     data = path.read_bytes()
     truth_file = path.with_name(path.stem + ".truth.json")
-    if backend == "truth" and truth_file.exists():  # the truth backend reads the truth carried by the image
+    if backend != "engine" and truth_file.exists():  # the truth backend reads the truth carried by the image
         from permit_ocr_local.standins.ocr.truthmark import embed_truth
 
         truth = json.loads(truth_file.read_text())
@@ -69,7 +91,8 @@ def outcome_rows(root: Path, bucket: str, key: str, env: dict[str, str], since: 
 
 def _row(name: str, result: Path, error: Path | None, since: str) -> dict[str, str]:
     """A row from a stored result or error record (``result`` may be either: a page's outcome)."""
-    row = {"file": name, "kind": "", "name": "", "number": "", "valid": "", "status": "missing", "seconds": ""}
+    row = {"file": name, "kind": "", "name": "", "number": "", "valid": "", "status": "missing", "seconds": "",
+           "by": ""}
     doc = json.loads(result.read_text()) if result.exists() else None
     if doc is None and error is not None and error.exists():
         doc = json.loads(error.read_text())
@@ -81,7 +104,7 @@ def _row(name: str, result: Path, error: Path | None, since: str) -> dict[str, s
                    valid=str(data.get("validPeriod", "")),
                    status=("review" if doc.get("needsReview") else "ok")
                    + (" (earlier run)" if since and str(doc.get("processedAt", "")) < since else ""),
-                   seconds=f"{doc['ocr']['latencyMs'] / 1000:.2f}")
+                   seconds=f"{doc['ocr']['latencyMs'] / 1000:.2f}", by=answered_by(doc["ocr"]))
     elif doc is not None:
         row.update(status=f"error: {doc['error']['code']}")
     return row
@@ -101,8 +124,15 @@ def review_hint(rows: list[dict[str, str]], root: Path, bucket: str, prefix: str
     return f"\n{flagged} result(s) need a person. Review them in the browser (127.0.0.1 only):\n{lines}"
 
 
-def print_table(rows: list[dict[str, str]]) -> None:
-    cols = ["file", "kind", "name", "number", "valid", "status", "seconds"]
+def answered_by(ocr: dict[str, Any]) -> str:
+    """Which recognizer's answer a result holds: api, engine, or api after the engine's doubt (a cascade)."""
+    backend = str(ocr.get("backend") or "api")
+    escalated = (ocr.get("cascade") or {}).get("escalated")
+    return "api (engine unsure)" if escalated else backend
+
+
+def print_table(rows: list[dict[str, str]], by: bool = False) -> None:
+    cols = ["file", "kind", "name", "number", "valid", "status", "seconds", *(["by"] if by else [])]
     widths = {c: max(_width(c), *(_width(r[c]) for r in rows)) for c in cols}
     line = "  ".join(_pad(c, widths[c]) for c in cols)
     print(line)
@@ -123,6 +153,12 @@ def run(args: argparse.Namespace) -> int:
     from permit_ocr import log
     from permit_ocr_local.fcruntime.interrupt import interrupted
 
+    if args.ocr_backend is None:  # the paid API's stand-in differs from the engine function when both answer
+        args.ocr_backend = "engine" if args.backend == "api" and not args.shadow_rate else "truth-or-engine"
+    if args.shadow_rate and args.backend != "api":
+        print("permit-ocr run: --shadow-rate goes with --backend api (the engine already answers every upload with "
+              f"{args.backend})", file=sys.stderr)
+        return 2
     if not args.samples.is_dir() or not sample_files(args.samples):
         what = "no folder" if not args.samples.is_dir() else "no images in"
         print(f"permit-ocr run: {what} {args.samples} (--samples: a folder of {', '.join(IMAGE_TYPES)} files)",
@@ -146,13 +182,19 @@ def _run(args: argparse.Namespace, log_path: Path, log_file: Any) -> int:
     from permit_ocr_local.fcruntime.interrupt import interrupted
 
     files = sample_files(args.samples)
-    loading = " — loading its models, about 5 s" if args.ocr_backend == "engine" else ""
+    loading = " — loading its models, about 5 s" if args.ocr_backend != "truth" else ""
     print(f"starting the local stack under {args.root} (OCR: {BACKEND_WORDS[args.ocr_backend]}{loading}) ...",
           flush=True)
-    with log_file, LocalFunction(args.s_yaml, args.root, ocr_backend=args.ocr_backend) as fn:
+    selfhosted = args.backend != "api" or args.shadow_rate > 0
+    if selfhosted:
+        print(f"the function: OCR_BACKEND={args.backend}, SHADOW_RATE={args.shadow_rate:g}; the engine function on "
+              "the FC stand-in (the embedded engine, loading its models)", flush=True)
+    overrides = {"OCR_BACKEND": args.backend, "SHADOW_RATE": f"{args.shadow_rate:g}"} if selfhosted else {}
+    with log_file, LocalFunction(args.s_yaml, args.root, ocr_backend=args.ocr_backend, env_overrides=overrides,
+                                 engine="engine" if selfhosted else None) as fn:
         keys: list[str] = []
         try:
-            fn.stack.preload()
+            fn.preload()
             return _upload_and_report(args, fn, files, keys, log_path)
         except KeyboardInterrupt:
             def stop() -> None:  # no new attempt may start (and claim) while the held ones are released
@@ -183,7 +225,7 @@ def _upload_and_report(args: argparse.Namespace, fn: Any, files: list[Path], key
     rows_of = {k: outcome_rows(args.root, dep.bucket, k, fn.env(), since) for k in keys}
     rows = [row for k in keys for row in rows_of[k]]
     print()
-    print_table(rows)
+    print_table(rows, by=fn.engine is not None)
     out_dir = args.root / (fn.env().get("OUTPUT_BUCKET") or dep.bucket) / (fn.env().get("OUTPUT_PREFIX", "")
                                                                          + dep.prefix)
     print(f"\n{len(keys)} image(s) in {time.monotonic() - t0:.1f} s; results in {out_dir}; "
@@ -192,6 +234,7 @@ def _upload_and_report(args: argparse.Namespace, fn: Any, files: list[Path], key
         if rows_of[key][0]["status"] == "missing":
             why = missing_reason(args.root, fn.env(), dep.bucket, key, etags[key], time.time())
             print(f"permit-ocr run: {key}: no outcome: {why}", file=sys.stderr)
+    _calls_summary(args, fn)
     print(review_hint(rows, args.root, dep.bucket, dep.prefix, fn.env().get("SINKS", "oss")), end="")
     if args.watch:
         _watch(fn, args.root / dep.bucket, dep.prefix)
@@ -199,7 +242,28 @@ def _upload_and_report(args: argparse.Namespace, fn: Any, files: list[Path], key
     return 0 if ok else 1
 
 
-BACKEND_WORDS = {"engine": "the embedded engine", "truth": "the truth files beside the samples"}
+BACKEND_WORDS = {"engine": "the embedded engine", "truth": "the truth files beside the samples",
+                 "truth-or-engine": "the truth files beside the samples; converted uploads, the embedded engine"}
+
+
+def _calls_summary(args: argparse.Namespace, fn: Any) -> None:
+    """Paid calls (the OCR stand-in's billing ledger); with the engine function its calls (the FC stand-in's
+    invocation log) and, in shadow mode, the comparison records summed up."""
+    billed = fn.stack.ocr.service.stats.get("billed", 0)
+    engine = (f"; engine function calls: {fn.engine_calls()} (the FC stand-in's InvokeFunction log)"
+              if fn.engine is not None else "")
+    print(f"paid OCR API calls: {billed} (billed by the API's stand-in){engine}")
+    if args.shadow_rate:
+        from permit_ocr.credentials import resolve
+        from permit_ocr.storage import Storage
+        from permit_ocr_local.tools.shadow import read_records, render, summarize
+
+        env = fn.env()
+        cfg = load_config(env)
+        records = read_records(Storage(cfg, lambda: resolve(env)), cfg.output_bucket_for(fn.deployment.bucket), None)
+        print(f"\nshadow report (`permit-ocr shadow-report --bucket {fn.deployment.bucket}`; the API's stand-in "
+              f"answers with {BACKEND_WORDS[args.ocr_backend]}):")
+        print(render(summarize(records)))
 
 
 def _wait(fn: Any, root: Path, bucket: str, keys: list[str], timeout_s: float) -> bool:

@@ -9,7 +9,10 @@ A second --detach on a folder already served reuses that stack (prints its expor
 another, unless it lacks what was asked (--trigger, --ocr-backend, --sinks, --bucket). --trigger S_YAML also
 deploys the function locally: every upload matching s.yaml's triggers (native or EventBridge) runs the real
 handler with the async policy, as FC would, and the FC API stand-in (FC_ENDPOINT, FC_FUNCTION_NAME in the
-exports) serves InvokeFunction for `permit-ocr backfill` and `replay`. --faults FILE makes the stand-ins
+exports) serves InvokeFunction for `permit-ocr backfill` and `replay`. --backend engine|cascade and
+--shadow-rate R also deploy the engine function on the FC stand-in (the embedded engine; docs/selfhosted.md) and
+export OCR_BACKEND, SHADOW_RATE and ENGINE_*, so the function (triggered, or `permit-ocr invoke`) calls it
+through the FC SDK as in the cloud. --faults FILE makes the stand-ins
 misbehave as the JSON rules in FILE say (docs/faults.md): the rules are listed at start-up, each hit is logged
 (stderr, or FOLDER/.stack/stack.log when detached).
 
@@ -48,6 +51,11 @@ def register(sub: Any) -> None:
     p.add_argument("--trigger", type=Path, metavar="S_YAML",
                    help="also run the function on uploads per S_YAML's triggers, and serve the FC API "
                         "(default: no function, stand-ins only)")
+    p.add_argument("--backend", choices=("api", "engine", "cascade"), default="api",
+                   help="the function's OCR_BACKEND in the exports; engine and cascade serve the engine function "
+                        "(default api)")
+    p.add_argument("--shadow-rate", type=float, default=0.0, metavar="R",
+                   help="the function's SHADOW_RATE (0-1, with --backend api); above 0 serves the engine function")
     p.add_argument("--faults", type=Path, metavar="FILE",
                    help="inject the faults FILE scripts: a JSON list of rules (docs/faults.md)")
     p.add_argument("--detach", action="store_true", help="serve in the background; print exports and return")
@@ -74,7 +82,8 @@ def running_pid(state: Path) -> int | None:
 def wanted_options(args: argparse.Namespace) -> dict[str, str]:
     """What a stack started with these arguments serves (compared when one already serves the root)."""
     return {"trigger": str(args.trigger.resolve()) if args.trigger else "", "ocr_backend": args.ocr_backend,
-            "sinks": args.sinks if not args.trigger else "", "buckets": ",".join(args.bucket or [])}
+            "sinks": args.sinks if not args.trigger else "", "buckets": ",".join(args.bucket or []),
+            "backend": args.backend, "shadow_rate": f"{args.shadow_rate:g}"}
 
 
 def served_options(state: Path) -> dict[str, str] | None:
@@ -96,6 +105,10 @@ def conflicts(served: dict[str, str] | None, wanted: dict[str, str]) -> str:
                 "without --trigger (no function, no FC_ENDPOINT)")
     if served.get("ocr_backend") != wanted["ocr_backend"]:
         return f"with --ocr-backend {served.get('ocr_backend')}, not {wanted['ocr_backend']}"
+    for name in ("backend", "shadow_rate"):  # a stack from before these existed served api, 0
+        was = served.get(name, {"backend": "api", "shadow_rate": "0"}[name])
+        if was != wanted[name]:
+            return f"with --{name.replace('_', '-')} {was}, not {wanted[name]}"
     if wanted["sinks"] and served.get("sinks") and served["sinks"] != wanted["sinks"]:
         return f"with --sinks {served['sinks']}, not {wanted['sinks']}"
     if wanted["buckets"] and served.get("buckets") != wanted["buckets"]:
@@ -105,6 +118,9 @@ def conflicts(served: dict[str, str] | None, wanted: dict[str, str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     state = args.root / STATE_DIR
+    if not 0 <= args.shadow_rate <= 1 or (args.shadow_rate and args.backend != "api"):
+        print("permit-ocr stack: --shadow-rate is 0 to 1, and goes with --backend api", file=sys.stderr)
+        return 2
     if args.stop:
         return _stop(state)
     if args.faults is not None:
@@ -149,22 +165,31 @@ def _serve(args: argparse.Namespace, state: Path, announce: Any) -> int:
     from permit_ocr_local.standins.faults import FaultPlan
 
     plan = FaultPlan(rules=getattr(args, "fault_rules", ()), on_hit=report_hits(sys.stderr))
+    selfhosted = args.backend != "api" or args.shadow_rate > 0
+    chosen = {"OCR_BACKEND": args.backend, "SHADOW_RATE": f"{args.shadow_rate:g}"} if selfhosted else {}
     runner: Any
+    engine: Any = None
     if args.trigger:
-        runner = LocalFunction(args.trigger, args.root, ocr_backend=args.ocr_backend,
-                               stack_options={"faults": plan}).start()
+        runner = LocalFunction(args.trigger, args.root, ocr_backend=args.ocr_backend, stack_options={"faults": plan},
+                               env_overrides=chosen, engine="engine" if selfhosted else None).start()
     else:
         opts = StackOptions(root=args.root, buckets=tuple(args.bucket or [DEFAULT_BUCKET]),
                             ocr_backend=args.ocr_backend, sinks=args.sinks, faults=plan)
         runner = LocalStack(opts).start()
+        if selfhosted:  # the engine function alone on an FC stand-in: `permit-ocr invoke` calls it
+            from permit_ocr_local.fcruntime.enginefn import serve_engine
+
+            engine = serve_engine(runner.keyring, "engine", faults=plan)
     # the folder served, for the tools' hints ("the file belongs at var/stack/<bucket>/<key>")
-    env = {**runner.env(), STACK_ROOT_VAR: str(args.root.resolve())}
+    env = {**runner.env(), **(engine.env() if engine else {}), **chosen, STACK_ROOT_VAR: str(args.root.resolve())}
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     state.mkdir(parents=True, exist_ok=True)
     (state / "pid").write_text(str(os.getpid()))
     try:
-        (runner.stack if args.trigger else runner).preload()  # the engine's models: no upload waits for them
+        runner.preload()  # the engines' models (the OCR stand-in's, the engine function's): no upload waits
+        if engine is not None:
+            engine.preload()
         (state / OPTIONS_FILE).write_text(json.dumps(wanted_options(args)))
         (state / "env.sh").write_text(shell_exports(env))
         announce.write(shell_exports(env))
@@ -178,6 +203,8 @@ def _serve(args: argparse.Namespace, state: Path, announce: Any) -> int:
             from permit_ocr_local.fcruntime.interrupt import release_claims
 
             release_claims()
+        if engine is not None:
+            engine.stop()
         runner.stop()
         (state / "pid").unlink(missing_ok=True)
     return 0
@@ -187,7 +214,8 @@ def _detach(args: argparse.Namespace, state: Path) -> int:
     state.mkdir(parents=True, exist_ok=True)
     env_file = state / "env.sh"
     env_file.unlink(missing_ok=True)
-    if args.ocr_backend == "engine":  # a sign of life: the exports come once the models are in memory
+    if args.ocr_backend == "engine" or args.backend != "api" or args.shadow_rate:  # a sign of life: the exports
+        # come once the models are in memory
         print("permit-ocr: starting the stack; loading the OCR engine's models (about 5 s, once per stack) ...",
               file=sys.stderr, flush=True)
     pid = os.fork()
@@ -257,7 +285,8 @@ def _endpoints(env_file: Path) -> str:
         text = env_file.read_text()
     except FileNotFoundError:
         return ""
-    names = {"OSS_ENDPOINT": "OSS", "OCR_ENDPOINT": "OCR", "MNS_ENDPOINT": "MNS", "FC_ENDPOINT": "FC"}
+    names = {"OSS_ENDPOINT": "OSS", "OCR_ENDPOINT": "OCR", "MNS_ENDPOINT": "MNS", "FC_ENDPOINT": "FC",
+             "ENGINE_ENDPOINT": "engine function"}
     found = []
     for line in text.splitlines():
         name, _, value = line.removeprefix("export ").partition("=")

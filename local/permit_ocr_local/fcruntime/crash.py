@@ -55,4 +55,7 @@ class CrashAt:
         for name in ("read_range", "read_all", "head", "put", "put_outcome", "delete", "list_prefix"):
             setattr(app.storage, name, self.wrap(name, getattr(app.storage, name)))
         app.recognizer.recognize = self.wrap("recognize", app.recognizer.recognize)  # type: ignore[method-assign]
+        if app.backend.engine is not None:  # the engine function's call (not paid): a crash may come around it too
+            engine = app.backend.engine
+            engine.recognize = self.wrap("engine", engine.recognize)  # type: ignore[method-assign]
         app.sinks._publish = self.wrap("publish", app.sinks._publish)  # type: ignore[method-assign]

@@ -9,7 +9,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -131,16 +131,35 @@ def resolve(doc: Mapping[str, Any], account_id: str = CHECK_ACCOUNT_ID) -> tuple
     return out, unresolved
 
 
-def function_resource(doc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The one fc3 resource: (name, props)."""
-    found = [
+def fc3_resources(doc: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every fc3 resource: (name, props), in file order."""
+    return [
         (name, (res.get("props") or {}))
         for name, res in (doc.get("resources") or {}).items()
         if isinstance(res, dict) and str(res.get("component", "")).split("@")[0] == "fc3"
     ]
+
+
+def function_resource(doc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The permit-ocr function: the one fc3 resource, or, beside the engine function (s.selfhosted.yaml), the
+    one with triggers: (name, props)."""
+    found = fc3_resources(doc)
+    if len(found) > 1:  # beside the engine function: the one with triggers that no other names as its engine
+        engines = {str(environment(p).get("ENGINE_FUNCTION") or "") for _n, p in found}
+        found = [(name, props) for name, props in found
+                 if props.get("triggers") and str(props.get("functionName")) not in engines]
     if len(found) != 1:
-        raise DeployCheckError(f"expected exactly one resource with component fc3, found {len(found)}")
+        raise DeployCheckError(f"expected one fc3 resource (or one with triggers beside the engine function), "
+                               f"found {len(found)}")
     return found[0]
+
+
+def engine_resource(doc: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The fc3 resource the main function's ENGINE_FUNCTION names, when this file declares it."""
+    _name, main = function_resource(doc)
+    wanted = str(environment(main).get("ENGINE_FUNCTION") or "").strip()
+    found = [(n, p) for n, p in fc3_resources(doc) if p is not main and str(p.get("functionName")) == wanted]
+    return found[0] if wanted and found else None
 
 
 def environment(props: Mapping[str, Any], overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -226,6 +245,29 @@ class Deployment:
 def load_deployment(path: Path) -> Deployment:
     doc, _unresolved = resolve(load_s_yaml(path))
     return deployment_of(doc)
+
+
+@dataclass(frozen=True)
+class EngineDeployment:
+    """What a deployment file says about the engine function, resolved (defaults when it declares none)."""
+
+    name: str
+    timeout: int = 60
+    memory: int = 2048
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def load_engine_deployment(path: Path) -> EngineDeployment | None:
+    """The engine function the file's main function names (ENGINE_FUNCTION), None when it names none."""
+    doc, _unresolved = resolve(load_s_yaml(path))
+    _name, main = function_resource(doc)
+    wanted = str(environment(main).get("ENGINE_FUNCTION") or "").strip()
+    found = engine_resource(doc)
+    if found is None:
+        return EngineDeployment(wanted) if wanted else None
+    props = found[1]
+    return EngineDeployment(wanted, int(props.get("timeout") or 3), int(props.get("memorySize") or 512),
+                            {k: str(v) for k, v in environment(props).items()})
 
 
 def deployment_of(doc: Mapping[str, Any]) -> Deployment:

@@ -1,6 +1,7 @@
 """The function deployed on the local stack: s.yaml's triggers and async policy, the real handler in this
 process, configured exactly as FC would configure it (s.yaml env, with endpoints and credentials pointed at
-the stand-ins). Used by ``permit-ocr run``, ``permit-ocr stack --trigger`` and the chaos run."""
+the stand-ins). Used by ``permit-ocr run``, ``permit-ocr stack --trigger`` and the chaos run. With ``engine``,
+the engine function is deployed beside it on the FC stand-in (enginefn.py) and the function is pointed at it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .deployment import Deployment, load_deployment
+from .deployment import Deployment, EngineDeployment, load_deployment, load_engine_deployment
+from .enginefn import ENGINE_FUNCTION_NAME, LOCAL_ENGINE_TIMEOUT_MS, engine_function, engine_runtime
+from .enginefn import preload as preload_engine
 from .fcapi import start_fc
-from .invoker import AsyncInvoker, failure_payload
+from .invoker import AsyncInvoker, Handler, failure_payload
 from .stack import LocalStack, StackOptions
 from .trigger import OssTrigger
 
@@ -30,8 +33,15 @@ def function_env(deployment: Deployment, stack: LocalStack) -> dict[str, str]:
 
 class LocalFunction:
     def __init__(self, s_yaml: Path, root: Path, *, ocr_backend: str = "truth", instances: int = 2,
-                 stack_options: dict[str, Any] | None = None, env_overrides: dict[str, str] | None = None) -> None:
+                 stack_options: dict[str, Any] | None = None, env_overrides: dict[str, str] | None = None,
+                 engine: str | None = None) -> None:
         self.deployment = load_deployment(s_yaml)
+        # the engine function (its recognizer: engine or truth), as the file declares it or with defaults
+        self.engine_deployment: EngineDeployment | None = None
+        self.engine: Any = None
+        if engine is not None:
+            self.engine_deployment = load_engine_deployment(s_yaml) or EngineDeployment(ENGINE_FUNCTION_NAME)
+            self.engine = engine_function(engine)
         opts = StackOptions(root=root, buckets=(self.deployment.bucket,), ocr_backend=ocr_backend,
                             **(stack_options or {}))
         self.stack = LocalStack(opts)
@@ -46,17 +56,32 @@ class LocalFunction:
         self.stack.start()
         assert self.stack.mns is not None and self.stack.oss is not None
         self.stack.mns.state.create_topic(FAILURE_TOPIC)
-        os.environ.update(function_env(self.deployment, self.stack) | self._env_overrides)
+        # the FC API too, so backfill and replay can invoke the same function over HTTP (and it the engine)
+        functions: dict[str, tuple[Handler, Deployment]] = {FUNCTION_NAME: (handler, self.deployment)}
+        if self.engine is not None and self.engine_deployment is not None:
+            functions[self.engine_deployment.name] = (self.engine.handle, engine_runtime(self.engine_deployment))
+        self.fc = start_fc(self.stack.keyring, functions, faults=self.stack.faults, instances=self._instances,
+                           on_failure=lambda _name, event, rid, why, count: self._on_failure(event, rid, why, count))
+        os.environ.update(self.env())
         reset_app()
         self.invoker = AsyncInvoker(handler, deployment=self.deployment, instances=self._instances,
                                     on_failure=self._on_failure)
         trigger = OssTrigger(self.deployment.triggers, self.invoker, self.stack.options.region)
         self.stack.oss.service.state.subscribe(trigger.on_put)
-        # the FC API too, so backfill and replay can invoke the same function over HTTP
-        self.fc = start_fc(self.stack.keyring, {FUNCTION_NAME: (handler, self.deployment)},
-                           faults=self.stack.faults, instances=self._instances,
-                           on_failure=lambda _name, event, rid, why, count: self._on_failure(event, rid, why, count))
         return self
+
+    def preload(self) -> None:
+        """Load what has models to load (the OCR stand-in's engine, the engine function's), before any upload."""
+        self.stack.preload()
+        if self.engine is not None and self.engine_deployment is not None:
+            preload_engine(self.engine, self.engine_deployment)
+
+    def engine_calls(self) -> int:
+        """Synchronous invocations of the engine function the FC stand-in accepted."""
+        if self.fc is None or self.engine_deployment is None:
+            return 0
+        name = self.engine_deployment.name
+        return sum(1 for i in self.fc.state.invocations if i.function == name and i.kind == "Sync")
 
     def _on_failure(self, event: bytes, request_id: str, reason: str, invoke_count: int = 1) -> None:
         """The onFailure destination: FC publishes the failed invocation to the failure topic."""
@@ -66,7 +91,11 @@ class LocalFunction:
         self.stack.mns.state.publish(FAILURE_TOPIC, body, "fc-failure")
 
     def env(self) -> dict[str, str]:
-        env = function_env(self.deployment, self.stack) | self._env_overrides
+        env = function_env(self.deployment, self.stack)
+        if self.fc is not None and self.engine_deployment is not None:  # what only the stack knows, then overrides
+            env |= {"ENGINE_ENDPOINT": f"http://{self.fc.host}", "ENGINE_FUNCTION": self.engine_deployment.name,
+                    "ENGINE_TIMEOUT_MS": LOCAL_ENGINE_TIMEOUT_MS}
+        env |= self._env_overrides
         if self.fc is not None:
             env |= {"FC_ENDPOINT": f"http://{self.fc.host}", "FC_FUNCTION_NAME": FUNCTION_NAME}
         return env

@@ -28,6 +28,7 @@ DEFAULT_BUCKET = "permit-ocr-demo"
 DEFAULT_REGION = "cn-hangzhou"
 DEFAULT_TOPIC = "permit-ocr-results"
 ENGINE_READ_TIMEOUT_MS = "60000"
+ENGINE_BACKENDS = ("engine", "truth-or-engine")  # the OCR stand-ins that may run the embedded engine
 
 
 @dataclass
@@ -111,7 +112,7 @@ class LocalStack:
             "SINKS": o.sinks,
             # the embedded engine on a busy 2-core machine can take longer than a real OCR call (its first call
             # loads the models): a call our side gives up on while the stand-in still answers it is billed twice
-            **({"OCR_READ_TIMEOUT_MS": ENGINE_READ_TIMEOUT_MS} if o.ocr_backend == "engine" else {}),
+            **({"OCR_READ_TIMEOUT_MS": ENGINE_READ_TIMEOUT_MS} if o.ocr_backend in ENGINE_BACKENDS else {}),
             **o.extra_env,
         }
 

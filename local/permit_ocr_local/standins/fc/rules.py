@@ -57,9 +57,18 @@ def fault_target(request: Request) -> Target:
     return Target(op, name)
 
 
+RAM_ACTIONS = {"InvokeFunction": "fc:InvokeFunction", "GetFunction": "fc:GetFunction"}
+ACCOUNT_ID = "local"  # the stand-in's account, in ARNs (rendered policies use '*' or a real uid)
+
+
+def function_arn(name: str, region: str = "cn-hangzhou") -> str:
+    """A function's RAM resource, as FC 3.0 names it: acs:fc:<region>:<account>:functions/<name>."""
+    return f"acs:fc:{region}:{ACCOUNT_ID}:functions/{name}"
+
+
 def function_info(fn: Function, region: str = "cn-hangzhou") -> dict[str, Any]:
     """GetFunction's answer: the fields of api-fc-2023-03-30 struct Function the stand-in knows."""
-    return {"functionName": fn.name, "functionArn": f"acs:fc:{region}:local:functions/{fn.name}",
+    return {"functionName": fn.name, "functionArn": function_arn(fn.name, region),
             "runtime": "python3.12", "handler": "permit_ocr.handler.handler", "timeout": fn.timeout,
             "memorySize": fn.memory, "environmentVariables": {}, "state": "Active"}
 

@@ -1,9 +1,11 @@
 """The FC 3.0 InvokeFunction API on 127.0.0.1: ``POST /2023-03-30/functions/{name}/invocations[?qualifier=]``.
 
-Order, as the cloud: gateway (ACS3 signature, credentials), route, function, qualifier, invocation type,
-payload limit. Sync runs the handler in this request and answers 200 with its JSON (a function error is still
-200, flagged by ``x-fc-error-type``); Async puts the event on the function's async queue (the runtime's: s.yaml's
-retry policy and onFailure destination) and answers 202 with ``x-fc-request-id``.
+Order, as the cloud: gateway (ACS3 signature, credentials), route, the key's RAM policy (``fc:InvokeFunction``
+on ``acs:fc:<region>:<account>:functions/<name>``: a role restricted to one function may invoke only that one),
+function, qualifier, invocation type, payload limit. Sync runs the handler in this request and answers 200 with
+its JSON (a function error is still 200, flagged by ``x-fc-error-type``); Async puts the event on the function's
+async queue (the runtime's: s.yaml's retry policy and onFailure destination) and answers 202 with
+``x-fc-request-id``.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .. import acs3
+from .. import acs3, ram
 from ..faults import FaultPlan
 from ..http import Request, Response, StandinServer
 from ..keyring import Keyring
 from .errors import FcError, error_response, json_response, new_request_id, service_error
 from .rules import (
+    RAM_ACTIONS,
     fault_target,
+    function_arn,
     function_error_body,
     function_info,
     gateway_error,
@@ -41,11 +45,15 @@ class FcService:
         rid = new_request_id()
         try:
             try:
-                acs3.verify(request.method, request.raw_path, request.raw_query, request.headers, request.body,
-                            self.keyring, now=self.clock(), nonces=self.nonces)
+                signer = acs3.verify(request.method, request.raw_path, request.raw_query, request.headers,
+                                     request.body, self.keyring, now=self.clock(), nonces=self.nonces)
             except acs3.GatewayError as err:
                 raise gateway_error(err) from None
             op, name, qualifier = route(request)
+            policy = self.keyring.policy_for(signer.access_key_id)
+            if policy is not None and not ram.allowed(policy, RAM_ACTIONS[op], function_arn(name)):
+                raise FcError("AccessDenied", f"{RAM_ACTIONS[op]} on {function_arn(name)} is not allowed by the "
+                              "caller's policy")
             fn = self.state.get(name)
             if fn is None:
                 raise FcError("FunctionNotFound", name)

@@ -142,6 +142,21 @@ class EngineBackend:
             return result
 
 
+class TruthOrEngineBackend:
+    """The truth an image carries, else the embedded engine: an API that reads every sample right, also the
+    uploads the function converts first (a HEIC, a PDF page), whose bytes no longer carry their truth."""
+
+    def __init__(self) -> None:
+        self._truth, self._engine = TruthBackend(), EngineBackend()
+
+    def preload(self) -> None:
+        self._engine.preload()
+
+    def recognize(self, image: bytes, output_figure: bool) -> dict[str, Any]:
+        chosen: Backend = self._truth if read_truth(image) is not None else self._engine
+        return chosen.recognize(image, output_figure)
+
+
 def _blank_png() -> bytes:
     import io
 
@@ -152,7 +167,8 @@ def _blank_png() -> bytes:
     return out.getvalue()
 
 
-BACKENDS: dict[str, Callable[[], Backend]] = {"truth": TruthBackend, "engine": EngineBackend}
+BACKENDS: dict[str, Callable[[], Backend]] = {"truth": TruthBackend, "engine": EngineBackend,
+                                              "truth-or-engine": TruthOrEngineBackend}
 
 
 def make_backend(name: str) -> Backend:

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from permit_ocr.config import load_config
+from permit_ocr.engineclient import CONNECT_TIMEOUT_MS
 from permit_ocr.layout import etag_form
 from permit_ocr_local.fcruntime.deployment import load_deployment
+from permit_ocr_local.fcruntime.enginefn import ENGINE_FUNCTION_NAME
 from permit_ocr_local.fcruntime.function import FAILURE_TOPIC, FUNCTION_NAME, LocalFunction
 from permit_ocr_local.fcruntime.trigger import OssTrigger
 from permit_ocr_local.standins.faults import FaultPlan
@@ -31,7 +33,7 @@ from .ending import end_stage, settle
 from .invariants import Observed, Report, check
 from .reviewers import Reviewers
 from .scripts import DEADLINE, LATER, Script
-from .tap import DEFAULT, Instances, Tap, Windows
+from .tap import DEFAULT, Instances, Profile, Tap, Windows
 from .workload import Item, Workload, build_workload
 from .world import SCRIPTED_MARK, World
 
@@ -83,17 +85,22 @@ class Options:
     log_file: Path | None = None
     s_yaml: Path = Path(__file__).resolve().parents[4] / "s.yaml"
     progress: bool = False
+    backend: str = "api"  # OCR_BACKEND; engine or cascade deploy the engine function (its truth recognizer)
+    doubt_share: float = 0.3  # with cascade: plain permits the engine is unsure of (so the cascade pays for them)
 
 
-def fault_plan(seed: int, rate: float) -> FaultPlan:
+def fault_plan(seed: int, rate: float, backend: str = "api") -> FaultPlan:
     """``rate`` of the function's requests to each service fail transiently (OCR: a quarter each of 429,
     503, dropped connection, slow answer). Left alone: the harness's uploads and OCR's fetch of the signed URL
     (faults there would test the harness, or turn into IllegalImageUrl by design), and the publishes the MNS
-    valve scripts (their sequence is the point; random faults would only blur it)."""
+    valve scripts (their sequence is the point; random faults would only blur it). With the engine function,
+    its InvokeFunction calls are throttled or fail alike (the main function's own, by backfill and replay, not)."""
 
     def only(service: str, request: Any) -> bool:
         if service == "mns":
             return SCRIPTED_MARK not in request.body
+        if service == "fc":
+            return f"/functions/{ENGINE_FUNCTION_NAME}/" in request.path
         if service != "oss":
             return True
         presigned = "x-oss-signature=" in request.raw_query or "Signature=" in request.raw_query
@@ -104,6 +111,8 @@ def fault_plan(seed: int, rate: float) -> FaultPlan:
     plan.set("ocr", throttle=q, server_error=q, drop=q, slow=q, slow_s=0.3)
     plan.set("oss", server_error=rate)
     plan.set("mns", server_error=rate)
+    if backend != "api":
+        plan.set("fc", server_error=rate / 2, throttle=rate / 2)
     return plan
 
 
@@ -146,7 +155,18 @@ def overrides_for(opts: Options, bucket: str) -> dict[str, str]:
     env = {"SINKS": opts.sinks, "OCR_QPS": "1000", "LOG_LEVEL": "INFO", "SOURCE_BUCKETS": f"{bucket},{SECOND_BUCKET}"}
     if opts.layout == "shared":
         env |= {"OUTPUT_BUCKET": SHARED_OUTPUT, "OUTPUT_PREFIX": SHARED_PREFIX}
+    if opts.backend != "api":  # the truth engine answers at once: a short read timeout keeps its worst case small
+        env |= {"OCR_BACKEND": opts.backend, "ENGINE_TIMEOUT_MS": "5000"}
     return env
+
+
+def batch_profile(cfg: Any) -> Profile:
+    """The many-record events' FC timeout, near its deadline for the paid calls and the engine call before each
+    (a cascade in 25 s could take no claim at all: check-config refuses that timeout)."""
+    if cfg.ocr_backend == "api":
+        return DEADLINE
+    engine_s = (CONNECT_TIMEOUT_MS + cfg.engine_timeout_ms) / 1000
+    return dataclasses.replace(DEADLINE, timeout_s=int((DEADLINE.timeout_s or 0) + engine_s))
 
 
 @dataclass
@@ -173,11 +193,14 @@ def run(opts: Options) -> Report:
     if opts.root is not None and opts.root.exists() and any(opts.root.iterdir()):
         raise ValueError(f"--root {opts.root} is not empty: a run starts from empty buckets (remove it first)")
     root = opts.root or Path(tempfile.mkdtemp(prefix="permit-ocr-chaos-"))
-    plan = fault_plan(opts.seed, opts.fault_rate)
+    plan = fault_plan(opts.seed, opts.fault_rate, opts.backend)
     saved_env = dict(os.environ)
+    selfhosted = opts.backend != "api"
     fn = LocalFunction(opts.s_yaml, root, instances=opts.instances, stack_options={"faults": plan},
-                       env_overrides=overrides_for(opts, load_deployment(opts.s_yaml).bucket))
-    workload = build_workload(opts.uploads, opts.seed, second_bucket=SECOND_BUCKET)
+                       env_overrides=overrides_for(opts, load_deployment(opts.s_yaml).bucket),
+                       engine="truth" if selfhosted else None)
+    workload = build_workload(opts.uploads, opts.seed, second_bucket=SECOND_BUCKET,
+                              doubt_share=opts.doubt_share if opts.backend == "cascade" else None)
     capture = LogCapture(opts.log_file)
     world: World | None = None
     reviewers: Reviewers | None = None
@@ -207,7 +230,7 @@ def run(opts: Options) -> Report:
         script = Script(tap, world, workload, cfg, windows, fn.deployment.bucket, opts.sinks,
                         put=lambda item, v: _put(clients, script, item, v),
                         delete=lambda b, k: _delete(clients, b, k), idle=lambda: fn.wait_idle(0.0), seed=opts.seed,
-                        read_timeout_s=cfg.ocr_read_timeout_ms / 1000)
+                        read_timeout_s=cfg.ocr_read_timeout_ms / 1000, batch_profile=batch_profile(cfg))
         reviewers = Reviewers(cfg, env, state, script.saves, script.bucket_of, opts.reviewers)
         r = _Run(fn, opts, workload, tap, world, script, clients, reviewers)
         with _function_logs(capture):
@@ -365,7 +388,7 @@ def _observe(r: _Run, cfg: Any, windows: Windows, plan: FaultPlan, capture: LogC
         sinks=r.opts.sinks, layout=r.opts.layout, crashes=r.tap.crashes, windows=windows,
         saves=r.script.saves, destroyed=r.script.destroyed, notes=r.script.notes + r.world.log,
         harness_errors=r.world.scheduler.errors, ending=r.ending, valve_holds=r.world.valve.held,
-        permission_changes=r.world.permissions.changes)
+        permission_changes=r.world.permissions.changes, backend=r.opts.backend, engine_calls=fn.engine_calls())
 
 
 __all__ = ["Options", "fault_plan", "run"]

@@ -19,6 +19,7 @@ from permit_ocr.layout import KIND_RECEIPT, META_ETAG, META_KIND, META_PENDING, 
 from permit_ocr_local.standins.oss.errors import OssError
 from permit_ocr_local.standins.oss.state import ObjectMeta, OssState
 
+from . import cascade
 from .pii import PiiIndex
 from .reviewers import REVIEWER
 from .scripts import Saves
@@ -63,6 +64,8 @@ class Observed:
     ending: list[dict[str, int]]
     valve_holds: int
     permission_changes: int
+    backend: str = "api"  # OCR_BACKEND of the run
+    engine_calls: int = 0  # the engine function's synchronous invocations (the FC stand-in's log)
 
 
 @dataclass
@@ -252,6 +255,8 @@ def check(obs: Observed) -> Report:
         c.inv("outcome never published on MNS", unpublished)
         c.info("versions whose outcome was published twice or more (at-least-once)", str(len(again)))
     report_windows = _paid(c, obs, bucket_of)
+    if obs.backend != "api":
+        _recognizer_rows(c, obs, finals)
     _review_rows(c, obs, overwritten, after_review, mns)
     _world_rows(c, obs)
     _safety_rows(c, obs, w)
@@ -311,6 +316,19 @@ def _paid(c: _Checker, obs: Observed, bucket_of: dict[int, str]) -> dict[str, tu
     c.info("instances killed mid-invocation", crashed)
     c.inv("paid above uploads outside the documented windows", over)
     return windows
+
+
+def _recognizer_rows(c: _Checker, obs: Observed, finals: dict[int, Final]) -> None:
+    """OCR_BACKEND=engine|cascade: the API paid only for what the engine doubted; each result names who answered."""
+    w = obs.workload
+    answered = {id(it): str(((f.doc or {}).get("ocr") or {}).get("backend") or "")
+                for it in w.items if (f := finals.get(id(it))) and f.outcome == "result" and f.kind != KIND_RECEIPT}
+    paid_for_sure, wrong_by, by = cascade.check(w.items, answered, obs.billed, obs.backend)
+    c.info(f"OCR_BACKEND={obs.backend}: engine calls / keys the engine doubts",
+           f"{obs.engine_calls} / {sum(1 for it in w.items if it.doubt)}")
+    c.info("  results answered by", ", ".join(f"{k} {v}" for k, v in sorted(by.items())) or "-")
+    c.inv("  paid calls for permits the engine was sure of", paid_for_sure)
+    c.inv("  results answered by the wrong recognizer", wrong_by)
 
 
 def _review_rows(c: _Checker, obs: Observed, overwritten: list[str], after_review: list[str], mns: bool) -> None:

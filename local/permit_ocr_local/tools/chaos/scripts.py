@@ -78,6 +78,7 @@ class Script:
     idle: Callable[[], bool]  # FC's queues are empty: nothing in flight will store an outcome soon
     seed: int = 0
     read_timeout_s: float = 10.0
+    batch_profile: Profile = DEADLINE  # how the many-record events' instances are deployed
     saves: Saves = field(default_factory=Saves)
     destroyed: list[str] = field(default_factory=list)  # stored outcomes a refusal of the world replaced
     notes: Counter[str] = field(default_factory=Counter)
@@ -162,7 +163,7 @@ class Script:
     def _send_batch(self, group: int) -> None:
         records = [it for it in self.workload.batches[group] if it.etag]
         uploads = [Upload(self.bucket, it.key, it.etag, len(it.versions[-1])) for it in records]
-        self.tap.deliver(json.dumps(oss_event(uploads), ensure_ascii=False).encode(), "batch", DEADLINE)
+        self.tap.deliver(json.dumps(oss_event(uploads), ensure_ascii=False).encode(), "batch", self.batch_profile)
 
     def _upload_next(self, item: Item, version: int) -> None:
         if len(item.etags) == version:

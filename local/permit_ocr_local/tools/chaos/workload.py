@@ -16,6 +16,8 @@ from permit_ocr_local.standins.ocr.rules import MAX_IMAGE_BYTES
 from permit_ocr_local.standins.ocr.truthmark import embed_truth
 from permit_ocr_local.synth.fields import random_fields
 
+from . import cascade
+
 OVERSIZE_BYTES = MAX_IMAGE_BYTES + 64 * 1024  # just over the OCR API's 10 MB
 SCRIPTED = "scripted/"  # folder of the scripted kinds' keys: plain names, so fault-rule patterns match them exactly
 BATCH_PREFIX = "import/"  # many-record events: images the trigger does not see (as backfill finds them)
@@ -96,6 +98,7 @@ class Item:
     group: int = -1  # batch: the many-record event it is sent in
     corrected: dict[str, str] | None = None  # review: the fields the reviewer saves
     etags: list[str] = field(default_factory=list)  # filled by the upload
+    doubt: bool = False  # OCR_BACKEND=cascade runs: the engine is unsure of a field, so the cascade pays the API
     uploaded_at: list[float] = field(default_factory=list)  # time.time() of each upload
 
     @property
@@ -264,7 +267,10 @@ class _Builder:
 
 
 def build_workload(uploads: int, seed: int, prefix: str = "uploads/", size: tuple[int, int] = (40, 40),
-                   malformed_share: float = 0.01, second_bucket: str = "permit-ocr-second") -> Workload:
+                   malformed_share: float = 0.01, second_bucket: str = "permit-ocr-second",
+                   doubt_share: float | None = None) -> Workload:
+    """``doubt_share`` (a cascade's run): plain permits the engine function doubts (cascade.py); None: the
+    engine, if any, is sure of every permit."""
     rng = random.Random(seed)
     build = _Builder(rng, _Images(size), prefix, second_bucket)
     items: list[Item] = []
@@ -298,6 +304,8 @@ def build_workload(uploads: int, seed: int, prefix: str = "uploads/", size: tupl
         drawn += new
         count += sum(len(it.versions) for it in new)
     items += drawn
+    if doubt_share is not None:  # after every draw of ``rng``: the same workload as without doubts, doubted
+        cascade.doubt(items, frozenset(COUNTED) | {"slowover"}, doubt_share, seed)
     rng.shuffle(items)
     malformed = malformed_events(max(5, int(uploads * malformed_share)), prefix, rng)
     return Workload(_spread_early(items, rng), malformed, count, batches)

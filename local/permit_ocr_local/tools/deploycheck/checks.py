@@ -22,7 +22,8 @@ from permit_ocr_local.fcruntime.deployment import (
     resolve,
 )
 
-from .budget import OSS_IO_BUDGET_S, backoff_budget_s, check_batch, record_budget_s
+from .budget import budget_words, check_batch, paid_budget_s, record_budget_s
+from .engine import check_engine
 from .events import OK_EVENTS, OSS_PREFIX, PARTIAL_EVENTS, RECOMMENDED_EVENTS, WARN_EVENTS
 from .loops import check_output_loops, longer_suffix
 
@@ -95,16 +96,15 @@ def check_memory(props: Mapping[str, Any]) -> list[Finding]:
 def check_timeout(props: Mapping[str, Any], cfg: Config) -> list[Finding]:
     need = record_budget_s(cfg)
     timeout = props.get("timeout")
-    arithmetic = (f"{cfg.ocr_max_attempts} x ({cfg.ocr_connect_timeout_ms} + {cfg.ocr_read_timeout_ms}) ms "
-                  f"+ backoff {backoff_budget_s(cfg.ocr_max_attempts):g} s + OSS I/O {OSS_IO_BUDGET_S:g} s "
-                  f"= {need:g} s")
+    arithmetic = budget_words(cfg)
     if not isinstance(timeout, int) or isinstance(timeout, bool):
         return [Finding("error", "timeout", f"timeout is {timeout!r} (fc3 default 3 s); one record needs "
                         f"{arithmetic}", f"set timeout: {math.ceil(need)} or more")]
     if timeout < need:
         return [Finding("error", "timeout", f"timeout {timeout} s is shorter than one record's worst case: "
                         f"{arithmetic}", f"raise timeout to >= {math.ceil(need)}, or lower "
-                        "OCR_READ_TIMEOUT_MS / OCR_MAX_ATTEMPTS")]
+                        "OCR_READ_TIMEOUT_MS / OCR_MAX_ATTEMPTS" + (" / ENGINE_TIMEOUT_MS" if cfg.ocr_backend != "api"
+                                                                     else ""))]
     return [ok("timeout", f"timeout {timeout} s >= {arithmetic}")]
 
 
@@ -287,8 +287,8 @@ def check_trigger_suffixes(triggers: Sequence[Trigger], cfg: Config) -> list[Fin
 
 
 def check_signed_url_lifetime(cfg: Config) -> list[Finding]:
-    need = record_budget_s(cfg) - OSS_IO_BUDGET_S
-    if cfg.image_source == "url" and cfg.signed_url_expires < need:
+    need = paid_budget_s(cfg)
+    if cfg.image_source == "url" and cfg.ocr_backend == "api" and cfg.signed_url_expires < need:
         return [Finding("warn", "signed-url-expires", f"SIGNED_URL_EXPIRES {cfg.signed_url_expires} s is shorter "
                         f"than the OCR retry budget {need:g} s: a late retry may get an expired URL",
                         f"raise SIGNED_URL_EXPIRES to >= {math.ceil(need)}")]
@@ -345,7 +345,7 @@ def check_deployment(doc: Mapping[str, Any], env_overrides: Mapping[str, str] | 
     findings += check_timeout(props, cfg) + check_batch(props, cfg) + check_signed_url_lifetime(cfg)
     findings += check_trigger_sources(triggers, props, cfg) + check_trigger_suffixes(triggers, cfg)
     findings += check_output_loops(triggers, cfg) + check_output_prefix(triggers, cfg) + check_ocr_quota(props, cfg)
-    return findings
+    return findings + check_engine(resolved, props, cfg)
 
 
 def failed(findings: Iterable[Finding]) -> bool:

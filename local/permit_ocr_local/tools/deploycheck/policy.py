@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from permit_ocr.config import load_config
-from permit_ocr.layout import MARKER_RETENTION_DAYS, MARKERS_PREFIX, OVERLONG_PREFIX, REVIEWS_PREFIX
+from permit_ocr.layout import MARKER_RETENTION_DAYS, MARKERS_PREFIX, OVERLONG_PREFIX, REVIEWS_PREFIX, SHADOW_PREFIX
 from permit_ocr_local.fcruntime.deployment import (
     CHECK_ACCOUNT_ID,
     environment,
@@ -44,7 +44,9 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
     fetches) on uploads; HEAD/GET of its outputs (done-check, redelivery) and of its version markers;
     PutObject of results, error records (also digest-named ones for over-long keys), receipts and markers;
     DeleteObject of the other outcome of a key when a new one replaces it; ListObjects restricted by prefix to
-    the outputs of an image (one listing shows the image's ETag and both outputs before a write).
+    the outputs of an image (one listing shows the image's ETag and both outputs before a write). With the engine
+    function (OCR_BACKEND=engine|cascade, SHADOW_RATE): fc:InvokeFunction on that one function and, for shadow
+    mode, PutObject of the comparison records; no OCR action when the engine alone answers.
     """
     resolved, _ = resolve(doc, account_id)
     _name, props = function_resource(resolved)
@@ -60,6 +62,7 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
     all_outputs = outputs(cfg.result_suffix, cfg.error_suffix)
     out_buckets = sorted({cfg.output_bucket_for(t.bucket) for t in triggers})
     markers = [f"acs:oss:*:*:{b}/{MARKERS_PREFIX}*" for b in out_buckets]
+    shadow = [f"acs:oss:*:*:{b}/{SHADOW_PREFIX}*" for b in out_buckets] if cfg.shadow_rate > 0 else []
     overlong = [f"acs:oss:*:*:{b}/{OVERLONG_PREFIX}*" for b in out_buckets]
     # the outputs' prefixes, and the images' own (the fence lists an image's key to see its current version)
     listed = sorted({f"{cfg.output_prefix_for(t.bucket)}{t.prefix}*" for t in triggers} | {f"{OVERLONG_PREFIX}*"}
@@ -75,7 +78,8 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
         statements += [
             {"Effect": "Allow", "Action": ["oss:GetObject"], "Resource": _minimal(uploads + all_outputs + markers
                                                                                   + overlong)},
-            {"Effect": "Allow", "Action": ["oss:PutObject"], "Resource": _minimal(all_outputs + markers + overlong)},
+            {"Effect": "Allow", "Action": ["oss:PutObject"], "Resource": _minimal(all_outputs + markers + overlong
+                                                                                  + shadow)},
             # one outcome per key: a result replaces the key's error record, an error record its stale result
             {"Effect": "Allow", "Action": ["oss:DeleteObject"], "Resource": _minimal(all_outputs + overlong)},
             {"Effect": "Allow", "Action": ["oss:ListObjects"],
@@ -85,7 +89,12 @@ def render_policy(doc: Mapping[str, Any], account_id: str = POLICY_ACCOUNT_ID,
             {"Effect": "Allow", "Action": ["oss:GetBucketVersioning"],
              "Resource": [f"acs:oss:*:*:{b}" for b in out_buckets]},
         ]
-    statements.append({"Effect": "Allow", "Action": ["ocr:RecognizeExitEntryPermitToMainland"], "Resource": ["*"]})
+    if cfg.ocr_backend != "engine":
+        statements.append({"Effect": "Allow", "Action": ["ocr:RecognizeExitEntryPermitToMainland"],
+                           "Resource": ["*"]})
+    if cfg.uses_engine:  # that one function, nothing else (FC 3.0's resource: acs:fc:<region>:<uid>:functions/<name>)
+        statements.append({"Effect": "Allow", "Action": ["fc:InvokeFunction"],
+                           "Resource": [f"acs:fc:{region}:{account_id}:functions/{cfg.engine_function}"]})
     if topics:
         # the topic and its /messages path: PublishMessage is POST /topics/<name>/messages
         resources = [f"acs:mns:{region}:{account_id}:/topics/{n}{tail}"
