@@ -61,6 +61,9 @@ def snap(text: str, choices: tuple[str, ...], cutoff: float) -> str | None:
     return best if difflib.SequenceMatcher(None, text, best).ratio() >= cutoff else None
 
 
+_TITLE_LIKE = 0.5  # a third of the title's characters in order among others is no read of it
+
+
 def title_of(text: str) -> str | None:
     """The permit's title a line reads as, or None. A sentence is never the title, even one that names the
     permit (the back's notes: 本证是港澳居民来往内地所持有的旅行证件): the title is a short line of its own."""
@@ -71,10 +74,16 @@ def title_of(text: str) -> str | None:
             or (len(t) > len(TITLE_TAIWAN) + 3 and "非中国籍" not in t):
         return None
     if "台湾" in t or "大陆" in t:
-        return TITLE_TAIWAN
+        return _resembling(t, TITLE_TAIWAN)
     if "港澳" in t or "内地" in t:
-        return TITLE_HK_MACAO_FOREIGN if "非中国籍" in t else TITLE_HK_MACAO
+        return _resembling(t, TITLE_HK_MACAO_FOREIGN if "非中国籍" in t else TITLE_HK_MACAO)
     return snap(t, (TITLE_HK_MACAO, TITLE_TAIWAN), 0.6)
+
+
+def _resembling(text: str, title: str) -> str | None:
+    """``title`` when ``text`` is a read of it, even a poor one (a copy's title: 海渍居民来征内地易行证), not a
+    line that only shares a place word with it (a fragment of the back's notes: 本派源施来注内地有的)."""
+    return title if difflib.SequenceMatcher(None, text, title).ratio() >= _TITLE_LIKE else None
 
 
 # words that only another document prints: a permit's back (its notes), a resident ID card, a passport, a
