@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from permit_ocr_local.engine import Engine, EngineError, block, geometry, search
-from permit_ocr_local.engine.cues import other_document, title_of
+from permit_ocr_local.engine.cues import is_stamp, other_document, title_of
 from permit_ocr_local.engine.layout import Line, extract
 from permit_ocr_local.synth import generate, not_a_permit
 
@@ -152,3 +152,19 @@ def test_a_blurred_phone_photo_of_a_permits_back_is_refused(engine: Engine) -> N
     with pytest.raises(EngineError) as err:
         engine.recognize(not_a_permit(1190001, "permit-back", "phone"))
     assert err.value.code == "unmatchedImageType"
+
+
+def test_a_time_of_day_marks_a_stamp_or_a_clock_never_a_permits_print() -> None:
+    assert is_stamp("2025/01/2716:01") and is_stamp("16:01") and is_stamp("2025.01.27 16:01")
+    assert not is_stamp("2020.01.01:2030.01.01")  # a period whose dash was read as a colon
+    assert not is_stamp("签发次数:01") and not is_stamp("2025-01-27")
+
+
+def test_a_date_stamped_with_its_time_on_the_card_is_not_the_birth_date() -> None:
+    """A studied screenshot: the camera's stamp 2025/01/27 16:01 lay inside the card's outline and was read
+    as the birth date (the real one misread as 2978.03.13)."""
+    lines = [_line("港澳居民来往内地通行证", 200, 10), _line("2978.03.13", 250, 200),
+             _line("2022.12.06-2032.12.05", 250, 260), _line("公安部出入境管理局", 250, 320),
+             _line("H43252338", 250, 380), _line("2025/01/2716:01", 500, 470)]
+    fields, family = extract(lines)
+    assert family == "hk_macao" and "birthDate" not in fields

@@ -35,6 +35,9 @@ LABELS: tuple[tuple[str, str], ...] = (
 # case-sensitive: printed English labels are title case, and a capitalised pinyin name may hold NAME
 _LABEL_RE = re.compile("|".join(f"(?P<f{i}>{pat})" for i, (pat, _) in enumerate(LABELS)))
 _SUBTITLE = re.compile(r"MAINLAND|TRAVEL|PERMIT\s*FOR|RESIDENTS", re.IGNORECASE)
+# a time of day, alone or after a date (16:01, 2025/01/27 16:01): a camera's or a viewer's stamp, a phone's
+# clock; a permit prints no time. Not one glued between digits (a period whose dash was read as a colon)
+_CLOCK = re.compile(r"(?:^|\s|(?:19|20)\d{2}\D{1,2}\d{1,2}\D{1,2}\d{1,2})[0-2]?\d[:：][0-5]\d(?!\d)")
 # provinces and cities an issuing office may name (Taiwan residents' permits print the place)
 PLACES = ("北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建",
           "江西", "山东", "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西", "甘肃", "青海",
@@ -90,6 +93,11 @@ def _resembling(text: str, title: str) -> str | None:
 # driving licence. A card that shows them and no permit title is not a permit's front
 _OTHER_DOCUMENT = re.compile(r"须知|注意事项|护照|PASSPORT|Passport|身份证|公民身份|驾驶证|Driving|准驾|民族|住址")
 _SENTENCE = re.compile(r"[、，。；！？]|^[一二三四五六七八九十\d][、.)]")
+
+
+def is_stamp(text: str) -> bool:
+    """A line that shows a time of day is a stamp or an interface's, never a permit's print."""
+    return _CLOCK.search(text.strip()) is not None
 
 
 def is_sentence(text: str) -> bool:
