@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from permit_ocr_local.engine import Engine, EngineError, block, geometry, search
-from permit_ocr_local.engine.cues import other_document, title_of
+from permit_ocr_local.engine.cues import is_stamp, other_document, title_of
 from permit_ocr_local.engine.layout import Line, extract
 from permit_ocr_local.synth import generate, not_a_permit
 
@@ -102,3 +102,69 @@ def test_a_screenshots_clock_and_date_stamp_are_never_values_taken_for_sure(engi
     out = engine.recognize(image)
     wrong = [kv for kv in out["prism_keyValueInfo"] if kv["value"] != truth["data"][kv["key"]]]
     assert len(wrong) <= 2 and all(kv["valueProb"] < 90 for kv in wrong), wrong
+
+
+def test_a_lid_shadow_along_two_edges_is_not_a_region_and_does_not_swallow_the_card() -> None:
+    """A copier lid open along the left and the bottom leaves an L of dark, mottled band that spans the page:
+    as one blob joined with the card it made a region as large as the page, which is none (two studied copier
+    pages were refused or read from the whole page so)."""
+    page = np.full((1754, 1240, 3), 245, np.uint8)
+    mottled = np.random.default_rng(0).random(page.shape[:2]) < 0.5
+    page[:, :45][mottled[:, :45]] = 20
+    page[-60:][mottled[-60:]] = 20
+    for i in range(7):
+        cv2.putText(page, "2019.12.14 H12345678", (120, 760 + 30 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 20, 20), 1)
+    regions = search.detail_regions(page)
+    assert regions, "the card's print is a region of detail"
+    x0, y0, x1, y1 = regions[0]
+    assert x0 <= 120 and y0 <= 745 and x1 >= 330 and y1 >= 940
+    assert x1 - x0 < 0.6 * 1240 and y1 - y0 < 0.4 * 1754
+
+
+def test_a_card_in_a_corner_beside_a_sheet_of_paper_is_found_by_looking_closer_at_its_title(engine: Engine) -> None:
+    """A 440-px card in the corner of a 2000-px photo, touching a sheet of paper: the region of detail is the
+    card and the sheet together, half the frame, and at 640 px only the card's title shows. The window around
+    the title, looked at again, holds the card (this studied corner photo was refused)."""
+    image, truth = generate(1153002, "taiwan", ("corner",), "compact")
+    out = engine.recognize(image)
+    right = sum(out["data"][k] == v for k, v in truth["data"].items())
+    assert right >= 8, {k: (out["data"][k], v) for k, v in truth["data"].items() if out["data"][k] != v}
+
+
+def test_a_window_around_text_seen_too_small_holds_a_card_around_its_title() -> None:
+    title = _box(1590, 35, 200, 14)  # a card's title, 440 px wide card, at the top right of a 2000 x 1125 frame
+    x0, y0, x1, y1 = search.around_text([title], (1125, 2000))
+    assert x0 <= 1470 and y0 == 0 and x1 >= 1900 and y1 >= 320  # the whole card fits
+    assert (x1 - x0) * (y1 - y0) < 0.2 * 2000 * 1125
+    assert search.around_text([_box(0, 0, 1500, 40)], (1125, 2000)) is None  # that is the frame: nothing closer
+
+
+def test_a_line_that_only_shares_a_place_word_with_the_title_is_not_the_title() -> None:
+    """Fragments of the back's notes, read from a blurred phone photo (持证人须知 read as 持证人频知): they
+    name 内地 but are no read of the title, which made the back a permit with its title and a name."""
+    assert title_of("本派源施来注内地有的") is None
+    assert title_of("本派源施来注内地特有的展行证") is None
+    assert title_of("海渍居民来征内地易行证") == "港澳居民来往内地通行证"  # a copy's poor read of the title
+    assert title_of("台湾居民来往") == "台湾居民来往大陆通行证"  # the rest off the edge
+
+
+def test_a_blurred_phone_photo_of_a_permits_back_is_refused(engine: Engine) -> None:
+    with pytest.raises(EngineError) as err:
+        engine.recognize(not_a_permit(1190001, "permit-back", "phone"))
+    assert err.value.code == "unmatchedImageType"
+
+
+def test_a_time_of_day_marks_a_stamp_or_a_clock_never_a_permits_print() -> None:
+    assert is_stamp("2025/01/2716:01") and is_stamp("16:01") and is_stamp("2025.01.27 16:01")
+    assert not is_stamp("2020.01.01:2030.01.01")  # a period whose dash was read as a colon
+    assert not is_stamp("签发次数:01") and not is_stamp("2025-01-27")
+
+
+def test_a_date_stamped_with_its_time_on_the_card_is_not_the_birth_date() -> None:
+    """A studied screenshot: the camera's stamp 2025/01/27 16:01 lay inside the card's outline and was read
+    as the birth date (the real one misread as 2978.03.13)."""
+    lines = [_line("港澳居民来往内地通行证", 200, 10), _line("2978.03.13", 250, 200),
+             _line("2022.12.06-2032.12.05", 250, 260), _line("公安部出入境管理局", 250, 320),
+             _line("H43252338", 250, 380), _line("2025/01/2716:01", 500, 470)]
+    fields, family = extract(lines)
+    assert family == "hk_macao" and "birthDate" not in fields

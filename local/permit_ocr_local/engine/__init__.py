@@ -201,23 +201,36 @@ class Engine:
         resolution (a card a third of a copier page wide, inside a screenshot, in a large photo's corner shows
         no text at the first scale); the whole frame last."""
         with self._stage("card"):
-            quads, texts = self._look(ocr, img)
+            quads, texts = self._look_closer(ocr, img)
         if texts:
             yield from quads
         with self._stage("card"):
             regions = search.detail_regions(img)
         for x0, y0, x1, y1 in regions:
             with self._stage("card"):
-                inner, inner_texts = self._look(ocr, img[y0:y1, x0:x1])
+                inner, inner_texts = self._look_closer(ocr, img[y0:y1, x0:x1])
             if inner_texts:  # no text there: a photo, a pen, a mug
                 for q in inner:
                     yield q + geometry.f32([x0, y0])
         if not texts:
             yield from quads
 
-    def _look(self, ocr: Ocr, img: Img) -> tuple[list[Quad], bool]:
+    def _look_closer(self, ocr: Ocr, img: Img) -> tuple[list[Quad], bool]:
+        """``_look``, and when it saw a line or two but too little for a card (a card's title is its largest
+        print: at a card an eighth of the frame wide, the rest is too small to show), a second look at a
+        window around what it saw, a card's size around its title, cut out at full resolution."""
+        quads, boxes = self._look(ocr, img)
+        window = search.around_text(boxes, img.shape[:2]) if 0 < len(boxes) < _MIN_FIELDS else None
+        if window is not None:
+            x0, y0, x1, y1 = window
+            inner, inner_boxes = self._look(ocr, img[y0:y1, x0:x1])
+            if len(inner_boxes) >= _MIN_FIELDS:
+                return [q + geometry.f32([x0, y0]) for q in inner], True
+        return quads, len(boxes) >= _MIN_FIELDS
+
+    def _look(self, ocr: Ocr, img: Img) -> tuple[list[Quad], list[Quad]]:
         """Card quads in ``img`` from a 320-px text detection: the outline that holds the text, then the
-        text's extent (without text, the outline or the whole image); and whether any text was seen."""
+        text's extent (without text, the outline or the whole image); and the text boxes seen."""
         h, w = img.shape[:2]
         boxes: list[Quad] = []
         for side, most in zip(_FIND_SIDES, (1.0, 2.0), strict=True):
@@ -234,9 +247,9 @@ class Engine:
         found = geometry.find_card(img, centres, angle)
         if len(boxes) < _MIN_FIELDS:
             return [found if found is not None else
-                    geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])], False
+                    geometry.f32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])], boxes
         extent = geometry.text_extent(boxes, angle, 0.02 * max(w, h))
-        return ([found, extent] if found is not None else [extent]), True
+        return ([found, extent] if found is not None else [extent]), boxes
 
 
 _CardRead = tuple[Quad, Img, Img, dict[str, layout.Field], str]  # quad, card, m_inv, fields, family

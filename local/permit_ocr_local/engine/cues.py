@@ -35,6 +35,9 @@ LABELS: tuple[tuple[str, str], ...] = (
 # case-sensitive: printed English labels are title case, and a capitalised pinyin name may hold NAME
 _LABEL_RE = re.compile("|".join(f"(?P<f{i}>{pat})" for i, (pat, _) in enumerate(LABELS)))
 _SUBTITLE = re.compile(r"MAINLAND|TRAVEL|PERMIT\s*FOR|RESIDENTS", re.IGNORECASE)
+# a time of day, alone or after a date (16:01, 2025/01/27 16:01): a camera's or a viewer's stamp, a phone's
+# clock; a permit prints no time. Not one glued between digits (a period whose dash was read as a colon)
+_CLOCK = re.compile(r"(?:^|\s|(?:19|20)\d{2}\D{1,2}\d{1,2}\D{1,2}\d{1,2})[0-2]?\d[:：][0-5]\d(?!\d)")
 # provinces and cities an issuing office may name (Taiwan residents' permits print the place)
 PLACES = ("北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建",
           "江西", "山东", "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西", "甘肃", "青海",
@@ -61,6 +64,9 @@ def snap(text: str, choices: tuple[str, ...], cutoff: float) -> str | None:
     return best if difflib.SequenceMatcher(None, text, best).ratio() >= cutoff else None
 
 
+_TITLE_LIKE = 0.5  # a third of the title's characters in order among others is no read of it
+
+
 def title_of(text: str) -> str | None:
     """The permit's title a line reads as, or None. A sentence is never the title, even one that names the
     permit (the back's notes: 本证是港澳居民来往内地所持有的旅行证件): the title is a short line of its own."""
@@ -71,16 +77,27 @@ def title_of(text: str) -> str | None:
             or (len(t) > len(TITLE_TAIWAN) + 3 and "非中国籍" not in t):
         return None
     if "台湾" in t or "大陆" in t:
-        return TITLE_TAIWAN
+        return _resembling(t, TITLE_TAIWAN)
     if "港澳" in t or "内地" in t:
-        return TITLE_HK_MACAO_FOREIGN if "非中国籍" in t else TITLE_HK_MACAO
+        return _resembling(t, TITLE_HK_MACAO_FOREIGN if "非中国籍" in t else TITLE_HK_MACAO)
     return snap(t, (TITLE_HK_MACAO, TITLE_TAIWAN), 0.6)
+
+
+def _resembling(text: str, title: str) -> str | None:
+    """``title`` when ``text`` is a read of it, even a poor one (a copy's title: 海渍居民来征内地易行证), not a
+    line that only shares a place word with it (a fragment of the back's notes: 本派源施来注内地有的)."""
+    return title if difflib.SequenceMatcher(None, text, title).ratio() >= _TITLE_LIKE else None
 
 
 # words that only another document prints: a permit's back (its notes), a resident ID card, a passport, a
 # driving licence. A card that shows them and no permit title is not a permit's front
 _OTHER_DOCUMENT = re.compile(r"须知|注意事项|护照|PASSPORT|Passport|身份证|公民身份|驾驶证|Driving|准驾|民族|住址")
 _SENTENCE = re.compile(r"[、，。；！？]|^[一二三四五六七八九十\d][、.)]")
+
+
+def is_stamp(text: str) -> bool:
+    """A line that shows a time of day is a stamp or an interface's, never a permit's print."""
+    return _CLOCK.search(text.strip()) is not None
 
 
 def is_sentence(text: str) -> bool:

@@ -30,6 +30,7 @@ from .cues import (
     birth_date,
     chinese,
     dates,
+    is_stamp,
     issue_count,
     mended_period,
     name_en,
@@ -106,8 +107,8 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
     values: list[Piece] = []
     labels: list[Piece] = []
     for ln in lines:
-        if ln is title_line or _SUBTITLE.search(ln.text):
-            continue
+        if ln is title_line or _SUBTITLE.search(ln.text) or is_stamp(ln.text):
+            continue  # not a value: the subtitle, a stamp's date and time
         vals, labs = split_line(ln)
         values += vals
         labels += labs

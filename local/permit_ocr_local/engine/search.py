@@ -23,6 +23,7 @@ _SIDE = 1024  # where detail is needs no finer look
 _MIN_AREA = 0.004  # a region smaller than this share of the frame holds no readable card
 _MAX_AREA = 0.7  # a region this large is the frame itself: the first look covered it
 _GAP = 0.06  # blobs closer than this share of the frame's side are one region (a card's rows, its photo)
+_BAND = 0.06  # detail within this share of the frame's side from its border is a copier lid's or a scanner's edge
 _GROW = 0.3  # a region is cut out with this margin on each side: a card's faint edge or column may lie outside
 
 
@@ -73,9 +74,10 @@ def detail_regions(img: Img, limit: int = 3) -> list[Box]:
     k = max(3, round(max(sh, sw) / 40))
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # specks the median left
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
-    parts = [(int(x), int(y), int(x + bw), int(y + bh)) for x, y, bw, bh, _a in stats[1:n]
-             if not (min(bw, bh) < 0.06 * max(sw, sh) and (x <= 1 or y <= 1 or x + bw >= sw - 1 or y + bh >= sh - 1))]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+    edge = _edge_bands(labels, n, _BAND * max(sw, sh))
+    parts = [(int(x), int(y), int(x + bw), int(y + bh)) for i, (x, y, bw, bh, _a) in enumerate(stats[1:n], start=1)
+             if i not in edge]
     out: list[Box] = []
     for x0, y0, x1, y1 in _merged(parts, _GAP * max(sw, sh)):
         bw, bh = x1 - x0, y1 - y0
@@ -86,6 +88,40 @@ def detail_regions(img: Img, limit: int = 3) -> list[Box]:
                     min(w, int((x1 + gx) / s)), min(h, int((y1 + gy) / s))))
     out.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
     return out[:limit]
+
+
+def around_text(boxes: list[Img], shape: tuple[int, int]) -> Box | None:
+    """A window around a few text lines seen too small to read, large enough to hold a card they belong to:
+    a card's title is about half its width, so three times the lines' extent (at least 20 line heights)
+    around their centre holds the card whichever of its lines they are. None when that is most of the frame
+    already (looking there again would see the same)."""
+    h, w = shape
+    pts = np.concatenate([np.asarray(b, np.float32).reshape(-1, 2) for b in boxes])
+    (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+    line = float(np.median([np.ptp(np.asarray(b, np.float32).reshape(-1, 2)[:, 1]) for b in boxes]))
+    side = max(3.0 * float(x1 - x0), 3.0 * float(y1 - y0), 20.0 * line)
+    cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, side / 2
+    box = (max(0, int(cx - r)), max(0, int(cy - r)), min(w, int(cx + r)), min(h, int(cy + r)))
+    if (box[2] - box[0]) * (box[3] - box[1]) > 0.5 * h * w:
+        return None
+    return box
+
+
+def _edge_bands(labels: Img, n: int, depth: float) -> set[int]:
+    """The blobs that lie along the frame's border, nearly all of them within ``depth`` of it: a copier lid's
+    shadow along one edge, or two (an L that spans the page: joined with the card it would make one region as
+    large as the page, which is no region at all), a phone's status bar. A card in a corner reaches further in."""
+    h, w = labels.shape
+    d = max(1, int(depth))
+    inner = np.zeros((h, w), bool)
+    inner[d:h - d, d:w - d] = True
+    border = np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1]))
+    out = set()
+    for i in {int(v) for v in np.unique(border)} - {0}:
+        blob = labels == i
+        if float(blob[inner].sum()) < 0.1 * float(blob.sum()):
+            out.add(i)
+    return out
 
 
 def _merged(boxes: list[Box], gap: float) -> list[Box]:
