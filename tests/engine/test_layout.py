@@ -263,3 +263,50 @@ def test_a_labelled_count_with_its_latin_label_read_as_digits_in_front() -> None
                          line("91605913", 439, 376)])
     assert fields["issueCount"].value == "09" and fields["issueCount"].doubted
     assert fields["birthDate"].value == "1977.01.17"
+
+
+# --- values an independent check confirms (rules.self_checked) ------------------------------------------
+
+def _checked(lines: list[Line], today: str = "2026.12.01") -> dict[str, layout.Field]:
+    import datetime as dt
+
+    from permit_ocr_local.engine import rules
+
+    fields, family = extract(lines)
+    rules.self_checked(fields, family, dt.datetime.strptime(today, "%Y.%m.%d").date())
+    return fields
+
+
+def test_a_title_the_numbers_form_agrees_with_is_trusted_even_on_a_sparse_read() -> None:
+    # three fields seen: too few to vouch for any of them, but the H number names the same permit as the title
+    fields = _checked([line(TITLE, 200, 40, score=0.6), line("H12345678", 300, 300, score=0.7),
+                       line("2020.01.05-2030.01.04", 300, 400, score=0.6)])
+    assert fields["permitType"].score >= 0.97 and not fields["permitType"].suspect
+    assert fields["validPeriod"].score >= 0.97 and not fields["validPeriod"].suspect
+    assert fields["permitNumber"].suspect  # nothing checks the number's digits
+
+
+def test_a_title_the_numbers_form_contradicts_is_not_confirmed() -> None:
+    fields = _checked([line(TAIWAN, 200, 40, score=0.6), line("H12345678", 300, 300, score=0.7)])
+    assert fields["permitType"].score < 0.97
+
+
+@pytest.mark.parametrize("period", ["2020.01.05-2028.01.04",  # 8 years: a misread digit broke the span rule
+                                    "2027.01.05-2037.01.04"])  # keeps the rule but starts after today
+def test_a_validity_period_that_fails_its_checks_is_not_confirmed(period: str) -> None:
+    fields = _checked([line(TITLE, 200, 40), line(period, 300, 400, score=0.6)])
+    assert fields["validPeriod"].score < 0.97
+
+
+def test_a_doubtfully_read_authority_snapped_to_the_one_authority_is_trusted() -> None:
+    fields = _checked([line(TITLE, 200, 40), line("公安部出入境管埋局", 300, 450, score=0.62)])
+    assert fields["issueAuthority"].value == "公安部出入境管理局"
+    assert fields["issueAuthority"].score >= 0.97
+
+
+def test_a_reconstructed_validity_period_is_not_confirmed() -> None:
+    # 2030.81.04 is no date: the period is mended from the start by the span rule, so it agrees with the rule
+    # by construction and confirms nothing
+    fields = _checked([line(TITLE, 200, 40), line("2020.01.05-2030.81.04", 300, 400, score=0.9)])
+    assert fields["validPeriod"].value == "2020.01.05-2030.01.04"
+    assert fields["validPeriod"].doubted and fields["validPeriod"].score < 0.97

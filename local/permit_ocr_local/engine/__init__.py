@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import block, confidence, face, geometry, layout, search, second_guess
+from . import block, confidence, face, geometry, layout, rules, search, second_guess
 from .errors import EngineError
 from .ocr import Ocr, crop_quad
 
@@ -176,6 +176,7 @@ class Engine:
                     again, _ = layout.extract(more)
                 self._second_guesses(more, again)
                 fields.update({k: again[k] for k in missing if k in again})
+        rules.self_checked(fields, family)
         return fields, family, m_inv
 
     def _second_guesses(self, lines: list[second_guess.ReadLine], fields: dict[str, layout.Field]) -> None:
