@@ -60,6 +60,22 @@ def test_a_name_that_agrees_as_read_is_left_alone() -> None:
     assert not fields["nameCn"].doubted
 
 
+def test_a_latin_name_the_chinese_name_spells_as_read_is_confirmed_and_the_chinese_name_is_not() -> None:
+    # every letter of ZHAO,LEISI checked by 赵磊思's pinyin: the Latin name is sure however it scored; the Chinese
+    # name keeps its own score (a misread character may sound like the right one)
+    lines = card(read("姓名：赵磊思", 250, 95, score=0.6))
+    lines[2] = read("ZHAO,LEISI", 250, 160, score=0.7)
+    fields = fields_of(lines)
+    assert fields["nameEn"].score >= 0.97 and not fields["nameEn"].suspect
+    assert fields["nameCn"].score < 0.97
+
+
+def test_a_cantonese_latin_name_is_not_confirmed() -> None:
+    lines = card(read("姓名：陈大文", 250, 95), latin="CHAN,TAIMAN")
+    lines[2] = read("CHAN,TAIMAN", 250, 160, score=0.7)
+    assert fields_of(lines)["nameEn"].score < 0.97
+
+
 def test_a_cantonese_spelling_never_agrees_and_the_name_stays_as_read_with_its_trust() -> None:
     # 陈大文 / CHAN,TAIMAN: 太 (tai) is a likely guess for 大, but 陈 and 文 would need changing too
     lines = card(read("姓名：陈大文", 250, 95, {4: [("太", 0.3)], 3: [("阵", 0.05)]}), latin="CHAN,TAIMAN")

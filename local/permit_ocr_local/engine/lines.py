@@ -54,6 +54,9 @@ class Line:
         return self.y1 - self.y0
 
 
+CONFIRMED = 0.97  # the score of a value an independent check confirms (rules.self_checked, second_guess.agree)
+
+
 @dataclass
 class Field:
     value: str

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .cues import AUTHORITY, FIELDS, TITLE_TAIWAN, place, span_is_regular
-from .lines import Field, Piece
+from .lines import CONFIRMED, Field, Piece
 
 
 def printed(family: str) -> list[str]:
@@ -116,8 +116,6 @@ def _apart(quad: np.ndarray[Any, Any], pieces: list[Piece]) -> float:
     return min(gaps, default=0.0)
 
 
-_CHECKED = 0.97  # a value that an independent check confirms (see self_checked)
-
 
 def self_checked(found: dict[str, Field], family: str | None, today: dt.date | None = None) -> None:
     """Trust a value that something besides the recognizer confirms as much as a sure read, whatever the
@@ -129,7 +127,7 @@ def self_checked(found: dict[str, Field], family: str | None, today: dt.date | N
     that was reconstructed, picked among rivals or broke a rule (``doubted``) is not confirmed."""
     def confirm(name: str) -> None:
         f = found[name]
-        f.score, f.suspect = max(f.score, _CHECKED), False
+        f.score, f.suspect = max(f.score, CONFIRMED), False
 
     title, number = found.get("permitType"), found.get("permitNumber")
     if title is not None and title.quad is not None and number is not None and number.quad is not None \

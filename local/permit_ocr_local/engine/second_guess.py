@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .layout import Field, Line, sub_quad
+from .lines import CONFIRMED
 from .ocr import Alternatives, Guesses
 
 _MIN_ALT = 0.005  # a guess less likely than this is noise, not a candidate
@@ -168,7 +169,12 @@ def agree(lines: list[ReadLine], fields: dict[str, Field]) -> None:
     if en is None or "," not in en.value:
         return
     if cn is not None and fit([[(ch, 1.0)] for ch in cn.value], en.value) is not None:
-        return  # they agree as read
+        # they agree as read: the Chinese name's pinyin spells every letter of the Latin one, which a misread
+        # letter would break, so the Latin name is confirmed whatever its letters' confidence. Not the Chinese
+        # name: a misread character often sounds like the right one (晴 for 睛, both QING)
+        if not en.doubted and cn.cue != "pinyin":
+            en.score, en.suspect = max(en.score, CONFIRMED), False
+        return
     best: tuple[Fit, ReadLine, int, int] | None = None
     doubted = _unsure(lines, en)
     for line in lines:
