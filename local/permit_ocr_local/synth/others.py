@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .fields import AUTHORITY, fmt, random_fields
+from .fields import AUTHORITY, add_years, fmt, random_fields
 from .fonts import font
 from .render import CARD_W, FAMILIES, Card, _background, _jitter, _portrait
 from .texts import ID_TITLE, NOTES, NOTES_TITLE
@@ -86,7 +86,7 @@ def id_back(rng: random.Random) -> Card:
     draw = ImageDraw.Draw(card)
     draw.text((200, 110), ID_TITLE, font=font(40, "Bold", "serif"), fill=(20, 20, 20))
     start = dt.date(2010, 1, 1) + dt.timedelta(days=rng.randrange(0, 3650))
-    end = start.replace(year=start.year + rng.choice((10, 20)))
+    end = add_years(start, rng.choice((10, 20)))
     lab, val = font(20, "Regular", "sans"), font(24, "Regular", "sans")
     draw.text((160, 380), "签发机关", font=lab, fill=(40, 40, 40))
     draw.text((270, 376), "深圳市公安局福田分局", font=val, fill=(20, 20, 20))
@@ -114,7 +114,7 @@ def passport(rng: random.Random) -> Card:
              ("出生地点/Place of birth", "广东/GUANGDONG", 420, 180),
              ("出生日期/Date of birth", f"{birth:%d %b %Y}".upper(), 230, 235),
              ("签发日期/Date of issue", f"{issue:%d %b %Y}".upper(), 230, 290),
-             ("有效期至/Date of expiry", f"{issue.replace(year=issue.year + 10):%d %b %Y}".upper(), 500, 290),
+             ("有效期至/Date of expiry", f"{add_years(issue, 10):%d %b %Y}".upper(), 500, 290),
              ("签发机关/Authority", rng.choice((AUTHORITY, "国家移民管理局 NIA")), 230, 345))
     for label, value, x, y in cells:
         draw.text((x, y), label, font=lab, fill=(90, 70, 80))
@@ -141,12 +141,12 @@ def licence(rng: random.Random) -> Card:
               fill=(20, 30, 90))
     lab, val = font(15, "Regular", "sans"), font(22, "Regular", "sans")
     first = dt.date(2005, 1, 1) + dt.timedelta(days=rng.randrange(0, 4000))
-    start = first.replace(year=first.year + 6)
+    start = add_years(first, 6)
     rows = (("证号", f"11010{rng.randint(1, 9)}{birth:%Y%m%d}{rng.randint(1000, 9999)}"),
             ("姓名 Name", f"{f['nameCn']}      性别 Sex  {f['sex']}      国籍 Nationality  中国"),
             ("住址 Address", "北京市朝阳区建国路"), ("出生日期 Date of Birth", f"{birth:%Y-%m-%d}"),
             ("初次领证日期 Issue Date", f"{first:%Y-%m-%d}"), ("准驾车型 Class", "C1"),
-            ("有效期限 Valid Period", f"{start:%Y-%m-%d} 至 {start.replace(year=start.year + 10):%Y-%m-%d}"))
+            ("有效期限 Valid Period", f"{start:%Y-%m-%d} 至 {add_years(start, 10):%Y-%m-%d}"))
     for i, (label, value) in enumerate(rows):
         y = 100 + 56 * i
         draw.text((40, y + 6), label, font=lab, fill=(60, 60, 90))
