@@ -58,6 +58,10 @@ class Read:
     cpu: float  # process CPU seconds (both ONNX threads): less hurt than wall time by a busy machine
     error: str = ""
     trust: dict[str, float] = field(default_factory=dict)  # filled by held_out(): fitted without this family
+    # the models' work (Engine.work): the detector's pixels, the recognizer's columns; unlike seconds, the same
+    # on a busy machine, so two versions of the engine compare on it run to run
+    det_pixels: int = 0
+    rec_columns: int = 0
 
 
 @dataclass
@@ -130,7 +134,9 @@ def run(n: int, seeds: list[int], controls: bool = True, only: list[str] | None 
                    engine.raw.get(f, 0.0) if not error else 0.0) for f in FIELDS}
         empty_ok = {f: truth["data"][f] == "" and data[f] == "" for f in FIELDS}
         res.reads.append(Read(fam, cap, kind, f"seed={s} {kind} {fam} {cap}", data, got,
-                              sorted(engine.suspect) if not error else [], empty_ok, seconds, cpu, error))
+                              sorted(engine.suspect) if not error else [], empty_ok, seconds, cpu, error,
+                              det_pixels=engine.work.get("det_pixels", 0),
+                              rec_columns=engine.work.get("rec_columns", 0)))
         if k % 12 == 0 or k == len(todo):
             print(f"  {k}/{len(todo)} images, {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
     for seed in seeds if controls else []:
@@ -244,6 +250,13 @@ def report(res: Results) -> str:
     for name, q in (("CPU p50", 0.5), ("CPU p95", 0.95)):
         lines.append(f"| {name} | {pct(cpu['clean'], q):.3f} | {pct(cpu['captured'], q):.3f} "
                      f"| {pct(every_cpu, q):.3f} |")
+    for name, key, unit in (("detector Mpx", "det_pixels", 1e6), ("recognizer k columns", "rec_columns", 1e3)):
+        work = {g: [getattr(r, key) / unit for r in rs] for g, rs in (("clean", clean), ("captured", captured))}
+        if any(work["clean"] + work["captured"]):
+            lines.append(f"| {name} p50 / p95 (the same on any machine) "
+                         + "".join(f"| {pct(v, 0.5):.2f} / {pct(v, 0.95):.2f} "
+                                   for v in (work["clean"], work["captured"], work["clean"] + work["captured"]))
+                         + "|")
     if res.controls:
         ctl = [c.seconds for c in res.controls]
         lines.append(f"| refusal p50 / p95 | | | {pct(ctl, 0.5):.3f} / {pct(ctl, 0.95):.3f} |")

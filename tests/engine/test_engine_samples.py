@@ -97,3 +97,18 @@ def test_no_permit(engine: Engine) -> None:
         engine.recognize(buf.getvalue())
     assert err.value.code == "unmatchedImageType"
     assert err.value.message
+
+
+def test_the_models_work_per_call_is_counted_and_repeats_exactly(engine: Engine) -> None:
+    # what the benchmark compares versions on when a shared machine's timings are noise: the same image costs
+    # the same pixels and columns every time, a refusal's search is counted too
+    image, _ = sample("hk-clean")
+    engine.recognize(image)
+    first = dict(engine.work)
+    engine.recognize(image)
+    assert engine.work == first and first["det_pixels"] > 0 and first["rec_columns"] > 0
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 420), (128, 140, 150)).save(buf, "PNG")
+    with pytest.raises(EngineError):
+        engine.recognize(buf.getvalue())
+    assert engine.work["det_pixels"] > 0 and engine.work["rec_columns"] == 0

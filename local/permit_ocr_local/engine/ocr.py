@@ -94,6 +94,10 @@ class Ocr:
             "Rec.model_path": str(rec_path), "Rec.rec_batch_num": 1, "Rec.rec_img_shape": [3, 48, 96],
             "Cls.model_path": str(cls_path),
         })
+        # the models' work since they were loaded, the same on any machine however busy: the pixels the detector
+        # was given (rounded up to its 32-px grid) and the columns the recognizer read (48-px-high lines)
+        self.det_pixels = 0
+        self.rec_columns = 0
         with _quiet_threads(_threads()):
             self._det = pipeline._load_det_model()
             self._rec = pipeline._load_rec_model()
@@ -101,6 +105,9 @@ class Ocr:
 
     def detect(self, img: Img) -> list[Quad]:
         """Text line quads in ``img`` coordinates (the caller picks the resolution; <= 960 px is kept)."""
+        h, w = img.shape[:2]
+        s = min(1.0, 960 / max(h, w))  # Det.limit_side_len, limit_type "max"
+        self.det_pixels += max(32, round(h * s / 32) * 32) * max(32, round(w * s / 32) * 32)
         out = self._det(img)
         if out.boxes is None or len(out.boxes) == 0:
             return []
@@ -125,6 +132,7 @@ class Ocr:
         out: list[tuple[str, float, Alternatives]] = []
         for crop in crops:
             ratio = max(width / height, crop.shape[1] / crop.shape[0])
+            self.rec_columns += round(height * ratio)
             batch = rec.resize_norm_img(crop, ratio)[np.newaxis].astype(np.float32)
             out.append(_alternatives(np.asarray(rec.session(batch))[0], charset, k))
         return out
