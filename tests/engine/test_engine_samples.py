@@ -112,3 +112,14 @@ def test_the_models_work_per_call_is_counted_and_repeats_exactly(engine: Engine)
     with pytest.raises(EngineError):
         engine.recognize(buf.getvalue())
     assert engine.work["det_pixels"] > 0 and engine.work["rec_columns"] == 0
+
+
+@pytest.mark.parametrize(("h", "w"), [(404, 640), (1754, 1240), (215, 320), (171, 1000), (2339, 1654), (17, 17)])
+def test_the_counted_detector_pixels_are_what_rapidocr_feeds_its_detector(h: int, w: int) -> None:
+    import numpy as np
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+    from permit_ocr_local.engine.ocr import _DET_LIMIT, det_input_pixels
+
+    fed = DetPreProcess(_DET_LIMIT, "max").resize(np.zeros((h, w, 3), np.uint8))
+    assert fed is not None and det_input_pixels(h, w) == fed.shape[0] * fed.shape[1]

@@ -310,3 +310,11 @@ def test_a_reconstructed_validity_period_is_not_confirmed() -> None:
     fields = _checked([line(TITLE, 200, 40), line("2020.01.05-2030.81.04", 300, 400, score=0.9)])
     assert fields["validPeriod"].value == "2020.01.05-2030.01.04"
     assert fields["validPeriod"].doubted and fields["validPeriod"].score < 0.97
+
+
+def test_another_authority_is_kept_as_read_and_not_confirmed() -> None:
+    # permits issued since the National Immigration Administration took over name it: not the authority the
+    # confirmation knows, so it is neither snapped to that one nor trusted beyond its read
+    fields = _checked([line(TITLE, 200, 40), line("签发机关：国家移民管理局", 300, 450, score=0.6)])
+    assert fields["issueAuthority"].value == "国家移民管理局"
+    assert fields["issueAuthority"].score < 0.97

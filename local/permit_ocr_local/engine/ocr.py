@@ -25,6 +25,7 @@ Alternatives = Sequence[list[tuple[str, float]]]
 _DET_MODEL = "PP-OCRv6_det_small.onnx"
 _REC_MODEL = "PP-OCRv6_rec_small.onnx"
 _CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+_DET_LIMIT = 960  # the detector shrinks a larger image's long side to this (RapidOCR's limit_type "max")
 
 
 def _f32(rows: Any) -> Img:
@@ -89,13 +90,13 @@ class Ocr:
         # a run cut recognition from 0.78 to 0.45 CPU s per card (bench/bench_engine.py's images)
         pipeline = RapidOCR(params={
             "Global.log_level": "warning",
-            "Det.model_path": str(det_path), "Det.limit_type": "max", "Det.limit_side_len": 960,
+            "Det.model_path": str(det_path), "Det.limit_type": "max", "Det.limit_side_len": _DET_LIMIT,
             "Det.box_thresh": 0.5, "Det.unclip_ratio": 1.6,
             "Rec.model_path": str(rec_path), "Rec.rec_batch_num": 1, "Rec.rec_img_shape": [3, 48, 96],
             "Cls.model_path": str(cls_path),
         })
         # the models' work since they were loaded, the same on any machine however busy: the pixels the detector
-        # was given (rounded up to its 32-px grid) and the columns the recognizer read (48-px-high lines)
+        # was given (on its 32-px grid) and the columns the recognizer read (48-px-high lines)
         self.det_pixels = 0
         self.rec_columns = 0
         with _quiet_threads(_threads()):
@@ -105,9 +106,7 @@ class Ocr:
 
     def detect(self, img: Img) -> list[Quad]:
         """Text line quads in ``img`` coordinates (the caller picks the resolution; <= 960 px is kept)."""
-        h, w = img.shape[:2]
-        s = min(1.0, 960 / max(h, w))  # Det.limit_side_len, limit_type "max"
-        self.det_pixels += max(32, round(h * s / 32) * 32) * max(32, round(w * s / 32) * 32)
+        self.det_pixels += det_input_pixels(*img.shape[:2])
         out = self._det(img)
         if out.boxes is None or len(out.boxes) == 0:
             return []
@@ -172,6 +171,13 @@ class Guesses(Sequence[list[tuple[str, float]]]):
             top = top[np.argsort(-row[top])]
             self._done[i] = [(self._charset[j], float(row[j])) for j in top if j != 0][:self._k]
         return self._done[i]
+
+
+def det_input_pixels(h: int, w: int) -> int:
+    """The pixels the detector runs on for an ``h`` x ``w`` image: as RapidOCR's DetPreProcess sizes it (a long
+    side over _DET_LIMIT shrunk to it, each side truncated, then rounded to a multiple of 32)."""
+    ratio = min(1.0, _DET_LIMIT / max(h, w))
+    return round(int(h * ratio) / 32) * 32 * round(int(w * ratio) / 32) * 32
 
 
 def _alternatives(preds: Img, charset: list[str], k: int) -> tuple[str, float, Guesses]:

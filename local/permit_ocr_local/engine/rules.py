@@ -116,7 +116,6 @@ def _apart(quad: np.ndarray[Any, Any], pieces: list[Piece]) -> float:
     return min(gaps, default=0.0)
 
 
-
 def self_checked(found: dict[str, Field], family: str | None, today: dt.date | None = None) -> None:
     """Trust a value that something besides the recognizer confirms as much as a sure read, whatever the
     confidence of its characters and however few fields the card gave (``sparse``): the printed title when the
@@ -124,7 +123,8 @@ def self_checked(found: dict[str, Field], family: str | None, today: dt.date | N
     whose two dates keep the span rule (5 or 10 years less a day, a misread digit breaks it) and which began by
     today; the authority when its line was snapped to the one authority these permits name. Each is output in
     a canonical form or checked digit by digit, so one doubtful character does not make it doubtful. A value
-    that was reconstructed, picked among rivals or broke a rule (``doubted``) is not confirmed."""
+    that was reconstructed, picked among rivals or broke a rule (``doubted``) is not confirmed. (The Latin name
+    the Chinese name's pinyin spells is confirmed in ``second_guess.agree``, which holds the pinyin.)"""
     def confirm(name: str) -> None:
         f = found[name]
         f.score, f.suspect = max(f.score, CONFIRMED), False
