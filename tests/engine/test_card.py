@@ -93,7 +93,7 @@ def test_text_extent_stands_in_with_the_card_proportions_along_the_lines() -> No
 
 
 def test_small_print_is_read_only_when_needed() -> None:
-    from permit_ocr_local.engine import split_print
+    from permit_ocr_local.engine.block import split_print
 
     values_ = [_box(300, 100 + 60 * i, 200, 36) for i in range(6)]
     labels = [_box(300, 75 + 60 * i, 120, 18) for i in range(6)]
@@ -145,7 +145,7 @@ def test_a_field_lost_at_the_first_detection_is_looked_for_again_finer(engine: E
 
 
 def test_the_finer_detection_reads_a_part_of_an_old_box_but_not_the_same_line_again() -> None:
-    from permit_ocr_local.engine import _covers
+    from permit_ocr_local.engine.geometry import covers as _covers
 
     label_and_value = _box(320, 120, 120, 45)  # centre, size
     assert not _covers(label_and_value, _box(357, 121, 31, 33))  # the lone 女 inside it is new

@@ -42,10 +42,11 @@ _FEW_MISSING = 3  # a finer look for a field or three lost at 640 px; more missi
 # recognizer's minimum width (2 heights) with grey
 _MIN_RATIO = 2.0
 _MAX_CROP_H = 96  # a line cropped from a large photo is shrunk to this (the recognizer reads 48-px lines)
-_SMALL = 0.7  # small print: lower than this share of the tall lines' height (labels above values are ~0.6)
 # text detection on the whole photo: where the text is, to tell the card from other objects; 320 px where the
 # card fills the frame, 640 where it does not (a card inside a screenshot's photo: its text 5 px high at 320)
 _FIND_SIDES = (320, 640)
+_LAST_LOOK = 1120  # before a refusal, the whole frame once more at this size (a larger frame only)
+_LAST_WINDOWS = 2  # ... and a closer look around this many of the blocks of text it sees, the largest first
 
 
 class Engine:
@@ -67,6 +68,7 @@ class Engine:
         # without the noise of a shared machine's timings
         self.work: dict[str, int] = {}
         self._bilevel = False  # the image being read is a black-and-white copy
+        self._saw_block = False  # a look saw lines close together, enough for a card (see _look_finer)
 
     def _models(self) -> Ocr:
         if self._ocr is None:
@@ -98,13 +100,27 @@ class Engine:
         with self._stage("decode"):
             img = search.normalized(geometry.decode(image))
             self._bilevel = search.is_bilevel(img)
+        self._saw_block = False
         ocr = self._models()
         # the likeliest card first; the others (the text's own extent, then the frame's regions of detail: a
         # card small on a page, inside a screenshot, in a corner) while no read is good. A card whose printed
         # title reads but little else (tiny type, glare) is still a permit: it is answered with what was read,
         # every missing field at valueProb 0, rather than refused as no permit
+        best = self._best(ocr, img, self._find_card(ocr, img))
+        if best is None:  # before refusing: the card may be too small for the looks so far
+            best = self._best(ocr, img, self._look_finer(ocr, img))
+        if best is None:
+            raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
+        quad, card, m_inv, fields, family = best
+        self.cues = {k: f.cue for k, f in fields.items()}
+        self.raw = {k: f.score for k, f in fields.items()}
+        self.suspect = {k for k, f in fields.items() if f.suspect}
+        return _data(img, card, quad, m_inv, fields, family, output_figure)
+
+    def _best(self, ocr: Ocr, img: Img, candidates: Iterator[Quad]) -> _CardRead | None:
+        """The best read of the ``candidates``, read in turn until one is good enough."""
         best: tuple[tuple[int, int], _CardRead] | None = None
-        for tried, candidate in enumerate(self._find_card(ocr, img), start=1):
+        for tried, candidate in enumerate(candidates, start=1):
             read, complete = self._read_card(ocr, img, candidate)
             if read is not None and (complete or best is None):
                 rank = _rank(read, complete)
@@ -112,13 +128,7 @@ class Engine:
                     best = rank, read
             if best is not None and (best[0] >= _GOOD or (tried >= _MAX_READS and best[0] >= _FAIR)):
                 break  # good enough, or fair after a few tries: each try costs a detection and a read
-        if best is None:
-            raise EngineError("unmatchedImageType", "no Mainland Travel Permit found in the image")
-        quad, card, m_inv, fields, family = best[1]
-        self.cues = {k: f.cue for k, f in fields.items()}
-        self.raw = {k: f.score for k, f in fields.items()}
-        self.suspect = {k for k, f in fields.items() if f.suspect}
-        return _data(img, card, quad, m_inv, fields, family, output_figure)
+        return None if best is None else best[1]
 
     def _read_card(self, ocr: Ocr, img: Img, quad: Quad) -> tuple[_CardRead | None, bool]:
         """The permit on the card outlined by ``quad``, straightened and turned upright, and whether it is
@@ -160,7 +170,7 @@ class Engine:
         print (labels above values, the subtitle) only when the large print leaves a field missing or in
         doubt, as it is half the recognition time; a finer detection only when a field is still missing."""
         m_inv = np.linalg.inv(geometry.homography(quad))
-        large, small_print = split_print(boxes)
+        large, small_print = block.split_print(boxes)
         lines = self._read(ocr, img, m_inv, large)
         with self._stage("extract"):
             fields, family = layout.extract(lines)
@@ -177,7 +187,7 @@ class Engine:
                 scale = _FINE_WIDTH / geometry.CARD_W
                 fine = cv2.resize(card, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
                 new = [b / scale for b in ocr.detect(search.for_detection(fine, self._bilevel))]
-            new = [b for b in new if _wanted(b) and not any(_covers(old, b) for old in boxes)]
+            new = [b for b in new if _wanted(b) and not any(geometry.covers(old, b) for old in boxes)]
             new = [b for b in block.printed(card, boxes + new) if any(b is n for n in new)]
             if new:
                 more = lines + self._read(ocr, img, m_inv, new)
@@ -225,6 +235,30 @@ class Engine:
         if not texts:
             yield from quads
 
+    def _look_finer(self, ocr: Ocr, img: Img) -> Iterator[Quad]:
+        """Where the card may be when none of ``_find_card``'s places held one: too small for its looks (a fifth
+        of a large photo on a patterned cloth, which is all detail and no region). The whole frame once more at
+        _LAST_LOOK px, then a closer look at a window around each block of text seen there, the largest first:
+        its title shows there, and the window holds the card around it. Only a frame larger than that, and only
+        when no look so far saw a block of print (a copier page's card that was seen and did not read would be
+        looked for again at a cost, to no end)."""
+        s = _LAST_LOOK / max(img.shape[:2])
+        if s >= 1 or self._saw_block:  # a card whose block of print was seen but did not read is no smaller
+            return
+        with self._stage("card"):
+            small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+            boxes = [b / s for b in ocr.detect(search.for_detection(small, self._bilevel))]
+        for group in geometry.text_blocks(boxes, own_heights=True)[:_LAST_WINDOWS]:
+            window = search.around_text(group, img.shape[:2])
+            if window is None:
+                continue
+            x0, y0, x1, y1 = window
+            with self._stage("card"):
+                inner, inner_boxes = self._look(ocr, img[y0:y1, x0:x1])
+            if len(inner_boxes) >= _MIN_FIELDS:
+                for q in inner:
+                    yield q + geometry.f32([x0, y0])
+
     def _look_closer(self, ocr: Ocr, img: Img) -> tuple[list[Quad], bool]:
         """``_look``, and when it saw a line or two but too little for a card (a card's title is its largest
         print: at a card an eighth of the frame wide, the rest is too small to show), a second look at a
@@ -251,6 +285,7 @@ class Engine:
             small = cv2.resize(img, None, fx=s, fy=s, interpolation=inter) if s != 1 else img
             boxes = [b / s for b in ocr.detect(search.for_detection(small, self._bilevel))]
             if len(boxes) >= _MIN_FIELDS:
+                self._saw_block |= any(len(g) >= _MIN_FIELDS for g in geometry.text_blocks(boxes, own_heights=True))
                 break
         centres = np.array([b.mean(axis=0) for b in boxes], np.float32).reshape(-1, 2)
         angle = geometry.text_direction(boxes)
@@ -281,31 +316,6 @@ def _turned(quad: Quad, card: Img, boxes: list[Quad]) -> tuple[Quad, Img, list[Q
     size = geometry.f32([geometry.CARD_W, geometry.CARD_H])
     return (geometry.rotate_quad_180(quad), cv2.rotate(card, cv2.ROTATE_180),
             [np.roll(size - b, 2, axis=0) for b in boxes])
-
-
-def split_print(boxes: list[Quad]) -> tuple[list[Quad], list[Quad]]:
-    """(large, small) print: a line under _SMALL of the card's common tall line height (its 75th
-    percentile: values and title outnumber nothing else) is a label or fine print. Fewer than three
-    small lines are not worth a second pass."""
-    if not boxes:
-        return [], []
-    heights = [float(b[:, 1].max() - b[:, 1].min()) for b in boxes]
-    ref = float(np.percentile(heights, 75))
-    small = [h < _SMALL * ref for h in heights]
-    if sum(small) < 3:
-        return list(boxes), []
-    return ([b for b, s in zip(boxes, small, strict=True) if not s],
-            [b for b, s in zip(boxes, small, strict=True) if s])
-
-
-def _covers(old: Quad, new: Quad) -> bool:
-    """``new`` is mostly ``old`` (boxes overlap by more than half their union): the finer detection found a
-    line already read. A part of an old box (a lone 女 that 640 px merged with its label) is new."""
-    ax0, ay0, ax1, ay1 = old[:, 0].min(), old[:, 1].min(), old[:, 0].max(), old[:, 1].max()
-    bx0, by0, bx1, by1 = new[:, 0].min(), new[:, 1].min(), new[:, 0].max(), new[:, 1].max()
-    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
-    return bool(union > 0 and inter / union > 0.5)
 
 
 def _wanted(box: Quad) -> bool:

@@ -21,6 +21,7 @@ Quad = np.ndarray[Any, Any]
 
 _LIGHTER = 15  # ink this much lighter (0-255) than the card's common ink ...
 _MORE_COLOUR = 45  # ... and this much more saturated is a stamp or a coloured button, not the card's ink
+_SMALL = 0.7  # small print: lower than this share of the tall lines' height (labels above values are ~0.6)
 _LIGHT_INK, _DARK_GROUND = 170, 110  # light ink on a dark ground: a screen's text, not a card's print
 
 
@@ -56,3 +57,18 @@ def printed(card: Img, boxes: list[Quad]) -> list[Quad]:
         return boxes  # light print on a dark card: nothing to compare with
     return [b for b, (lt, sat, reverse) in zip(boxes, inks, strict=True)
             if not reverse and not (lt - common_l > _LIGHTER and sat - common_s > _MORE_COLOUR)]
+
+
+def split_print(boxes: list[Quad]) -> tuple[list[Quad], list[Quad]]:
+    """(large, small) print: a line under _SMALL of the card's common tall line height (its 75th
+    percentile: values and title outnumber nothing else) is a label or fine print. Fewer than three
+    small lines are not worth a second pass."""
+    if not boxes:
+        return [], []
+    heights = [float(b[:, 1].max() - b[:, 1].min()) for b in boxes]
+    ref = float(np.percentile(heights, 75))
+    small = [h < _SMALL * ref for h in heights]
+    if sum(small) < 3:
+        return list(boxes), []
+    return ([b for b, s in zip(boxes, small, strict=True) if not s],
+            [b for b, s in zip(boxes, small, strict=True) if s])

@@ -149,13 +149,20 @@ def long_side_direction(q: Quad) -> float:
 
 
 def text_block(boxes: list[Quad]) -> list[Quad]:
-    """The boxes of the largest block of text: lines closer to each other than three line heights are one
-    block (a card's title, labels and values); a phone's status bar, a viewer's buttons or a caption further
-    away are others. The largest block is the one with the most text area."""
-    if len(boxes) < 3:
-        return boxes
+    """The boxes of the largest block of text (``text_blocks``); fewer than three boxes are one block."""
+    return boxes if len(boxes) < 3 else text_blocks(boxes)[0]
+
+
+def text_blocks(boxes: list[Quad], own_heights: bool = False) -> list[list[Quad]]:
+    """The boxes grouped into blocks of text, the most text area first: lines closer to each other than three
+    line heights are one block (a card's title, labels and values); a phone's status bar, a viewer's buttons, a
+    caption or the ruled lines of a sheet of paper further away are others. The line height is the boxes'
+    median, or with ``own_heights`` the lower of the two lines' (a frame seen small mixes a card's lines with
+    boxes as tall as a sheet of paper: their median would join everything)."""
+    if not boxes:
+        return []
     rects = [(float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 0].max()), float(b[:, 1].max())) for b in boxes]
-    gap = 3.0 * float(np.median([r[3] - r[1] for r in rects]))
+    median = float(np.median([r[3] - r[1] for r in rects]))
     parent = list(range(len(rects)))
 
     def root(i: int) -> int:
@@ -167,13 +174,15 @@ def text_block(boxes: list[Quad]) -> list[Quad]:
     for i, a in enumerate(rects):
         for j in range(i + 1, len(rects)):
             b = rects[j]
+            gap = 3.0 * (min(a[3] - a[1], b[3] - b[1]) if own_heights else median)
             if max(a[0] - b[2], b[0] - a[2]) < gap and max(a[1] - b[3], b[1] - a[3]) < gap:
                 parent[root(i)] = root(j)
     area: dict[int, float] = {}
+    blocks: dict[int, list[Quad]] = {}
     for i, r in enumerate(rects):
         area[root(i)] = area.get(root(i), 0.0) + (r[2] - r[0]) * (r[3] - r[1])
-    main = max(area, key=lambda k: area[k])
-    return [b for i, b in enumerate(boxes) if root(i) == main]
+        blocks.setdefault(root(i), []).append(boxes[i])
+    return [blocks[k] for k in sorted(blocks, key=lambda k: -area[k])]
 
 
 def text_extent(boxes: list[Quad], angle: float | None, margin: float) -> Quad:
@@ -268,3 +277,13 @@ def is_photocopy(img: Img) -> bool:
     hsv = cv2.cvtColor(cv2.resize(img, (212, 134), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
     sat = hsv[..., 1].astype(np.float32)
     return float(np.percentile(sat, 50)) < 6.0 and float(np.percentile(sat, 99)) < 40.0
+
+
+def covers(old: Quad, new: Quad) -> bool:
+    """``new`` is mostly ``old`` (boxes overlap by more than half their union): the finer detection found a
+    line already read. A part of an old box (a lone 女 that 640 px merged with its label) is new."""
+    ax0, ay0, ax1, ay1 = old[:, 0].min(), old[:, 1].min(), old[:, 0].max(), old[:, 1].max()
+    bx0, by0, bx1, by1 = new[:, 0].min(), new[:, 1].min(), new[:, 0].max(), new[:, 1].max()
+    inter = max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return bool(union > 0 and inter / union > 0.5)

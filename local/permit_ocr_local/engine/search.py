@@ -24,6 +24,7 @@ _MIN_AREA = 0.004  # a region smaller than this share of the frame holds no read
 _MAX_AREA = 0.7  # a region this large is the frame itself: the first look covered it
 _GAP = 0.06  # blobs closer than this share of the frame's side are one region (a card's rows, its photo)
 _BAND = 0.06  # detail within this share of the frame's side from its border is a copier lid's or a scanner's edge
+_BLOCK = 3.0  # a detected box narrower than this many of its heights is a block of print, no line (a title is 15+)
 _GROW = 0.3  # a region is cut out with this margin on each side: a card's faint edge or column may lie outside
 
 
@@ -93,13 +94,20 @@ def detail_regions(img: Img, limit: int = 3) -> list[Box]:
 def around_text(boxes: list[Img], shape: tuple[int, int]) -> Box | None:
     """A window around a few text lines seen too small to read, large enough to hold a card they belong to:
     a card's title is about half its width, so three times the lines' extent (at least 20 line heights)
-    around their centre holds the card whichever of its lines they are. None when that is most of the frame
-    already (looking there again would see the same)."""
+    around their centre holds the card whichever of its lines they are. Boxes no wider than a few of their
+    heights are no lines but whole blocks of print run together (a card a fifth of a large photo wide, seen
+    at 640 px, is one box): the window is then half as large again as their extent. None when that is most
+    of the frame already (looking there again would see the same)."""
     h, w = shape
-    pts = np.concatenate([np.asarray(b, np.float32).reshape(-1, 2) for b in boxes])
+    quads = [np.asarray(b, np.float32).reshape(-1, 2) for b in boxes]
+    pts = np.concatenate(quads)
     (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
-    line = float(np.median([np.ptp(np.asarray(b, np.float32).reshape(-1, 2)[:, 1]) for b in boxes]))
-    side = max(3.0 * float(x1 - x0), 3.0 * float(y1 - y0), 20.0 * line)
+    sizes = [(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0]))) for q in quads]
+    if all(bw < _BLOCK * bh for bw, bh in sizes):
+        side = 1.5 * max(float(x1 - x0), float(y1 - y0))
+    else:
+        line = float(np.median([np.ptp(q[:, 1]) for q in quads]))
+        side = max(3.0 * float(x1 - x0), 3.0 * float(y1 - y0), 20.0 * line)
     cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, side / 2
     box = (max(0, int(cx - r)), max(0, int(cy - r)), min(w, int(cx + r)), min(h, int(cy + r)))
     if (box[2] - box[0]) * (box[3] - box[1]) > 0.5 * h * w:
