@@ -180,6 +180,22 @@ def test_a_card_seen_as_one_box_in_a_large_photo_is_read_from_a_window_around_it
     assert right >= 9, {k: (out["data"][k], v) for k, v in truth["data"].items() if out["data"][k] != v}
 
 
+def test_a_card_below_sheets_of_paper_the_detector_boxed_whole_is_found_before_refusing(engine: Engine) -> None:
+    """A 2000 x 2666 photo, the card at the bottom under three sheets of paper that the detector boxes whole: four
+    such boxes are no block of print (no lines), and at 1120 px they must not join the card's title into one
+    block as large as the frame (this photo of seed 79, never studied before the attack, was refused)."""
+    image, truth = generate(7953005, "taiwan", ("corner",), "serif")
+    out = engine.recognize(image)
+    right = sum(out["data"][k] == v for k, v in truth["data"].items())
+    assert right >= 9, {k: (out["data"][k], v) for k, v in truth["data"].items() if out["data"][k] != v}
+
+
+def test_a_box_no_wider_than_three_of_its_heights_is_no_line() -> None:
+    assert search.is_line(_box(0, 0, 300, 20))  # a title
+    assert not search.is_line(_box(0, 0, 900, 800))  # a sheet of paper boxed whole
+    assert not search.is_line(_box(0, 0, 800, 500))  # a card seen as one block
+
+
 def test_a_line_that_only_shares_a_place_word_with_the_title_is_not_the_title() -> None:
     """Fragments of the back's notes, read from a blurred phone photo (持证人须知 read as 持证人频知): they
     name 内地 but are no read of the title, which made the back a permit with its title and a name."""

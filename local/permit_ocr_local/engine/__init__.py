@@ -248,7 +248,11 @@ class Engine:
         with self._stage("card"):
             small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
             boxes = [b / s for b in ocr.detect(search.for_detection(small, self._bilevel))]
-        for group in geometry.text_blocks(boxes, own_heights=True)[:_LAST_WINDOWS]:
+        # the lines' blocks first, then each box that is no line (a card seen as one block): a sheet of paper
+        # boxed whole is no line either, and would join the card's title to the sheets around it
+        lines = [b for b in boxes if search.is_line(b)]
+        groups = geometry.text_blocks(lines, own_heights=True) + [[b] for b in boxes if not search.is_line(b)]
+        for group in groups[:_LAST_WINDOWS]:
             window = search.around_text(group, img.shape[:2])
             if window is None:
                 continue
@@ -285,7 +289,8 @@ class Engine:
             small = cv2.resize(img, None, fx=s, fy=s, interpolation=inter) if s != 1 else img
             boxes = [b / s for b in ocr.detect(search.for_detection(small, self._bilevel))]
             if len(boxes) >= _MIN_FIELDS:
-                self._saw_block |= any(len(g) >= _MIN_FIELDS for g in geometry.text_blocks(boxes, own_heights=True))
+                lines = [b for b in boxes if search.is_line(b)]
+                self._saw_block |= any(len(g) >= _MIN_FIELDS for g in geometry.text_blocks(lines, own_heights=True))
                 break
         centres = np.array([b.mean(axis=0) for b in boxes], np.float32).reshape(-1, 2)
         angle = geometry.text_direction(boxes)

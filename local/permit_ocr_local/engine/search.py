@@ -91,6 +91,13 @@ def detail_regions(img: Img, limit: int = 3) -> list[Box]:
     return out[:limit]
 
 
+def is_line(box: Img) -> bool:
+    """A detected box is a line of print when it is at least _BLOCK of its heights wide; a narrower one is a
+    block of print run together (a card seen small) or a sheet of paper the detector boxed whole."""
+    q = np.asarray(box, np.float32).reshape(-1, 2)
+    return float(np.linalg.norm(q[1] - q[0])) >= _BLOCK * float(np.linalg.norm(q[3] - q[0]))
+
+
 def around_text(boxes: list[Img], shape: tuple[int, int]) -> Box | None:
     """A window around a few text lines seen too small to read, large enough to hold a card they belong to:
     a card's title is about half its width, so three times the lines' extent (at least 20 line heights)
@@ -102,8 +109,7 @@ def around_text(boxes: list[Img], shape: tuple[int, int]) -> Box | None:
     quads = [np.asarray(b, np.float32).reshape(-1, 2) for b in boxes]
     pts = np.concatenate(quads)
     (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
-    sizes = [(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0]))) for q in quads]
-    if all(bw < _BLOCK * bh for bw, bh in sizes):
+    if not any(is_line(q) for q in quads):
         side = 1.5 * max(float(x1 - x0), float(y1 - y0))
     else:
         line = float(np.median([np.ptp(q[:, 1]) for q in quads]))
