@@ -15,7 +15,7 @@ import pytest
 from rapidocr.ch_ppocr_rec import TextRecInput
 
 from permit_ocr_local.engine import Engine, geometry, second_guess
-from permit_ocr_local.engine.layout import Field, extract
+from permit_ocr_local.engine.layout import Field, Line, extract
 from permit_ocr_local.engine.ocr import _alternatives, crop_quad
 from permit_ocr_local.engine.second_guess import ReadLine, agree, fit, spellings
 from permit_ocr_local.synth import degrade, generate
@@ -205,7 +205,7 @@ def test_the_weakest_character_not_the_lines_mean_decides_a_values_trust() -> No
     before = fields["permitNumber"].score
     second_guess.weakest_character(lines, fields)
     assert fields["permitNumber"].score == pytest.approx((before * 0.4) ** 0.5)
-    assert fields["birthDate"].score == pytest.approx((0.95 * 0.9) ** 0.5)  # every character at 0.9
+    assert fields["birthDate"].score == pytest.approx(0.9)  # its own characters, every one at 0.9
 
 
 def test_the_letter_of_a_hong_kong_number_read_as_another_capital_takes_its_h_or_m_guess() -> None:
@@ -248,3 +248,19 @@ def test_sex_after_a_misread_label_that_the_name_did_not_keep() -> None:
     lines = card(read("姓奶女", 375, 106), read("对8 刘永志", 30, 114), latin="LIU,YONGZHI")
     fields = fields_of(lines)
     assert fields["nameCn"].value == "刘永志" and fields["sex"].value == "女"
+
+
+def test_a_value_is_as_sure_as_its_own_characters_not_the_misread_label_beside_it() -> None:
+    # "Hs女" of "Sex 女" on a phone photo: the label's letters read at 0.5, the value's character at 0.9; the
+    # line's mean (0.63) made a sure 女 a value to review (phone photos of seeds 7 and 11)
+    with_sex = card(read("姓名：赵磊思", 250, 95), read("Hs女", 578, 103, unsure=(0, 1)))
+    sex = fields_of(with_sex)["sex"]
+    assert sex.value == "女" and sex.score == pytest.approx(0.9)
+    # a date whose count was read into its box after a misread label: each value its own characters
+    lines = card(read("姓名：赵磊思", 250, 95))
+    lines[3] = read("1985.09.11 hsue 02", 250, 230, unsure=(11, 12, 13, 14))
+    fields = fields_of(lines)
+    assert fields["birthDate"].score == pytest.approx(0.9) and fields["issueCount"].score == pytest.approx(0.9)
+    # without the recognizer's characters (a hand-made line), the line's own score, as before
+    plain = extract([Line(ln.quad, ln.text, 0.63) for ln in with_sex])[0]["sex"]
+    assert plain.score == pytest.approx(0.63)

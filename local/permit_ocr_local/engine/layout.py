@@ -89,7 +89,7 @@ _SELF_EVIDENT = ("validPeriod", "permitNumber", "nameEn", "issueAuthority", "bir
 
 def _take(found: dict[str, Field], name: str, p: Piece, value: str, cue: str) -> None:
     old = found.get(name)
-    score = p.score
+    score = p.score_of(value)
     if old is None or score > old.score:
         found[name] = Field(value, score, p.quad, cue)
         p.used = True

@@ -76,6 +76,14 @@ class Piece(Line):
     hint: str | None = None
     hint_how: str = ""  # "same box", "left", "above"
     used: bool = field(default=False)
+    tops: list[float] | None = None  # the recognizer's confidence in each character of ``text``, when known
+
+    def score_of(self, value: str) -> float:
+        """The confidence in ``value`` taken from this piece: its own characters' when it is a part of the
+        text (a sex character after a misread label), else the piece's."""
+        if self.tops is None or not value or (at := self.text.rfind(value)) < 0:
+            return self.score
+        return float(np.mean(self.tops[at:at + len(value)]))
 
 
 # --- splitting lines into labels and values --------------------------------------------------------
@@ -102,9 +110,30 @@ def _misread_label_start(head: str) -> int:
     return 0 if len(head) <= 5 else len(head)  # a short head before a colon is a label we cannot read
 
 
+def char_scores(line: Line) -> list[float] | None:
+    """The recognizer's confidence in each character of ``line`` when it was kept (a read line's
+    alternatives), else None."""
+    alts = getattr(line, "alts", None)
+    if alts is None or len(alts) != len(line.text):
+        return None
+    top = getattr(alts, "top", None)  # Guesses: without sorting the ~18,000 classes
+    return [float(top(i)) if top is not None else float(alts[i][0][1]) for i in range(len(alts))]
+
+
 def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
     """(values, bare labels): a label followed by text in the same box names that text."""
     raw = unicodedata.normalize("NFKC", line.text)
+    tops = char_scores(line) if len(raw) == len(line.text) else None
+
+    def value(a: int, b: int, text: str, hint: str | None) -> Piece:
+        """The value ``text`` read in characters [a, b) of the line, scored by the recognizer's confidence
+        in its own characters (a label misread beside it, 性別女 or Hs女, says nothing of the value)."""
+        kept = [] if tops is None else [(ch, t) for ch, t in zip(raw[a:b], tops[a:b], strict=True) if not ch.isspace()]
+        at = "".join(ch for ch, _ in kept).find(text) if kept else -1
+        own = [t for _, t in kept[at:at + len(text)]] if at >= 0 else None
+        return Piece(sub_quad(line, a, b, len(raw)), text, float(np.mean(own)) if own else line.score, hint,
+                     "same box" if hint else "", tops=own)
+
     values: list[Piece] = []
     labels: list[Piece] = []
     pos, hint, label_at = 0, None, 0
@@ -119,38 +148,33 @@ def split_line(line: Line) -> tuple[list[Piece], list[Piece]]:
             head, tail = chunk[:colon.start()], chunk[colon.end():]
             cut = _misread_label_start(normalize(head))
             if head[:cut].strip():
-                values.append(Piece(sub_quad(line, pos, pos + cut, len(raw)), normalize(head[:cut]), line.score,
-                                    hint, "same box" if hint else ""))
+                values.append(value(pos, pos + cut, normalize(head[:cut]), hint))
             hint = fuzzy_label(normalize(head[cut:])) if cut < len(head) else hint
             pos += len(head) + 1
             chunk = tail
         if (k := chunk.find("管理局")) >= 0 and len(normalize(chunk[k + 3:])) >= 2:  # authority, then place
-            values.append(Piece(sub_quad(line, pos, pos + k + 3, len(raw)), normalize(chunk[:k + 3]), line.score,
-                                hint, "same box" if hint else ""))
+            values.append(value(pos, pos + k + 3, normalize(chunk[:k + 3]), hint))
             pos, chunk, hint = pos + k + 3, chunk[k + 3:], None
         elif (ap := _AUTH_THEN_PLACE.fullmatch(chunk)) and authority(normalize(ap.group(1))):
             # the same, the authority misread (公安部出入境开理局上海): a known place ends it
-            values.append(Piece(sub_quad(line, pos, pos + ap.end(1), len(raw)), normalize(ap.group(1)),
-                                line.score, hint, "same box" if hint else ""))
+            values.append(value(pos, pos + ap.end(1), normalize(ap.group(1)), hint))
             pos, chunk, hint = pos + ap.start(2), ap.group(2), None
         if m := re.fullmatch(r"\s*\S{1,6}\s+(\d{1,2})\s*", chunk):  # "9证式R 01": a misread label, a count
             pos, chunk = pos + m.start(1), m.group(1)
         if (d := _DATE.search(chunk) or _DATE_START.search(chunk)) and _count_after(chunk[d.end():]):
             # "1968.01.25 hsue 02", "1956.09151sste 02", "1995.07.3数 lsso02": a date (or what is left of
             # it), then a count whose label was misread, in one box
-            values.append(Piece(sub_quad(line, pos, pos + d.end(), len(raw)), normalize(chunk[:d.end()]),
-                                line.score, hint, "same box" if hint else ""))
+            values.append(value(pos, pos + d.end(), normalize(chunk[:d.end()]), hint))
             # where the count's digits begin (junk dropped; "1979.05.0604": not inside the date)
-            start = max(d.end(), len(chunk.rstrip().rstrip("0123456789")))
-            pos, chunk, hint = pos + start, chunk[start:], None
+            digits = max(d.end(), len(chunk.rstrip().rstrip("0123456789")))
+            pos, chunk, hint = pos + digits, chunk[digits:], None
         text = normalize(chunk).strip(":：.,-_/")
         if hint is None and nxt is not None and _CJK.match(text or "-") and len(text) <= 2:
             text = ""  # a fragment glued to the label after it (美文 of 英文姓名) is no value
         if text and hint is None and (guess := fuzzy_label(text)) is not None:
             labels.append(Piece(sub_quad(line, pos, start, len(raw)), "", line.score, guess))
         elif text:
-            values.append(Piece(sub_quad(line, pos, start, len(raw)), text, line.score, hint,
-                                "same box" if hint else ""))
+            values.append(value(pos, start, text, hint))
         elif hint is not None:
             labels.append(Piece(sub_quad(line, label_at, pos, len(raw)), "", line.score, hint))
         pos, hint, label_at = end, nxt, start

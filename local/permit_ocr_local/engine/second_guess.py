@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .layout import Field, Line, sub_quad
-from .lines import CONFIRMED
+from .lines import CONFIRMED, char_scores
 from .ocr import Alternatives, Guesses
 
 _MIN_ALT = 0.005  # a guess less likely than this is noise, not a candidate
@@ -237,7 +237,9 @@ def sex(lines: list[ReadLine], fields: dict[str, Field]) -> None:
             continue
         if (m := _SEX_AFTER_LABEL.fullmatch(text)) is not None:
             at = line.text.rindex(m.group(1))
-            fields["sex"] = Field(m.group(1), line.score, _quad(line, at, at + 1), "pattern", doubted=True)
+            own = char_scores(line)  # the character's own confidence, not the misread label's
+            fields["sex"] = Field(m.group(1), own[at] if own else line.score, _quad(line, at, at + 1), "pattern",
+                                  doubted=True)
             return
         if (m := _SEX_BOX.fullmatch(text)) is None:
             continue
