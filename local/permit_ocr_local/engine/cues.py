@@ -15,6 +15,9 @@ import unicodedata
 TITLE_HK_MACAO = "港澳居民来往内地通行证"
 TITLE_HK_MACAO_FOREIGN = "港澳居民来往内地通行证（非中国籍）"
 TITLE_TAIWAN = "台湾居民来往大陆通行证"
+# the English title printed under the Chinese one (letters only, as compared)
+_ENGLISH_TITLES = {"MAINLANDTRAVELPERMITFORHONGKONGANDMACAORESIDENTS": TITLE_HK_MACAO,
+                   "MAINLANDTRAVELPERMITFORTAIWANRESIDENTS": TITLE_TAIWAN}
 AUTHORITY = "公安部出入境管理局"
 FIELDS = (
     "permitType", "nameCn", "nameEn", "birthDate", "sex", "validPeriod",
@@ -71,6 +74,8 @@ def title_of(text: str) -> str | None:
     """The permit's title a line reads as, or None. A sentence is never the title, even one that names the
     permit (the back's notes: 本证是港澳居民来往内地所持有的旅行证件): the title is a short line of its own."""
     t = normalize(text)
+    if (english := _english_title(t)) is not None:
+        return english
     if re.fullmatch(r"[地陆]通行证", t):  # the title's end, the rest off the edge of a photo
         return TITLE_TAIWAN if t[0] == "陆" else TITLE_HK_MACAO
     if len(t) < 5 or is_sentence(t) or len(t) > len(TITLE_HK_MACAO_FOREIGN) + 2 \
@@ -81,6 +86,16 @@ def title_of(text: str) -> str | None:
     if "港澳" in t or "内地" in t:
         return _resembling(t, TITLE_HK_MACAO_FOREIGN if "非中国籍" in t else TITLE_HK_MACAO)
     return snap(t, (TITLE_HK_MACAO, TITLE_TAIWAN), 0.6)
+
+
+def _english_title(text: str) -> str | None:
+    """The permit's title when ``text`` is a read of its English title (the Chinese one above it may be lost
+    to glare, or boxed with it and read as the English alone)."""
+    letters = re.sub(r"[^A-Z]", "", text.upper())
+    if len(letters) < 20 or len(letters) < 0.8 * len(text):
+        return None
+    best = max(_ENGLISH_TITLES, key=lambda e: difflib.SequenceMatcher(None, letters, e).ratio())
+    return _ENGLISH_TITLES[best] if difflib.SequenceMatcher(None, letters, best).ratio() >= 0.8 else None
 
 
 def _resembling(text: str, title: str) -> str | None:
