@@ -122,18 +122,27 @@ def _inside(q: Quad, points: Img) -> float:
     return float(np.mean([cv2.pointPolygonTest(c, (float(x), float(y)), False) >= 0 for x, y in points]))
 
 
+def line_direction(box: Quad) -> tuple[float, float] | None:
+    """A text box's direction (radians, modulo pi) and length when it is a line (at least _LINE_RATIO of its
+    heights long); None for a square box (one character says nothing of the direction)."""
+    e1, e2 = box[1] - box[0], box[2] - box[1]
+    l1, l2 = float(np.linalg.norm(e1)), float(np.linalg.norm(e2))
+    if max(l1, l2) < _LINE_RATIO * max(min(l1, l2), 1e-6):
+        return None
+    e = e1 if l1 >= l2 else e2
+    return float(np.arctan2(e[1], e[0])) % np.pi, max(l1, l2)
+
+
 def text_direction(boxes: list[Quad]) -> float | None:
-    """The text lines' direction (radians, modulo pi): the length-weighted mean direction of the long
-    edges of the boxes that are lines (a square box, one character, says nothing); None without any."""
+    """The text lines' direction (radians, modulo pi): the length-weighted mean direction of the boxes that
+    are lines (``line_direction``); None without any."""
     c = s = 0.0
     for b in boxes:
-        e1, e2 = b[1] - b[0], b[2] - b[1]
-        l1, l2 = float(np.linalg.norm(e1)), float(np.linalg.norm(e2))
-        if max(l1, l2) < _LINE_RATIO * max(min(l1, l2), 1e-6):
+        line = line_direction(b)
+        if line is None:
             continue
-        e = e1 if l1 >= l2 else e2
-        a = 2 * float(np.arctan2(e[1], e[0]))  # doubled: a line and its reverse are one direction
-        c, s = c + max(l1, l2) * float(np.cos(a)), s + max(l1, l2) * float(np.sin(a))
+        a, length = 2 * line[0], line[1]  # doubled: a line and its reverse are one direction
+        c, s = c + length * float(np.cos(a)), s + length * float(np.sin(a))
     if c == 0 and s == 0:
         return None
     return float(np.arctan2(s, c) / 2) % np.pi
@@ -190,7 +199,17 @@ def text_extent(boxes: list[Quad], angle: float | None, margin: float) -> Quad:
     along the lines' direction, grown by ``margin`` and, when narrower than a card, widened to the card's
     proportions (the text beside a photo is a tall block; straightened as it is, its lines would come out
     stretched)."""
-    pts = np.concatenate(text_block(boxes)).astype(np.float32).reshape(-1, 2)
+    block = text_block(boxes)
+    lines = [(b, d) for b in block if (d := line_direction(b)) is not None]
+    if len(lines) >= 3:
+        # the card's print is its lines: a box many of their heights tall in their block is a sheet of paper
+        # the detector boxed whole beside the card, and a line turned away from theirs (a viewer's level
+        # caption under a card photographed askew) is not the card's either
+        own = text_direction([b for b, _ in lines])
+        height = float(np.median([_short_side(b) for b, _ in lines]))
+        block = [b for b in block if _short_side(b) <= 3 * height
+                 and ((d := line_direction(b)) is None or own is None or _angle_between(d[0], own) <= _MAX_SKEW)]
+    pts = np.concatenate(block).astype(np.float32).reshape(-1, 2)
     if angle is None:
         (_cx, _cy), (_bw, _bh), deg = cv2.minAreaRect(pts)
         angle = float(np.deg2rad(deg)) if _bw >= _bh else float(np.deg2rad(deg + 90))
@@ -203,6 +222,10 @@ def text_extent(boxes: list[Quad], angle: float | None, margin: float) -> Quad:
     centre = u * float(pu.max() + pu.min()) / 2 + v * float(pv.max() + pv.min()) / 2
     corners = [centre + su * width / 2 * u + sv * height / 2 * v for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
     return order_quad(np.array(corners, np.float32))
+
+
+def _short_side(q: Quad) -> float:
+    return float(min(np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[2] - q[1])))
 
 
 def _angle_between(a: float, b: float) -> float:
