@@ -200,15 +200,10 @@ def text_extent(boxes: list[Quad], angle: float | None, margin: float) -> Quad:
     proportions (the text beside a photo is a tall block; straightened as it is, its lines would come out
     stretched)."""
     block = text_block(boxes)
-    lines = [(b, d) for b in block if (d := line_direction(b)) is not None]
-    if len(lines) >= 3:
-        # the card's print is its lines: a box many of their heights tall in their block is a sheet of paper
-        # the detector boxed whole beside the card, and a line turned away from theirs (a viewer's level
-        # caption under a card photographed askew) is not the card's either
-        own = text_direction([b for b, _ in lines])
-        height = float(np.median([_short_side(b) for b, _ in lines]))
-        block = [b for b in block if _short_side(b) <= 3 * height
-                 and ((d := line_direction(b)) is None or own is None or _angle_between(d[0], own) <= _MAX_SKEW)]
+    own = text_direction(block)
+    if own is not None:  # a line turned away from the block's (a viewer's level caption under a card
+        # photographed askew, near enough to join the block) is not the card's print
+        block = [b for b in block if (d := line_direction(b)) is None or _angle_between(d[0], own) <= _MAX_SKEW]
     pts = np.concatenate(block).astype(np.float32).reshape(-1, 2)
     if angle is None:
         (_cx, _cy), (_bw, _bh), deg = cv2.minAreaRect(pts)
@@ -222,10 +217,6 @@ def text_extent(boxes: list[Quad], angle: float | None, margin: float) -> Quad:
     centre = u * float(pu.max() + pu.min()) / 2 + v * float(pv.max() + pv.min()) / 2
     corners = [centre + su * width / 2 * u + sv * height / 2 * v for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
     return order_quad(np.array(corners, np.float32))
-
-
-def _short_side(q: Quad) -> float:
-    return float(min(np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[2] - q[1])))
 
 
 def _angle_between(a: float, b: float) -> float:
