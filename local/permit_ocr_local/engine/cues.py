@@ -94,8 +94,8 @@ def _english_title(text: str) -> str | None:
     letters = re.sub(r"[^A-Z]", "", text.upper())
     if len(letters) < 20 or len(letters) < 0.8 * len(text):
         return None
-    best = max(_ENGLISH_TITLES, key=lambda e: difflib.SequenceMatcher(None, letters, e).ratio())
-    return _ENGLISH_TITLES[best] if difflib.SequenceMatcher(None, letters, best).ratio() >= 0.8 else None
+    ratio, title = max((difflib.SequenceMatcher(None, letters, e).ratio(), t) for e, t in _ENGLISH_TITLES.items())
+    return title if ratio >= 0.8 else None
 
 
 def _resembling(text: str, title: str) -> str | None:

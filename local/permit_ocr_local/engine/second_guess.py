@@ -34,7 +34,7 @@ import numpy as np
 
 from .layout import Field, Line, sub_quad
 from .lines import CONFIRMED, char_scores
-from .ocr import Alternatives, Guesses
+from .ocr import Alternatives
 
 _MIN_ALT = 0.005  # a guess less likely than this is noise, not a candidate
 _SURE_LETTER = 0.8  # a Latin letter read at least this surely is not mended to agree with the pinyin
@@ -266,9 +266,8 @@ def _char_probs(line: ReadLine, quad: np.ndarray[Any, Any], value: str) -> list[
     n, w = len(line.text), max(1.0, line.x1 - line.x0)
     a = max(0, int((float(quad[:, 0].min()) - line.x0) / w * n + 0.5))
     b = min(n, int((float(quad[:, 0].max()) - line.x0) / w * n + 0.5))
-    alts = line.alts or []
-    top = alts.top if isinstance(alts, Guesses) else (lambda i: alts[i][0][1])
-    return [top(i) for i in range(a, b)
+    tops = char_scores(line) or []
+    return [tops[i] for i in range(a, min(b, len(tops)))
             if _MEANINGFUL.match(line.text[i]) and unicodedata.normalize("NFKC", line.text[i]) in value]
 
 
