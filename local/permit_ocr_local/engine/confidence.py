@@ -15,10 +15,15 @@ import numpy as np
 
 REVIEW_MIN_PROB = 90  # function/permit_ocr/config.py's default
 CUES = ("label+pattern", "pattern", "position", "pinyin")
-# fit_trust on all nine families of `make bench-engine` (-n 8, seed 7: 144 images, 2026-12-02, after the second
-# guesses and the weakest-character trust); the benchmark itself scores each family with a refit that leaves it
-# out. "pinyin" (a name put right from the recognizer's guesses) stays 1.0: those values are meant for review
-TRUST: dict[str, float] = {"label+pattern": 0.98, "pattern": 1.09, "position": 0.98, "pinyin": 1.0}
+# the share of right values the fit may leave under the line: the bar is 5 % on families the fit has not
+# seen, and a held-out family runs 1.5-2.5 points above the share fitted on the others (unseen seeds 29 + 31
+# and 37 + 43 at 3 %: 5.6 % and 5.2 % held out)
+RIGHT_BELOW = 0.02
+# fit_trust on the studied seeds 7 + 11 (`-n 4`, every layout and capture family: 240 images, 2026-12-07, sixth
+# round); the benchmark itself scores each image with a refit that leaves its layout and capture family out.
+# "pinyin" (a name put right from the recognizer's guesses) stays 1.0 here, so those names go to review (the
+# benchmark's refits scale it like any cue: 1.21 on these seeds)
+TRUST: dict[str, float] = {"label+pattern": 1.03, "pattern": 1.24, "position": 1.27, "pinyin": 1.0}
 
 
 def value_prob(raw: float, cue: str, trust: dict[str, float] | None = None, suspect: bool = False) -> int:
@@ -30,7 +35,7 @@ def value_prob(raw: float, cue: str, trust: dict[str, float] | None = None, susp
 
 
 def fit_trust(samples: Iterable[tuple[str, float, bool]], threshold: int = REVIEW_MIN_PROB,
-              right_below: float = 0.03) -> dict[str, float]:
+              right_below: float = RIGHT_BELOW) -> dict[str, float]:
     """``samples``: (cue, raw score, value was right). Returns a scale per cue (1.0 where no data)."""
     by_cue: dict[str, list[tuple[float, bool]]] = {c: [] for c in CUES}
     for cue, raw, ok in samples:
@@ -44,6 +49,9 @@ def fit_trust(samples: Iterable[tuple[str, float, bool]], threshold: int = REVIE
             continue
         # value_prob's rounding, for every scale at once: how many right values each scale puts under threshold
         probs = np.clip(np.round(100 * right[None, :] * steps[:, None]), 0, 100)
-        fits = np.flatnonzero((probs < threshold).sum(axis=1) <= right_below * right.size)
-        out[cue] = float(steps[fits[0]]) if fits.size else 1.0
+        below = (probs < threshold).sum(axis=1)
+        # where no scale meets the target (right values read too low for any), the smallest scale that comes
+        # closest: falling back to 1.0 there put more right values under the line than any scale tried
+        fits = np.flatnonzero(below <= max(right_below * right.size, int(below.min())))
+        out[cue] = float(steps[fits[0]])
     return out
