@@ -265,3 +265,28 @@ def test_a_date_stamped_with_its_time_on_the_card_is_not_the_birth_date() -> Non
              _line("H43252338", 250, 380), _line("2025/01/2716:01", 500, 470)]
     fields, family = extract(lines)
     assert family == "hk_macao" and "birthDate" not in fields
+
+
+def test_two_outlines_of_the_same_card_are_one_card_whichever_corner_they_start_at() -> None:
+    card = _box(100, 200, 856, 540)
+    assert geometry.same_quad(card, np.roll(card, 1, axis=0) + 1.0)  # 1 px on an 856-px card, another start
+    assert not geometry.same_quad(card, card + 8.0)  # 1 % off: warped and detected a little differently
+    assert not geometry.same_quad(card, card + np.array([40, 0], np.float32))  # the text's extent beside the outline
+    assert not geometry.same_quad(card, _box(100, 200, 856, 500))
+
+
+def test_a_card_two_looks_outline_alike_is_read_once(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dim photo (studied seed 7): the frame's look and a region's look outlined the same card, and it was
+    read three times over, each time with a finer detection (2 s for one image)."""
+    outlines: list[np.ndarray] = []
+    read_card = Engine._read_card
+
+    def counted(self: Engine, ocr: object, img: np.ndarray, quad: np.ndarray):  # type: ignore[no-untyped-def]
+        outlines.append(quad)
+        return read_card(self, ocr, img, quad)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Engine, "_read_card", counted)
+    engine.recognize(generate(752004, "macao", ("lowlight",), "compact")[0])
+    assert outlines
+    assert not any(geometry.same_quad(a, b) for i, a in enumerate(outlines) for b in outlines[:i])
+

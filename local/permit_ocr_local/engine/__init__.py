@@ -120,7 +120,14 @@ class Engine:
     def _best(self, ocr: Ocr, img: Img, candidates: Iterator[Quad]) -> _CardRead | None:
         """The best read of the ``candidates``, read in turn until one is good enough."""
         best: tuple[tuple[int, int], _CardRead] | None = None
-        for tried, candidate in enumerate(candidates, start=1):
+        seen: list[Quad] = []
+        for candidate in candidates:
+            # the frame's look and a region's look often outline the same card: reading it again (a detection,
+            # a read, a finer detection: up to 1 s of CPU on a dim photo) would give the same answer
+            if any(geometry.same_quad(candidate, q) for q in seen):
+                continue
+            seen.append(candidate)
+            tried = len(seen)
             read, complete = self._read_card(ocr, img, candidate)
             if read is not None and (complete or best is None):
                 rank = _rank(read, complete)

@@ -293,6 +293,16 @@ def is_photocopy(img: Img) -> bool:
     return float(np.percentile(sat, 50)) < 6.0 and float(np.percentile(sat, 99)) < 40.0
 
 
+def same_quad(a: Quad, b: Quad, tol: float = 0.002) -> bool:
+    """``a`` and ``b`` outline the same card: every corner of one within ``tol`` of the longer side of the other
+    (in any order: a quad may start at another corner). A pixel or two: an outline 1 % off is warped and
+    detected a little differently, and on a dim photo that read another two fields (unseen seed 13)."""
+    a, b = np.asarray(a, np.float32).reshape(4, 2), np.asarray(b, np.float32).reshape(4, 2)
+    side = max(float(np.linalg.norm(a[1] - a[0])), float(np.linalg.norm(a[3] - a[0])), 1.0)
+    gaps = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2).min(axis=1)
+    return bool(gaps.max() <= tol * side)
+
+
 def covers(old: Quad, new: Quad) -> bool:
     """``new`` is mostly ``old`` (boxes overlap by more than half their union): the finer detection found a
     line already read. A part of an old box (a lone 女 that 640 px merged with its label) is new."""
