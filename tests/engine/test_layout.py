@@ -10,6 +10,7 @@ import pytest
 
 from permit_ocr_local.engine import layout
 from permit_ocr_local.engine.layout import Line, extract
+from permit_ocr_local.engine.second_guess import ReadLine
 
 TITLE = "港澳居民来往内地通行证"
 TAIWAN = "台湾居民来往大陆通行证"  # the permit that prints its issue place
@@ -197,9 +198,51 @@ def test_a_validity_period_with_one_misread_date_is_mended_by_the_span_rule(
     assert layout.mended_period(text, spans) == want
 
 
+def _sure(text: str, unsure_at: int) -> list[float]:
+    """A recognizer's confidence in each character of ``text``: sure of all but the one at ``unsure_at``."""
+    return [0.55 if i == unsure_at else 0.99 for i in range(len(text))]
+
+
+@pytest.mark.parametrize(("text", "unsure", "want"), [
+    # either date may be the misread one, one digit off each way: the digit read with less confidence is
+    ("2023.03.06-2033.03.03", 20, "2023.03.06-2033.03.05"),  # the end's last 3 (seed 11's phone photo)
+    ("2023.03.06-2033.03.03", 9, "2023.03.04-2033.03.03"),  # the start's 6
+    ("2024.0101-2035 12.31", 13, "2024.01.01-2033.12.31"),  # the end's 5 (seed 7's copier page)
+    ("2023.10.04-2029.10.03", 14, "2023.10.04-2028.10.03"),  # a 9 for an 8, five years (seed 11, dim)
+])
+def test_two_mends_that_fit_as_well_are_decided_by_the_digit_the_recognizer_doubted(
+        text: str, unsure: int, want: str) -> None:
+    assert layout.mended_period(text, (5, 10)) is None  # the text alone cannot tell
+    assert layout.mended_period(text, (5, 10), _sure(text, unsure)) == want
+
+
+def test_two_mends_whose_digits_read_as_surely_are_left_unmended() -> None:
+    text = "2023.03.06-2033.03.03"
+    assert layout.mended_period(text, (5, 10), [0.9] * len(text)) is None
+    assert layout.mended_period(text, (5, 10), [0.9] * (len(text) - 1)) is None  # not the text's confidence
+
+
 def test_a_mended_validity_period_is_taken_but_doubted() -> None:
     fields, _ = extract([line(TITLE, 200, 10, 40), line("有效期限：2016.06.662026.06.15", 60, 220)])
     assert fields["validPeriod"].value == "2016.06.16-2026.06.15" and fields["validPeriod"].doubted
+
+
+def test_a_period_read_as_two_dates_that_break_the_span_rule_is_mended_and_doubted() -> None:
+    # the end read as another valid date: the start and the 10-year span say which (one digit off; the end
+    # kept and the start mended would be two off)
+    fields, _ = extract([line(TITLE, 200, 10, 40), line("有效期限：2016.06.16-2026.06.19", 60, 220)])
+    assert fields["validPeriod"].value == "2016.06.16-2026.06.15" and fields["validPeriod"].doubted
+
+
+def test_a_period_two_mends_fit_is_mended_where_the_recognizer_doubted_a_digit() -> None:
+    text = "2023.03.06-2033.03.03"  # 2033.03.05 or 2023.03.04: one digit off each way
+    as_read = line(text, 60, 220)
+    fields, _ = extract([line(TITLE, 200, 10, 40), as_read])
+    assert fields["validPeriod"].value == text and fields["validPeriod"].doubted  # nothing decides: as read
+    guesses = [[(ch, p), ("5", 0.3)] for ch, p in zip(text, _sure(text, 20), strict=True)]
+    guessed = ReadLine(as_read.quad, text, 0.97, guesses)
+    fields, _ = extract([line(TITLE, 200, 10, 40), guessed])
+    assert fields["validPeriod"].value == "2023.03.06-2033.03.05" and fields["validPeriod"].doubted
 
 
 @pytest.mark.parametrize(("text", "birth", "count"), [

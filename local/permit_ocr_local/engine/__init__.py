@@ -317,10 +317,12 @@ _MAX_READS = 3
 
 def _rank(read: _CardRead, complete: bool) -> tuple[int, int]:
     """How good a read is: a complete one (its title or enough fields) over one with the title alone, then
-    the fields seen on the card (a type inferred from the number was not seen)."""
+    the fields seen on the card and not in doubt (a type inferred from the number was not seen; a period
+    mended by the span rule or a value picked among rivals says less that this is the card: counted, it made
+    a read of the wrong part of a page good enough to stop looking)."""
     fields = read[3]
     return int(complete and "permitType" in fields and fields["permitType"].quad is not None), \
-        sum(f.quad is not None for f in fields.values())
+        sum(f.quad is not None and not f.doubted for f in fields.values())
 
 
 def _turned(quad: Quad, card: Img, boxes: list[Quad]) -> tuple[Quad, Img, list[Quad]]:

@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import re
 import unicodedata
+from collections.abc import Sequence
 
 TITLE_HK_MACAO = "港澳居民来往内地通行证"
 TITLE_HK_MACAO_FOREIGN = "港澳居民来往内地通行证（非中国籍）"
@@ -158,6 +159,9 @@ def span_is_regular(period: str) -> bool:
     return back.year - start.year in (5, 10) and (back.month, back.day) in ((start.month, start.day), (3, 1))
 
 
+_SURER = 0.2  # how much surer the recognizer must have been of one mend's digits than of its rival's
+
+
 def _years_on(day: dt.date, years: int) -> dt.date:
     try:
         return day.replace(year=day.year + years)
@@ -165,15 +169,20 @@ def _years_on(day: dt.date, years: int) -> dt.date:
         return dt.date(day.year + years, 3, 1)
 
 
-def mended_period(text: str, spans: tuple[int, ...] = (5, 10)) -> str | None:
+def mended_period(text: str, spans: tuple[int, ...] = (5, 10), sure: Sequence[float] | None = None) -> str | None:
     """Two dates of which one reads and the other is a digit or two off (``2016.06.662026.06.15``): a permit
     runs ``spans`` years (a Taiwan resident's 5) to the day before the anniversary, so the readable date
     gives the other; the span whose date differs least from what was read (at most 2 of its 8 digits) is
-    taken. None when two fit as well, or when the dates as read already keep the rule."""
-    digits = re.sub(r"\D", "", text.translate(_DIGIT_FIX))
+    taken. When two differ as little (``2023.03.06-2033.03.03``: 2033.03.05 or 2023.03.04), ``sure`` (the
+    recognizer's confidence in each character of ``text``) decides: the digits it was less sure of are the
+    misread ones. None when two fit as well and nothing decides, or when the dates as read keep the rule."""
+    fixed = text.translate(_DIGIT_FIX)
+    at = [i for i, ch in enumerate(fixed) if ch.isdigit()]
+    digits = "".join(fixed[i] for i in at)
     if not 15 <= len(digits) <= 17:
         return None
-    best: list[tuple[int, str]] = []
+    conf = [sure[i] for i in at] if sure is not None and len(sure) == len(text) else None
+    best: list[tuple[int, float, str]] = []  # (digits changed, confidence in them as read, period)
     for known_first in (True, False):
         known = digits[:8] if known_first else digits[-8:]
         other = digits[-8:] if known_first else digits[:8]
@@ -189,13 +198,18 @@ def mended_period(text: str, spans: tuple[int, ...] = (5, 10)) -> str | None:
             else:
                 start, end = _years_on(day + dt.timedelta(days=1), -years), day
             guess = (end if known_first else start).strftime("%Y%m%d")
-            off = sum(a != b for a, b in zip(guess, other, strict=True))
-            if off <= 2:
-                best.append((off, f"{start:%Y.%m.%d}-{end:%Y.%m.%d}"))
+            changed = [k for k, (a, b) in enumerate(zip(guess, other, strict=True)) if a != b]
+            if len(changed) <= 2:
+                first = len(digits) - 8 if known_first else 0  # where ``other`` starts among the digits
+                cost = sum(conf[first + k] for k in changed) if conf is not None else 0.0
+                best.append((len(changed), cost, f"{start:%Y.%m.%d}-{end:%Y.%m.%d}"))
     best.sort()
-    if not best or best[0][0] == 0 or (len(best) > 1 and best[1][0] == best[0][0] and best[1][1] != best[0][1]):
+    if not best or best[0][0] == 0:
         return None
-    return best[0][1]
+    rivals = [b for b in best[1:] if b[0] == best[0][0] and b[2] != best[0][2]]
+    if rivals and (conf is None or rivals[0][1] - best[0][1] < _SURER):
+        return None
+    return best[0][2]
 
 
 def birth_date(text: str) -> str | None:

@@ -95,6 +95,19 @@ def _take(found: dict[str, Field], name: str, p: Piece, value: str, cue: str) ->
         p.used = True
 
 
+def _mend_span(found: dict[str, Field], values: list[Piece], family: str | None) -> None:
+    """A validity period read as two dates that break the span rule (a digit misread into another valid date,
+    2033.03.03 for 2033.03.05) is mended as one with a date unreadable is: from the date that reads, the span
+    rule and, where two mends fit as well, the digit the recognizer doubted. Kept as read (and doubted, by
+    ``_cross_check``) when nothing decides."""
+    f = found.get("validPeriod")
+    p = next((p for p in values if f is not None and p.quad is f.quad), None)
+    if f is None or p is None or span_is_regular(f.value):
+        return
+    if (v := mended_period(p.text, (5,) if family == "taiwan" else (5, 10), p.tops)) is not None:
+        found["validPeriod"] = Field(v, f.score * 0.8, f.quad, f.cue, doubted=True)  # a reconstruction
+
+
 def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
     """Fields found on the card and the permit family (``hk_macao``, ``taiwan`` or None)."""
     found: dict[str, Field] = {}
@@ -133,7 +146,7 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
         cands = [(p, v) for p in values if not p.used and (v := _parse(name, p.text)) is not None]
         if name == "validPeriod" and not cands:  # one date misread: the other and the span rule give it
             spans = (5,) if "permitType" in found and found["permitType"].value == TITLE_TAIWAN else (5, 10)
-            mended = [(p, v) for p in values if not p.used and (v := mended_period(p.text, spans)) is not None]
+            mended = [(p, v) for p in values if not p.used and (v := mended_period(p.text, spans, p.tops)) is not None]
             if mended:
                 p, v = mended[0]
                 _take(found, name, p, v, "pattern")
@@ -209,6 +222,7 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
         # as the number cannot tell the 非中国籍 version
         found["permitType"] = Field(TITLE_TAIWAN if family == "taiwan" else TITLE_HK_MACAO, number.score * 0.8,
                                     None, "pattern", doubted=True)
+    _mend_span(found, values, family)
     _cross_check(found, family)
     where_from(found, values + labels)
     sparse(found)
