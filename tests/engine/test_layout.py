@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from permit_ocr_local.engine import layout
+from permit_ocr_local.engine import confidence, layout, value_prob
+from permit_ocr_local.engine.confidence import REVIEW_MIN_PROB
 from permit_ocr_local.engine.layout import Line, extract
 from permit_ocr_local.engine.second_guess import ReadLine
 
@@ -361,3 +362,29 @@ def test_another_authority_is_kept_as_read_and_not_confirmed() -> None:
     fields = _checked([line(TITLE, 200, 40), line("签发机关：国家移民管理局", 300, 450, score=0.6)])
     assert fields["issueAuthority"].value == "国家移民管理局"
     assert fields["issueAuthority"].score < 0.97
+
+
+def _card(period: str = "2016.06.16-2026.06.15", name_en: str = "ZHANG,SAN", title: bool = True) -> list[Line]:
+    """A card's lines, no labels: every value decided by its pattern (or place), six or more of them."""
+    return [*([line(TITLE, 200, 10, 40)] if title else []), line("张三", 60, 80), line(name_en, 60, 120),
+            line("1990.01.02", 60, 160), line("男", 300, 160), line(period, 60, 220),
+            line("公安部出入境管理局", 60, 260), line("H12345678", 60, 300), line("01", 400, 300)]
+
+
+@pytest.mark.parametrize(("lines", "rebuilt"), [
+    (_card(period="2016.06.16-2026.06.19"), "validPeriod"),  # a date read as another: the span rule's
+    (_card(period="2016.06.662026.06.15"), "validPeriod"),  # a date unreadable
+    (_card(name_en="ZHANGSAN"), "nameEn"),  # the comma put back
+    (_card(title=False), "permitType"),  # the kind told by the number's form
+])
+def test_a_value_rebuilt_by_a_rule_stays_under_the_review_line_whatever_the_trust(
+        lines: list[Line], rebuilt: str) -> None:
+    """The per-cue trust is above 1 for values decided by pattern (1.24 shipped, up to 1.30 refitted): a factor
+    alone let a period rebuilt by the span rule, read at 0.99, out at 98."""
+    fields, family = extract(lines)
+    f = fields[rebuilt]
+    assert f.doubted
+    assert value_prob(rebuilt, f, family or "") < REVIEW_MIN_PROB
+    assert confidence.value_prob(f.score, f.cue, dict.fromkeys(confidence.CUES, 1.3), f.suspect) < REVIEW_MIN_PROB
+    sure = [k for k in ("birthDate", "permitNumber", "issueAuthority") if k in fields]
+    assert sure and all(value_prob(k, fields[k], family or "") >= REVIEW_MIN_PROB for k in sure)  # the card reads

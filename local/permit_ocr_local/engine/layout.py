@@ -101,11 +101,24 @@ def _mend_span(found: dict[str, Field], values: list[Piece], family: str | None)
     rule and, where two mends fit as well, the digit the recognizer doubted. Kept as read (and doubted, by
     ``_cross_check``) when nothing decides."""
     f = found.get("validPeriod")
-    p = next((p for p in values if f is not None and p.quad is f.quad), None)
-    if f is None or p is None or span_is_regular(f.value):
+    if f is None or span_is_regular(f.value):
         return
-    if (v := mended_period(p.text, (5,) if family == "taiwan" else (5, 10), p.tops)) is not None:
-        found["validPeriod"] = Field(v, f.score * 0.8, f.quad, f.cue, doubted=True)  # a reconstruction
+    p = next((p for p in values if p.quad is f.quad), None)
+    if p is not None and (v := mended_period(p.text, (5,) if family == "taiwan" else (5, 10), p.tops)) is not None:
+        found["validPeriod"] = Field(v, f.score, f.quad, f.cue)
+        _rebuilt(found["validPeriod"])
+
+
+_REBUILT = 0.8  # a value rebuilt by a rule is never as sure as a read
+
+
+def _rebuilt(f: Field, factor: float = _REBUILT) -> None:
+    """``f`` was rebuilt by a rule or a guess, not read as it is (a period from the span rule, a comma put back,
+    a place snapped to a known one, a count cut from its misread label, the permit's kind from its number's
+    form): trusted less, and suspect, so its valueProb stays under the review line. A factor alone does not
+    keep it there: the per-cue trust above 1 undid it (a rebuilt period at 0.79 x 1.24 was 98)."""
+    f.score *= factor
+    f.doubted = f.suspect = True
 
 
 def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
@@ -135,8 +148,7 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
         elif p.hint == "issueCount" and (m := re.fullmatch(r"\d{1,2}(\d{2})", p.text)):
             # "次数 1509": the count's Latin label read as digits (Is -> 15) in front of it; flagged
             _take(found, "issueCount", p, m.group(1), "label+pattern")
-            found["issueCount"].score *= _AMBIGUOUS
-            found["issueCount"].doubted = True
+            _rebuilt(found["issueCount"], _AMBIGUOUS)
         if p.hint == "permitNumber" and (n := permit_number(p.text)) and n[1]:
             _take(found, "issueCount", p, n[1], "label+pattern")
     # 2. unmistakable patterns, whatever the labels say (a label may have been misread or missing)
@@ -150,8 +162,7 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
             if mended:
                 p, v = mended[0]
                 _take(found, name, p, v, "pattern")
-                found[name].score *= 0.8  # a reconstruction, never as sure as a read
-                found[name].doubted = True
+                _rebuilt(found[name])
             continue
         if name == "permitNumber":
             cands = [(p, v) for p, v in cands if len(re.sub(r"\D", "", p.text)) >= 8]
@@ -170,8 +181,7 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
         for p in values:
             if not p.used and (v := name_en_without_comma(p.text)) is not None:
                 _take(found, "nameEn", p, v, "pattern")
-                found["nameEn"].score *= 0.8
-                found["nameEn"].doubted = True
+                _rebuilt(found["nameEn"])
                 break
     # 3. Chinese name and place: a place name, the authority's row, the Latin name's neighbourhood
     cjk = [p for p in values if not p.used and chinese(p.text)]
@@ -187,8 +197,7 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
             near = near_place(p.text) if p.score < _SURE else None
             _take(found, "issuePlace", p, near or p.text, "position")
             if near:  # a correction: never as sure as a read
-                found["issuePlace"].score *= _AMBIGUOUS
-                found["issuePlace"].doubted = True
+                _rebuilt(found["issuePlace"], _AMBIGUOUS)
     if "nameCn" not in found:
         rest = [p for p in cjk if not p.used and not place(p.text)]
         en = found.get("nameEn")
@@ -220,8 +229,9 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
         family = "taiwan" if number.value.isdigit() else "hk_macao"
         # the title unreadable (glare, off the edge): the number's form tells the permit; a guess to review,
         # as the number cannot tell the 非中国籍 version
-        found["permitType"] = Field(TITLE_TAIWAN if family == "taiwan" else TITLE_HK_MACAO, number.score * 0.8,
-                                    None, "pattern", doubted=True)
+        found["permitType"] = Field(TITLE_TAIWAN if family == "taiwan" else TITLE_HK_MACAO, number.score, None,
+                                    "pattern")
+        _rebuilt(found["permitType"])
     _mend_span(found, values, family)
     _cross_check(found, family)
     where_from(found, values + labels)
