@@ -289,21 +289,3 @@ def test_a_card_two_looks_outline_alike_is_read_once(engine: Engine, monkeypatch
     engine.recognize(generate(752004, "macao", ("lowlight",), "compact")[0])
     assert outlines
     assert not any(geometry.same_quad(a, b) for i, a in enumerate(outlines) for b in outlines[:i])
-
-
-def test_a_field_in_doubt_does_not_make_a_read_good_enough_to_stop_looking() -> None:
-    """A read of the wrong part of a duplex page (blind seed 79) had six fields seen, then eight with a period
-    mended by the span rule and a value picked among rivals: good enough to stop, and the card itself (ten
-    fields, read next) was never read."""
-    from permit_ocr_local.engine import _GOOD, _rank
-    from permit_ocr_local.engine.layout import Field
-
-    names = ["permitType", "nameCn", "nameEn", "birthDate", "issueAuthority", "permitNumber", "validPeriod",
-             "issuePlace"]
-    fields = {n: Field("x", 0.9, _box(0, 40 * i, 200, 30), doubted=n in ("validPeriod", "issuePlace"))
-              for i, n in enumerate(names)}
-    card = np.zeros((540, 856, 3), np.uint8)
-    read = (_box(0, 0, 856, 540), card, np.eye(3), fields, "taiwan")
-    assert _rank(read, True) == (1, 6) < _GOOD
-    fields["validPeriod"].doubted = fields["issuePlace"].doubted = False
-    assert _rank(read, True) == (1, 8) >= _GOOD

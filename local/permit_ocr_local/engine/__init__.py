@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import block, confidence, face, geometry, layout, rules, search, second_guess
+from . import block, confidence, face, geometry, layout, ranking, rules, search, second_guess
 from .errors import EngineError
 from .ocr import Ocr, crop_quad
 
@@ -31,10 +31,7 @@ Quad = np.ndarray[Any, Any]
 
 _DET_WIDTH = 640  # detection resolution of the card: 13-px labels still show as lines
 _FINE_WIDTH = 960  # a second, finer detection when a field is still missing
-_MIN_FIELDS = 3  # fewer readable fields than this and it is not a permit
-# without its title read, a card is a permit only when most of a permit's fields read: a passport page's
-# machine-readable line gives a letter and 8 digits, a count-like pair and a name-like word
-_MIN_UNTITLED = 5
+_MIN_FIELDS = ranking.MIN_FIELDS  # a look that sees fewer lines than this saw no card
 _VOTERS = 5  # widest lines that vote on 0/180
 _CLEAR_VOTE = 3.0  # a vote this one-sided (of 5 voters, scores 0..1 each) is not read the other way up too
 _FEW_MISSING = 3  # a finer look for a field or three lost at 640 px; more missing is a card that does not read
@@ -119,7 +116,7 @@ class Engine:
 
     def _best(self, ocr: Ocr, img: Img, candidates: Iterator[Quad]) -> _CardRead | None:
         """The best read of the ``candidates``, read in turn until one is good enough."""
-        best: tuple[tuple[int, int], _CardRead] | None = None
+        best: tuple[ranking.Rank, _CardRead] | None = None
         seen: list[Quad] = []
         for candidate in candidates:
             # the frame's look and a region's look often outline the same card: reading it again (a detection,
@@ -130,16 +127,17 @@ class Engine:
             tried = len(seen)
             read, complete = self._read_card(ocr, img, candidate)
             if read is not None and (complete or best is None):
-                rank = _rank(read, complete)
+                rank = ranking.rank(read[3], complete)
                 if best is None or rank > best[0]:
                     best = rank, read
-            if best is not None and (best[0] >= _GOOD or (tried >= _MAX_READS and best[0] >= _FAIR)):
+            if best is not None and (best[0] >= ranking.GOOD or (tried >= ranking.MAX_READS
+                                                                  and best[0] >= ranking.FAIR)):
                 break  # good enough, or fair after a few tries: each try costs a detection and a read
         return None if best is None else best[1]
 
     def _read_card(self, ocr: Ocr, img: Img, quad: Quad) -> tuple[_CardRead | None, bool]:
         """The permit on the card outlined by ``quad``, straightened and turned upright, and whether it is
-        complete: at least _MIN_FIELDS fields read, either way up when the 0/180 vote was close (it can lose
+        complete (``ranking.complete``), either way up when the 0/180 vote was close (it can lose
         to glare or blur on a photo). Fewer, it is kept (not complete) only when the printed title was read;
         else None."""
         quad = geometry.long_edge_first(quad)
@@ -160,10 +158,8 @@ class Engine:
         ways = (upright, _turned(*upright)) if abs(vote) < _CLEAR_VOTE else (upright,)
         for quad, card, boxes in ways:
             fields, family, m_inv = self._fields(ocr, img, quad, card, boxes)
-            seen = [f for f in fields.values() if f.quad is not None]  # a type inferred from the number is not seen
-            title = fields.get("permitType")
-            titled_read = title is not None and title.quad is not None
-            if family is not None and len(seen) >= (_MIN_FIELDS if titled_read else _MIN_UNTITLED):
+            titled_read = ranking.titled(fields)
+            if family is not None and ranking.complete(fields):
                 return (quad, card, m_inv, fields, family), True
             if titled is None and family is not None and titled_read:
                 titled = quad, card, m_inv, fields, family
@@ -310,19 +306,6 @@ class Engine:
 
 
 _CardRead = tuple[Quad, Img, Img, dict[str, layout.Field], str]  # quad, card, m_inv, fields, family
-_GOOD = (1, 7)  # a read with its title and this many fields seen is taken at once: no other candidate is read
-_FAIR = (1, 5)  # ... and one with its title and this many is taken after _MAX_READS candidates were read
-_MAX_READS = 3
-
-
-def _rank(read: _CardRead, complete: bool) -> tuple[int, int]:
-    """How good a read is: a complete one (its title or enough fields) over one with the title alone, then
-    the fields seen on the card and not in doubt (a type inferred from the number was not seen; a period
-    mended by the span rule or a value picked among rivals says less that this is the card: counted, it made
-    a read of the wrong part of a page good enough to stop looking)."""
-    fields = read[3]
-    return int(complete and "permitType" in fields and fields["permitType"].quad is not None), \
-        sum(f.quad is not None and not f.doubted for f in fields.values())
 
 
 def _turned(quad: Quad, card: Img, boxes: list[Quad]) -> tuple[Quad, Img, list[Quad]]:
