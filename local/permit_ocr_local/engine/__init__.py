@@ -206,6 +206,7 @@ class Engine:
             second_guess.agree(lines, fields)
             second_guess.sex(lines, fields)
             second_guess.weakest_character(lines, fields)
+            second_guess.from_guesses(lines, fields)
 
     def _read(self, ocr: Ocr, img: Img, m_inv: Img, boxes: list[Quad]) -> list[second_guess.ReadLine]:
         """Recognize card-frame ``boxes``, each cropped straight from the original image (one resampling:

@@ -17,7 +17,10 @@ read says which guess is right, it is taken:
 - **the number's letter**: a Hong Kong/Macao number is H or M and 8 digits; a capital read as another letter
   in front of 8 digits (K30991642) takes its likeliest H/M guess.
 
-Every value taken from a second guess is marked in doubt: at the default threshold it goes to review.
+Every value with a character or letter taken from a guess or put right by the agreement (a Latin name's
+comma put back too) is marked in doubt and suspect: its valueProb stays under the review line whatever the
+recognizer's confidence or the per-cue trust (a Latin letter mended from the pinyin, the rest of the name read
+at 0.99, was 97). A name picked among Chinese words by the agreement, as read, is in doubt only.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class ReadLine(Line):
     """A recognized line with the recognizer's alternatives for each of its characters."""
 
     alts: Alternatives | None = None
+    guessed: frozenset[int] = frozenset()  # characters taken from their guesses before extraction (``_with``)
 
 
 @dataclass(frozen=True)
@@ -193,9 +197,10 @@ def agree(lines: list[ReadLine], fields: dict[str, Field]) -> None:
     probs = [dict(alts[i])[ch] for i, ch in zip(range(a, b), found.chinese, strict=True)]
     score = math.exp(sum(math.log(max(p, 1e-9)) for p in probs) / len(probs))
     if cn is None or found.chinese != cn.value:
-        fields["nameCn"] = Field(found.chinese, score, _quad(line, a, b), "pinyin", doubted=True)
+        fields["nameCn"] = Field(found.chinese, score, _quad(line, a, b), "pinyin", doubted=True,
+                                 suspect=found.changed > 0)
     if found.latin != en.value and doubted:
-        fields["nameEn"] = Field(found.latin, min(en.score, score), en.quad, "pinyin", doubted=True)
+        fields["nameEn"] = Field(found.latin, min(en.score, score), en.quad, "pinyin", doubted=True, suspect=True)
 
 
 def _unsure(lines: list[ReadLine], f: Field) -> bool:
@@ -215,7 +220,7 @@ def _find_latin(lines: list[ReadLine], fields: dict[str, Field], cn: Field) -> N
             probs = [p for (ch, p), *_ in (line.alts or [])[m.start():m.end()] if ch != " "]
             if found is not None and (found.edits == 0 or (probs and min(probs) < _SURE_LETTER)):
                 fields["nameEn"] = Field(found.latin, min(cn.score, line.score) * 0.8, _quad(line, *m.span()),
-                                         "pinyin", doubted=True)
+                                         "pinyin", doubted=True, suspect=True)
                 return
 
 
@@ -248,7 +253,8 @@ def sex(lines: list[ReadLine], fields: dict[str, Field]) -> None:
         guesses = {c: p for c, p in line.alts[at] if c in "男女" and p >= _MIN_SEX}
         if guesses:
             best = max(guesses, key=lambda c: guesses[c])
-            fields["sex"] = Field(best, guesses[best], _quad(line, at, at + 1), "pattern", doubted=True)
+            fields["sex"] = Field(best, guesses[best], _quad(line, at, at + 1), "pattern", doubted=True,
+                                  suspect=best != ch)
             return
 
 
@@ -260,15 +266,20 @@ def _line_of(lines: list[ReadLine], quad: np.ndarray[Any, Any]) -> ReadLine | No
     return next((ln for ln in lines if ln.alts and len(ln.alts) == len(ln.text) and _centre_in(ln, quad)), None)
 
 
-def _char_probs(line: ReadLine, quad: np.ndarray[Any, Any], value: str) -> list[float]:
-    """The recognizer's confidence in each of ``value``'s characters under ``quad`` in ``line`` (a misread
-    label in the same box, 出日Da of bith 1954.07.17, is not the value; separators carry none)."""
+def _value_chars(line: ReadLine, quad: np.ndarray[Any, Any], value: str) -> list[int]:
+    """Where ``value``'s characters under ``quad`` are in ``line`` (a misread label in the same box, 出日Da of
+    bith 1954.07.17, is not the value; separators carry no value)."""
     n, w = len(line.text), max(1.0, line.x1 - line.x0)
     a = max(0, int((float(quad[:, 0].min()) - line.x0) / w * n + 0.5))
     b = min(n, int((float(quad[:, 0].max()) - line.x0) / w * n + 0.5))
-    tops = char_scores(line) or []
-    return [tops[i] for i in range(a, min(b, len(tops)))
+    return [i for i in range(a, b)
             if _MEANINGFUL.match(line.text[i]) and unicodedata.normalize("NFKC", line.text[i]) in value]
+
+
+def _char_probs(line: ReadLine, quad: np.ndarray[Any, Any], value: str) -> list[float]:
+    """The recognizer's confidence in each of ``value``'s characters under ``quad`` in ``line``."""
+    tops = char_scores(line) or []
+    return [tops[i] for i in _value_chars(line, quad, value) if i < len(tops)]
 
 
 def weakest_character(lines: list[ReadLine], fields: dict[str, Field]) -> None:
@@ -282,6 +293,17 @@ def weakest_character(lines: list[ReadLine], fields: dict[str, Field]) -> None:
         probs = _char_probs(line, f.quad, f.value) if line is not None else []
         if probs:
             f.score = math.sqrt(f.score * min(probs))
+
+
+def from_guesses(lines: list[ReadLine], fields: dict[str, Field]) -> None:
+    """A value with a character taken from its guesses before extraction (a digit for a letter read between
+    digits, a number's H or M) is in doubt and suspect: the guess's own probability kept it under the review
+    line only while the per-cue trust stayed under 1.28."""
+    for f in fields.values():
+        if f.quad is None or (line := _line_of(lines, f.quad)) is None:
+            continue
+        if line.guessed.intersection(_value_chars(line, f.quad, f.value)):
+            f.doubted = f.suspect = True
 
 
 _DIGITISH = set("0123456789.,-:/ ")
@@ -313,7 +335,7 @@ def _with(line: ReadLine, fixed: dict[int, tuple[str, float]]) -> ReadLine:
     alts = [[fixed[i], *(a for a in line.alts[i] if a != fixed[i])] if i in fixed else line.alts[i]
             for i in range(len(line.text))]
     text = "".join(fixed[i][0] if i in fixed else ch for i, ch in enumerate(line.text))
-    return ReadLine(line.quad, text, line.score, alts)
+    return ReadLine(line.quad, text, line.score, alts, line.guessed | fixed.keys())
 
 
 _LETTERED_NUMBER = re.compile(r"(?<![A-Za-z0-9])([A-GI-LN-Z])(?=\d{8}(?:\d{2})?(?!\d))")
