@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from permit_ocr_local.engine import Engine
 from permit_ocr_local.engine.layout import Field
-from permit_ocr_local.engine.ranking import GOOD, complete, good_enough, rank
+from permit_ocr_local.engine.ranking import GOOD, complete, rank
 from permit_ocr_local.synth import generate
 
 _NAMES = ["permitType", "nameCn", "nameEn", "birthDate", "issueAuthority", "permitNumber", "validPeriod",
-          "issuePlace", "sex", "issueCount"]
+          "issuePlace"]
 
 
 def _fields(seen: int, doubted: tuple[str, ...] = (), titled: bool = True) -> dict[str, Field]:
@@ -41,26 +40,11 @@ def test_a_read_without_its_title_needs_most_of_a_permits_fields_to_be_complete(
 
 
 
-def test_a_card_read_with_every_field_but_its_title_is_good_enough_to_stop_looking() -> None:
-    """A card that prints no title can never have a good titled read: it was read four times over."""
-    assert good_enough(rank(_fields(9, titled=False), True), 1)  # eight fields seen and sure
-    assert not good_enough(rank(_fields(8, titled=False), True), 1)  # seven: another candidate may read more
-    assert not good_enough(rank(_fields(9, doubted=("validPeriod",), titled=False), True), 1)
-    assert good_enough(rank(_fields(8), True), 1) and not good_enough(rank(_fields(6), True), 1)
-    assert good_enough(rank(_fields(6), True), 3)  # fair, after three candidates
-
-
-def test_a_clean_card_without_a_title_is_read_once(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Studied seed 59's clean untitled card (the `bare` family prints neither title nor labels): read four
-    times over (3.4 CPU s) before, as no untitled read was ever good enough."""
-    reads: list[object] = []
-    read_card = Engine._read_card
-
-    def counted(self: Engine, *args: object) -> object:
-        reads.append(args)
-        return read_card(self, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Engine, "_read_card", counted)
-    image, truth = generate(5903000, "hk", (), "bare")
-    assert engine.recognize(image)["data"] == truth["data"]
-    assert len(reads) == 1
+def test_a_read_without_its_title_keeps_the_engine_looking_for_one_that_reads_it(engine: Engine) -> None:
+    """Studied seed 7's screenshot: the first outline read every field but the title; a later one read the title,
+    which the permit number's form then confirms. Stopping at eight sure fields without a title (tried in the
+    seventh round, to spare a card that prints none its four reads) left the kind told by the number, under
+    review, on 5 of the 6 images it changed."""
+    image, truth = generate(751001, "macao", ("screenshot",), "bare")
+    assert engine.recognize(image)["data"]["permitType"] == truth["data"]["permitType"]
+    assert "permitType" not in engine.suspect

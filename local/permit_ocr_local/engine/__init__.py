@@ -130,8 +130,9 @@ class Engine:
                 rank = ranking.rank(read[3], complete)
                 if best is None or rank > best[0]:
                     best = rank, read
-            if best is not None and ranking.good_enough(best[0], tried):
-                break
+            if best is not None and (best[0] >= ranking.GOOD or (tried >= ranking.MAX_READS
+                                                                  and best[0] >= ranking.FAIR)):
+                break  # good enough, or fair after a few tries: each try costs a detection and a read
         return None if best is None else best[1]
 
     def _read_card(self, ocr: Ocr, img: Img, quad: Quad) -> tuple[_CardRead | None, bool]:

@@ -13,10 +13,6 @@ MIN_UNTITLED = 5
 GOOD = (1, 7)  # a read with its title and this many fields seen is taken at once: no other candidate is read
 FAIR = (1, 5)  # ... and one with its title and this many is taken after MAX_READS candidates were read
 MAX_READS = 3
-# a card that prints no title (or whose title no look reads) is taken at once with every other field a Hong
-# Kong/Macao permit prints seen and sure: a clean untitled card was read four times over (3.4 CPU s), as
-# no untitled read could ever be good enough
-GOOD_UNTITLED = 8
 
 
 def titled(fields: dict[str, Field]) -> bool:
@@ -36,9 +32,3 @@ def rank(fields: dict[str, Field], is_complete: bool) -> Rank:
     that this is the card: counted, it made a read of the wrong part of a page good enough to stop looking)."""
     return int(is_complete and titled(fields)), sum(f.quad is not None and not f.doubted for f in fields.values())
 
-
-
-def good_enough(best: Rank, tried: int) -> bool:
-    """Stop looking: the best read so far is good (GOOD, or GOOD_UNTITLED sure fields without a title), or
-    fair after MAX_READS candidates were read (each costs a detection and a read)."""
-    return best >= GOOD or best[1] >= GOOD_UNTITLED or (tried >= MAX_READS and best >= FAIR)
