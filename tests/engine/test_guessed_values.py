@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from permit_ocr_local.engine import rules, second_guess
+from permit_ocr_local.engine import Engine, rules, second_guess
 from permit_ocr_local.engine.confidence import CUES, REVIEW_MIN_PROB, TRUST, value_prob
 from permit_ocr_local.engine.layout import Field, extract
 from permit_ocr_local.engine.second_guess import ReadLine
@@ -38,10 +38,7 @@ def read(lines: list[ReadLine]) -> dict[str, Field]:
     """What the engine makes of a card's recognized lines (Engine._read and Engine._fields, no image)."""
     lines = [second_guess.number_letter(second_guess.digits_in_numbers(ln)) for ln in lines]
     fields, family = extract(list(lines))
-    second_guess.agree(lines, fields)
-    second_guess.sex(lines, fields)
-    second_guess.weakest_character(lines, fields)
-    second_guess.from_guesses(lines, fields)
+    Engine()._second_guesses(lines, fields)  # the engine's own steps, in its order (no model is loaded)
     rules.self_checked(fields, family)
     return fields
 

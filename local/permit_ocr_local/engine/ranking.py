@@ -31,4 +31,3 @@ def rank(fields: dict[str, Field], is_complete: bool) -> Rank:
     on the card and not in doubt (a period mended by the span rule or a value picked among rivals says less
     that this is the card: counted, it made a read of the wrong part of a page good enough to stop looking)."""
     return int(is_complete and titled(fields)), sum(f.quad is not None and not f.doubted for f in fields.values())
-

@@ -297,8 +297,9 @@ def weakest_character(lines: list[ReadLine], fields: dict[str, Field]) -> None:
 
 def from_guesses(lines: list[ReadLine], fields: dict[str, Field]) -> None:
     """A value with a character taken from its guesses before extraction (a digit for a letter read between
-    digits, a number's H or M) is in doubt and suspect: the guess's own probability kept it under the review
-    line only while the per-cue trust stayed under 1.28."""
+    digits, a number's H or M) is in doubt and suspect, as a reconstruction: not marked, a period whose digit
+    came from a guess was confirmed by the span rule it then kept (``rules.self_checked``), and the guess's
+    own low probability is all that kept any other such value under the review line."""
     for f in fields.values():
         if f.quad is None or (line := _line_of(lines, f.quad)) is None:
             continue
