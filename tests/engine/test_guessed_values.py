@@ -86,3 +86,16 @@ def test_sex_taken_from_a_guess_goes_to_review_and_sex_read_after_a_misread_labe
     assert guessed.value == "女" and guessed.suspect
     as_read = read(card(extra=(line("姓奶女", 600, 230),)))["sex"]
     assert as_read.value == "女" and not as_read.suspect
+
+
+def test_a_count_printed_after_the_number_has_its_own_box_and_is_not_held_to_the_numbers_guessed_digit() -> None:
+    """The count took the whole box of ``M2644O378 03``: its valuePos was the number's, and the digit the
+    number took from a guess made the count, read as is, suspect and doubtful too."""
+    lines = card()
+    lines[6] = line("M2644O378 03", 250, 440, {5: 0.5}, {5: [("0", 0.45)]})
+    fields = read(lines)
+    number, count = fields["permitNumber"], fields["issueCount"]
+    assert (number.value, count.value) == ("M26440378", "03")
+    assert number.suspect and prob(number) < REVIEW_MIN_PROB
+    assert not count.suspect and prob(count, TRUST) >= REVIEW_MIN_PROB
+    assert count.quad is not None and float(count.quad[:, 0].min()) > 250 + 0.75 * 12 * 24  # the last quarter

@@ -109,6 +109,18 @@ def _mend_span(found: dict[str, Field], values: list[Piece], family: str | None)
         _rebuilt(found["validPeriod"])
 
 
+def _own(p: Piece, value: str) -> Piece:
+    """``value``, read last in ``p`` (a count printed after the permit number in its box), as a piece of its own:
+    its own characters' box and confidence, not the whole box's (the count's valuePos was the number's, and
+    the number's weakest digit, or a digit taken from a guess, was held against it)."""
+    at = p.text.rfind(value)
+    if at < 0:
+        return p
+    tops = p.tops[at:at + len(value)] if p.tops is not None else None
+    return Piece(sub_quad(p, at, at + len(value), len(p.text)), value, p.score_of(value), p.hint, p.hint_how,
+                 tops=tops)
+
+
 _REBUILT = 0.8  # a value rebuilt by a rule is never as sure as a read
 
 
@@ -147,10 +159,11 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
             _take(found, p.hint, p, v, "label+pattern")
         elif p.hint == "issueCount" and (m := re.fullmatch(r"\d{1,2}(\d{2})", p.text)):
             # "次数 1509": the count's Latin label read as digits (Is -> 15) in front of it; flagged
-            _take(found, "issueCount", p, m.group(1), "label+pattern")
+            _take(found, "issueCount", _own(p, m.group(1)), m.group(1), "label+pattern")
             _rebuilt(found["issueCount"], _AMBIGUOUS)
+            p.used = True
         if p.hint == "permitNumber" and (n := permit_number(p.text)) and n[1]:
-            _take(found, "issueCount", p, n[1], "label+pattern")
+            _take(found, "issueCount", _own(p, n[1]), n[1], "label+pattern")
     # 2. unmistakable patterns, whatever the labels say (a label may have been misread or missing)
     for name in _SELF_EVIDENT:
         if name in found:
@@ -176,7 +189,7 @@ def extract(lines: Sequence[Line]) -> tuple[dict[str, Field], str | None]:
             found[name].score *= _AMBIGUOUS
             found[name].doubted = True
         if name == "permitNumber" and (n := permit_number(p.text)) and n[1] and "issueCount" not in found:
-            _take(found, "issueCount", p, n[1], "pattern")
+            _take(found, "issueCount", _own(p, n[1]), n[1], "pattern")
     if "nameEn" not in found:
         for p in values:
             if not p.used and (v := name_en_without_comma(p.text)) is not None:
